@@ -1,0 +1,37 @@
+# QIP Portal. `make run` to try it, `make test` to test it. Needs only Python 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint jobs install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Serves http://127.0.0.1:8000 on SQLite, tasks in-process, email on the console.
+# Scheduled jobs run every 10 minutes beside the server; Ctrl-C stops both.
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python manage.py run_scheduled_jobs --every 600 & \
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+jobs: $(STAMP)
+	$(BIN)/python manage.py run_scheduled_jobs
+
+clean:
+	rm -rf $(VENV) staticfiles

@@ -1,0 +1,367 @@
+"""Parsing and validation for plans. Every rule that protects the data lives here or
+on the model, so the create flow, the edit pages and (later) imports agree."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from plans.access import assignable_owners, visible_locations
+from plans.models import (
+    Action,
+    ClosureCriteria,
+    EvidenceKind,
+    Indicator,
+    KeyQuestion,
+    Location,
+    Plan,
+    QualityStatement,
+    Regulation,
+    Theme,
+    Trigger,
+    User,
+)
+
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+RISK_CHOICES = [(n, str(n)) for n in range(1, 6)]
+
+
+class PlanForm(forms.ModelForm):
+    key_questions = forms.MultipleChoiceField(
+        label="CQC key questions",
+        choices=KeyQuestion.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    likelihood = forms.TypedChoiceField(
+        choices=RISK_CHOICES, coerce=int, help_text="1 (rare) to 5 (almost certain)"
+    )
+    impact = forms.TypedChoiceField(
+        choices=RISK_CHOICES, coerce=int, help_text="1 (negligible) to 5 (catastrophic)"
+    )
+
+    class Meta:
+        model = Plan
+        fields = [
+            "title",
+            "summary",
+            "theme",
+            "locations",
+            "owner",
+            "likelihood",
+            "impact",
+            "key_questions",
+            "quality_statements",
+            "regulations",
+            "opened_on",
+            "target_date",
+        ]
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 3}),
+            "locations": forms.CheckboxSelectMultiple,
+            "quality_statements": forms.SelectMultiple(attrs={"size": 6}),
+            "regulations": forms.CheckboxSelectMultiple,
+            "opened_on": DATE_WIDGET,
+            "target_date": DATE_WIDGET,
+        }
+        labels = {"opened_on": "Opened on", "locations": "Location(s)"}
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["theme"].queryset = Theme.objects.all()
+        self.fields["locations"].queryset = visible_locations(user).filter(is_active=True)
+        self.fields["owner"].queryset = assignable_owners(user)
+        self.fields["quality_statements"].queryset = QualityStatement.objects.all()
+        self.fields["quality_statements"].required = False
+        self.fields["regulations"].queryset = Regulation.objects.all()
+        self.fields["regulations"].required = False
+
+    def clean_opened_on(self) -> datetime.date:
+        opened_on = self.cleaned_data["opened_on"]
+        if opened_on > timezone.localdate():
+            raise ValidationError("A plan cannot be opened in the future.")
+        return opened_on
+
+    def clean(self):
+        cleaned = super().clean()
+        opened_on, target_date = cleaned.get("opened_on"), cleaned.get("target_date")
+        if opened_on and target_date and target_date < opened_on:
+            self.add_error("target_date", "The target date cannot be before the plan was opened.")
+        return cleaned
+
+
+class TriggerForm(forms.ModelForm):
+    class Meta:
+        model = Trigger
+        fields = ["kind", "reference", "occurred_on", "description"]
+        widgets = {"occurred_on": DATE_WIDGET, "description": forms.Textarea(attrs={"rows": 2})}
+        labels = {"reference": "Reference (e.g. incident or alert number)"}
+
+    def clean_occurred_on(self) -> datetime.date:
+        occurred_on = self.cleaned_data["occurred_on"]
+        if occurred_on > timezone.localdate():
+            raise ValidationError("A trigger cannot be dated in the future.")
+        return occurred_on
+
+
+class CriteriaForm(forms.ModelForm):
+    required_evidence = forms.MultipleChoiceField(
+        label="Evidence required before closure",
+        choices=EvidenceKind.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    class Meta:
+        model = ClosureCriteria
+        fields = [
+            "success_in_practice",
+            "sustain_months",
+            "min_reaudits",
+            "required_evidence",
+            "sign_off_level",
+        ]
+        widgets = {"success_in_practice": forms.Textarea(attrs={"rows": 3})}
+        labels = {"sign_off_level": "Who signs off closure"}
+        help_texts = {
+            "sustain_months": "How long every indicator must stay on target before closure.",
+            "min_reaudits": "How many re-audits must fall inside that window.",
+        }
+
+    def clean_sustain_months(self) -> int:
+        value = self.cleaned_data["sustain_months"]
+        if value is None or value < 1:
+            raise ValidationError("The sustain period must be at least one month.")
+        return value
+
+
+class IndicatorForm(forms.ModelForm):
+    class Meta:
+        model = Indicator
+        fields = ["name", "measure_type", "direction", "target", "unit", "frequency"]
+        error_messages = {"target": {"invalid": "The target must be a number, such as 90 or 2.5."}}
+
+    def clean(self):
+        cleaned = super().clean()
+        target: Decimal | None = cleaned.get("target")
+        is_proportion = cleaned.get("measure_type") == Indicator.MeasureType.PROPORTION
+        if is_proportion and target is not None and not Decimal(0) <= target <= Decimal(100):
+            self.add_error("target", "A proportion's target is a percentage between 0 and 100.")
+        if target is not None and target < 0:
+            self.add_error("target", "The target cannot be negative.")
+        if cleaned.get("measure_type") == Indicator.MeasureType.PROPORTION and not cleaned.get(
+            "unit"
+        ):
+            cleaned["unit"] = "%"
+        return cleaned
+
+
+class ActionForm(forms.ModelForm):
+    class Meta:
+        model = Action
+        fields = ["description", "owner", "due_date", "status", "completion_note"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "due_date": DATE_WIDGET,
+            "completion_note": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args, user: User, opened_on: datetime.date | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.opened_on = opened_on
+        self.fields["owner"].queryset = assignable_owners(user)
+
+    def clean(self):
+        cleaned = super().clean()
+        due = cleaned.get("due_date")
+        if due and self.opened_on and due < self.opened_on:
+            self.add_error("due_date", "The due date cannot be before the plan was opened.")
+        if (
+            cleaned.get("status") == Action.Status.COMPLETED
+            and not (cleaned.get("completion_note") or "").strip()
+        ):
+            self.add_error("completion_note", "Say what was done when marking an action completed.")
+        return cleaned
+
+
+class VerifyActionForm(forms.Form):
+    note = forms.CharField(
+        label="How was effectiveness verified?",
+        max_length=3000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
+    merged_into = forms.CharField(
+        label="Merged into (plan reference, optional)", max_length=20, required=False
+    )
+
+    def __init__(self, *args, plans, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plans = plans
+
+    def clean_merged_into(self):
+        reference = self.cleaned_data["merged_into"].strip().upper()
+        if not reference:
+            return None
+        plan = self.plans.filter(reference=reference).first()
+        if plan is None:
+            raise ValidationError(f"There is no plan {reference} that you can see.")
+        return plan
+
+
+class CriteriaRevisionForm(CriteriaForm):
+    reason = forms.CharField(
+        label="Reason for revising the agreed criteria",
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, locked: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.locked = locked
+        if locked:
+            self.fields["reason"].required = True
+            self.fields["reason"].error_messages["required"] = (
+                "The criteria were agreed at activation: give a reason for revising them."
+            )
+
+
+def _non_empty_forms(formset) -> list:
+    return [f for f in formset.forms if f.has_changed() and not f.cleaned_data.get("DELETE")]
+
+
+class BaseRequiredFormSet(forms.BaseFormSet):
+    min_filled = 0
+    what = "row"
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        if len(_non_empty_forms(self)) < self.min_filled:
+            raise ValidationError(f"Add at least {self.min_filled} {self.what}.")
+
+
+class TriggerFormSetBase(BaseRequiredFormSet):
+    min_filled = 1
+    what = "trigger"
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        seen = set()
+        for form in _non_empty_forms(self):
+            reference = (form.cleaned_data.get("reference") or "").strip().lower()
+            key = (form.cleaned_data.get("kind"), reference)
+            if reference and key in seen:
+                raise ValidationError(
+                    f"Trigger reference “{form.cleaned_data['reference']}” is entered twice."
+                )
+            seen.add(key)
+
+
+class IndicatorFormSetBase(BaseRequiredFormSet):
+    min_filled = 1
+    what = "indicator with a direction and a target"
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        names = [f.cleaned_data["name"].strip().lower() for f in _non_empty_forms(self)]
+        if len(names) != len(set(names)):
+            raise ValidationError("Two indicators have the same name.")
+
+
+class ActionFormSetBase(BaseRequiredFormSet):
+    def __init__(self, *args, user: User, opened_on=None, **kwargs):
+        self.user = user
+        self.opened_on = opened_on
+        super().__init__(*args, **kwargs)
+
+    def get_form_kwargs(self, index):
+        return {"user": self.user, "opened_on": self.opened_on}
+
+
+TriggerFormSet = forms.formset_factory(TriggerForm, formset=TriggerFormSetBase, extra=2)
+IndicatorFormSet = forms.formset_factory(IndicatorForm, formset=IndicatorFormSetBase, extra=3)
+ActionFormSet = forms.formset_factory(ActionForm, formset=ActionFormSetBase, extra=3)
+
+
+def filled(formset) -> list[dict]:
+    return [f.cleaned_data for f in _non_empty_forms(formset)]
+
+
+class RegisterFilterForm(forms.Form):
+    SORTS = {
+        "reference": "reference",
+        "-reference": "-reference",
+        "target_date": "target_date",
+        "-target_date": "-target_date",
+        "-risk_score": "-risk_score",
+        "risk_score": "risk_score",
+        "opened_on": "opened_on",
+        "-opened_on": "-opened_on",
+        "title": "title",
+        "status": "status",
+    }
+    SORT_CHOICES = [
+        ("-opened_on", "Newest first"),
+        ("opened_on", "Oldest first"),
+        ("-risk_score", "Highest risk first"),
+        ("target_date", "Target date, soonest first"),
+        ("reference", "Reference"),
+        ("title", "Title"),
+    ]
+    RISK_CHOICES = [
+        ("", "Any risk"),
+        ("low", "Low (1-3)"),
+        ("moderate", "Moderate (4-6)"),
+        ("high", "High (8-12)"),
+        ("extreme", "Extreme (15-25)"),
+    ]
+    RISK_RANGES = {"low": (1, 3), "moderate": (4, 6), "high": (8, 12), "extreme": (15, 25)}
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), ("open", "Any open status")] + list(Plan.Status.choices),
+        required=False,
+    )
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.none(), required=False, empty_label="Any location"
+    )
+    theme = forms.ModelChoiceField(
+        queryset=Theme.objects.all(), required=False, empty_label="Any theme"
+    )
+    owner = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, empty_label="Any owner"
+    )
+    risk = forms.ChoiceField(choices=RISK_CHOICES, required=False)
+    overdue = forms.BooleanField(label="Overdue actions only", required=False)
+    stale = forms.BooleanField(label="Stale only", required=False)
+    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = visible_locations(user)
+        self.fields["owner"].queryset = User.objects.filter(owned_plans__isnull=False).distinct()
+        for field in self.fields.values():
+            if isinstance(field.widget, forms.Select):
+                field.widget.attrs["class"] = "form-select"
+            elif isinstance(field.widget, forms.CheckboxInput):
+                field.widget.attrs["class"] = "form-check-input"

@@ -1,0 +1,447 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from core.exports import csv_response, xlsx_response
+from plans import lifecycle, services
+from plans.access import (
+    can_edit_plan,
+    can_edit_plan_details,
+    can_open_plans,
+    get_plan_for_user,
+    visible_plans,
+)
+from plans.forms import (
+    ActionForm,
+    ActionFormSet,
+    CriteriaForm,
+    CriteriaRevisionForm,
+    IndicatorForm,
+    IndicatorFormSet,
+    PlanForm,
+    ReasonForm,
+    RegisterFilterForm,
+    TriggerForm,
+    TriggerFormSet,
+    VerifyActionForm,
+    WithdrawForm,
+    filled,
+)
+from plans.models import Action, Location, Plan
+from plans.timeline import build_timeline
+
+
+def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
+    today = timezone.localdate()
+    plans = (
+        visible_plans(user)
+        .select_related("theme", "owner")
+        .prefetch_related(Prefetch("locations", queryset=Location.objects.only("id", "name")))
+    )
+    plans = plans.annotate(
+        overdue_actions=Count(
+            "actions",
+            filter=Q(actions__due_date__lt=today) & ~Q(actions__status=Action.Status.COMPLETED),
+            distinct=True,
+        )
+    )
+    if not form.is_valid():
+        return plans.order_by("-opened_on", "-reference")
+    data = form.cleaned_data
+    if data["q"]:
+        q = data["q"].strip()
+        plans = plans.filter(
+            Q(reference__icontains=q)
+            | Q(title__icontains=q)
+            | Q(summary__icontains=q)
+            | Q(triggers__reference__icontains=q)
+        ).distinct()
+    if data["status"] == "open":
+        plans = plans.filter(status__in=Plan.OPEN_STATUSES)
+    elif data["status"]:
+        plans = plans.filter(status=data["status"])
+    if data["location"]:
+        plans = plans.filter(locations=data["location"])
+    if data["theme"]:
+        plans = plans.filter(theme=data["theme"])
+    if data["owner"]:
+        plans = plans.filter(owner=data["owner"])
+    if data["risk"]:
+        low, high = RegisterFilterForm.RISK_RANGES[data["risk"]]
+        plans = plans.filter(risk_score__gte=low, risk_score__lte=high)
+    if data["overdue"]:
+        plans = plans.filter(overdue_actions__gt=0)
+    if data["stale"]:
+        plans = plans.filter(pk__in=Plan.objects.stale().values("pk"))
+    sort = RegisterFilterForm.SORTS.get(data["sort"] or "-opened_on", "-opened_on")
+    return plans.order_by(sort, "-reference")
+
+
+def register(request: HttpRequest) -> HttpResponse:
+    form = RegisterFilterForm(request.GET or None, user=request.user)
+    plans = _register_queryset(request.user, form)
+    export = request.GET.get("export")
+    if export in ("csv", "xlsx"):
+        return _export(plans, export)
+    page = Paginator(plans, settings.REGISTER_PAGE_SIZE).get_page(request.GET.get("page"))
+    filtered = form.is_bound and any(
+        v for k, v in (form.cleaned_data.items() if form.is_valid() else []) if k != "sort"
+    )
+    return render(
+        request,
+        "plans/register.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": filtered,
+            "can_open": can_open_plans(request.user),
+            "now": timezone.now(),
+            "stale_days": settings.STALE_PLAN_DAYS,
+        },
+    )
+
+
+EXPORT_HEADER = [
+    "Reference",
+    "Title",
+    "Status",
+    "Theme",
+    "Locations",
+    "Owner",
+    "Risk score",
+    "Risk level",
+    "Opened on",
+    "Target date",
+    "Overdue actions",
+    "Last activity",
+]
+
+
+def _export(plans: QuerySet[Plan], kind: str) -> HttpResponse:
+    def rows():
+        for plan in plans.iterator(chunk_size=2000):
+            yield [
+                plan.reference,
+                plan.title,
+                plan.get_status_display(),
+                plan.theme.name,
+                ", ".join(loc.name for loc in plan.locations.all()),
+                str(plan.owner),
+                plan.risk_score,
+                plan.risk_level,
+                plan.opened_on,
+                plan.target_date,
+                plan.overdue_actions,
+                timezone.localtime(plan.last_activity_at).replace(tzinfo=None),
+            ]
+
+    stamp = timezone.localdate().isoformat()
+    if kind == "csv":
+        return csv_response(f"qip-register-{stamp}.csv", EXPORT_HEADER, rows())
+    return xlsx_response(f"qip-register-{stamp}.xlsx", EXPORT_HEADER, rows(), sheet="Register")
+
+
+def create(request: HttpRequest) -> HttpResponse:
+    if not can_open_plans(request.user):
+        raise Http404("No such page.")
+    user = request.user
+    data = request.POST if request.method == "POST" else None
+    plan_form = PlanForm(
+        data, user=user, prefix="plan", initial={"owner": user, "opened_on": timezone.localdate()}
+    )
+    opened_on = None
+    if plan_form.is_bound and plan_form.is_valid():
+        opened_on = plan_form.cleaned_data["opened_on"]
+    triggers = TriggerFormSet(data, prefix="triggers")
+    criteria_form = CriteriaForm(
+        data, prefix="criteria", initial={"sustain_months": 3, "min_reaudits": 2}
+    )
+    indicators = IndicatorFormSet(data, prefix="indicators")
+    actions = ActionFormSet(data, prefix="actions", user=user, opened_on=opened_on)
+    parts = [plan_form, triggers, criteria_form, indicators, actions]
+    if request.method == "POST":
+        # Validate every part (not just up to the first failure) so all errors show.
+        valid = [part.is_valid() for part in parts]
+        if all(valid):
+            plan_data = dict(plan_form.cleaned_data)
+            new_plan = services.NewPlan(
+                plan_fields={
+                    k: v
+                    for k, v in plan_data.items()
+                    if k not in ("locations", "quality_statements", "regulations")
+                },
+                locations=plan_data["locations"],
+                quality_statements=plan_data["quality_statements"],
+                regulations=plan_data["regulations"],
+                triggers=[_strip(f) for f in filled(triggers)],
+                criteria=criteria_form.cleaned_data,
+                indicators=[_strip(f) for f in filled(indicators)],
+                actions=[_strip(f) for f in filled(actions)],
+            )
+            plan = services.create_plan(by=user, data=new_plan)
+            messages.success(
+                request,
+                f"{plan.reference} opened as a draft. Activate it when the criteria are agreed.",
+            )
+            return redirect(plan)
+        messages.error(request, "The plan was not saved. Please correct the errors marked below.")
+    return render(
+        request,
+        "plans/create.html",
+        {
+            "plan_form": plan_form,
+            "triggers": triggers,
+            "criteria_form": criteria_form,
+            "indicators": indicators,
+            "actions": actions,
+        },
+    )
+
+
+def _strip(cleaned: dict) -> dict:
+    return {k: v for k, v in cleaned.items() if k != "DELETE"}
+
+
+def detail(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference)
+    plan = (
+        Plan.objects.select_related("theme", "owner", "merged_into", "recurrence_of")
+        .prefetch_related("locations", "quality_statements", "regulations", "triggers")
+        .get(pk=plan.pk)
+    )
+    criteria = getattr(plan, "criteria", None)
+    today = timezone.localdate()
+    actions = list(plan.actions.select_related("owner", "verified_by"))
+    transitions = lifecycle.offered_transitions(plan, request.user)
+    return render(
+        request,
+        "plans/detail.html",
+        {
+            "plan": plan,
+            "criteria": criteria,
+            "indicators": list(plan.indicators.all()),
+            "actions": actions,
+            "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
+            "today": today,
+            "timeline": build_timeline(plan),
+            "transitions": transitions,
+            "criteria_gaps": services.criteria_gaps(plan) if plan.is_draft else [],
+            "can_edit": can_edit_plan(request.user, plan),
+            "can_edit_details": can_edit_plan_details(request.user, plan),
+            "is_stale": plan.is_stale(),
+            "stale_days": settings.STALE_PLAN_DAYS,
+            "age_days": plan.age_days(today),
+        },
+    )
+
+
+def edit(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference, write=True)
+    if not can_edit_plan_details(request.user, plan):
+        raise Http404("No such page.")
+    form = PlanForm(request.POST or None, instance=plan, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        fields = {
+            k: v
+            for k, v in form.cleaned_data.items()
+            if k not in ("locations", "quality_statements", "regulations")
+        }
+        services.update_plan(
+            plan=plan,
+            by=request.user,
+            fields=fields,
+            locations=form.cleaned_data["locations"],
+            quality_statements=form.cleaned_data["quality_statements"],
+            regulations=form.cleaned_data["regulations"],
+        )
+        messages.success(request, "Plan details saved.")
+        return redirect(plan)
+    return render(request, "plans/edit.html", {"plan": plan, "form": form})
+
+
+def edit_criteria(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference, write=True)
+    if not can_edit_plan_details(request.user, plan):
+        raise Http404("No such page.")
+    criteria = plan.criteria
+    indicators = list(plan.indicators.all())
+    data = request.POST or None
+    form = CriteriaRevisionForm(
+        data, instance=criteria, locked=criteria.is_locked, prefix="criteria"
+    )
+    indicator_forms = [IndicatorForm(data, instance=i, prefix=f"ind-{i.pk}") for i in indicators]
+    if request.method == "POST":
+        valid = [form.is_valid()] + [f.is_valid() for f in indicator_forms]
+        if all(valid):
+            fields = {k: v for k, v in form.cleaned_data.items() if k != "reason"}
+            try:
+                services.revise_criteria(
+                    plan=plan,
+                    by=request.user,
+                    reason=form.cleaned_data["reason"],
+                    criteria_fields=fields,
+                    indicators=[(f.instance, f.cleaned_data) for f in indicator_forms],
+                )
+            except services.TransitionRefused as refused:
+                for reason in refused.reasons:
+                    messages.error(request, reason)
+            else:
+                messages.success(request, "Closure criteria saved.")
+                return redirect(plan)
+        else:
+            messages.error(request, "Nothing was saved. Please correct the errors marked below.")
+    return render(
+        request,
+        "plans/criteria_form.html",
+        {"plan": plan, "form": form, "indicator_forms": indicator_forms, "criteria": criteria},
+    )
+
+
+def add_indicator(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference, write=True)
+    if not can_edit_plan_details(request.user, plan):
+        raise Http404("No such page.")
+    form = IndicatorForm(request.POST or None)
+    reason_form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and reason_form.is_valid():
+        try:
+            services.add_indicator(
+                plan=plan,
+                by=request.user,
+                fields=form.cleaned_data,
+                reason=reason_form.cleaned_data["reason"],
+            )
+        except services.TransitionRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, "Indicator added.")
+            return redirect(plan)
+    return render(
+        request,
+        "plans/simple_form.html",
+        {
+            "plan": plan,
+            "forms": [form, reason_form] if plan.criteria.is_locked else [form],
+            "title": "Add an indicator",
+            "submit": "Add indicator",
+        },
+    )
+
+
+def add_trigger(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference, write=True)
+    if not can_edit_plan_details(request.user, plan):
+        raise Http404("No such page.")
+    form = TriggerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.add_trigger(plan=plan, by=request.user, fields=form.cleaned_data)
+        messages.success(request, "Trigger added.")
+        return redirect(plan)
+    return render(
+        request,
+        "plans/simple_form.html",
+        {"plan": plan, "forms": [form], "title": "Add a trigger", "submit": "Add trigger"},
+    )
+
+
+def action_form(request: HttpRequest, reference: str, action_id: int | None = None) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference, write=True)
+    action = get_object_or_404(Action, pk=action_id, plan=plan) if action_id else None
+    if plan.is_final:
+        messages.error(request, "A closed or withdrawn plan's actions cannot change.")
+        return redirect(plan)
+    form = ActionForm(
+        request.POST or None, instance=action, user=request.user, opened_on=plan.opened_on
+    )
+    if request.method == "POST" and form.is_valid():
+        services.save_action(plan=plan, by=request.user, fields=form.cleaned_data, action=action)
+        messages.success(request, "Action saved.")
+        return redirect(f"{plan.get_absolute_url()}#actions")
+    title = "Edit action" if action else "Add an action"
+    return render(
+        request,
+        "plans/simple_form.html",
+        {"plan": plan, "forms": [form], "title": title, "submit": "Save action"},
+    )
+
+
+def verify_action(request: HttpRequest, reference: str, action_id: int) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference, write=True)
+    action = get_object_or_404(Action, pk=action_id, plan=plan)
+    form = VerifyActionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.verify_action_effective(
+                action=action, by=request.user, note=form.cleaned_data["note"]
+            )
+        except services.TransitionRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, "Action verified as effective.")
+            return redirect(f"{plan.get_absolute_url()}#actions")
+    return render(
+        request,
+        "plans/simple_form.html",
+        {
+            "plan": plan,
+            "forms": [form],
+            "title": f"Verify effective: {action}",
+            "submit": "Record verification",
+        },
+    )
+
+
+def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
+    """Confirm page (GET) and the change itself (POST) for plan-page transitions."""
+    plan = get_plan_for_user(request.user, reference, write=True)
+    step = lifecycle.TRANSITIONS.get(name)
+    if step is None or not step.offered_on_plan_page or not lifecycle.is_available(step):
+        raise Http404("No such action.")
+    if name == "withdraw":
+        form = WithdrawForm(request.POST or None, plans=visible_plans(request.user))
+    else:
+        form = ReasonForm(request.POST or None)
+        form.fields["reason"].required = step.needs_reason
+    if request.method == "POST" and form.is_valid():
+        try:
+            if name == "activate":
+                services.activate_plan(plan=plan, by=request.user)
+            elif name == "withdraw":
+                services.withdraw_plan(
+                    plan=plan,
+                    by=request.user,
+                    reason=form.cleaned_data["reason"],
+                    merged_into=form.cleaned_data["merged_into"],
+                )
+            else:
+                services.perform_transition(
+                    plan=plan, name=name, by=request.user, reason=form.cleaned_data["reason"]
+                )
+        except services.TransitionRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, f"{plan.reference}: {step.label.lower()} done.")
+            return redirect(plan)
+    blocking = lifecycle.blocking_reasons(step, plan)
+    if name == "activate" and plan.is_draft:
+        blocking += services.criteria_gaps(plan)
+    return render(
+        request,
+        "plans/transition.html",
+        {
+            "plan": plan,
+            "step": step,
+            "form": form,
+            "blocking": blocking,
+            "target_label": Plan.Status(step.target).label,
+        },
+    )

@@ -1,0 +1,558 @@
+"""Realistic demo data across three locations. Safe to run again: what exists is kept."""
+
+import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from plans import services
+from plans.models import Location, Plan, QualityStatement, Regulation, Theme, User
+
+DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed for local demo use only
+
+LOCATIONS = [
+    ("Oakfield House", "1-101234567", Location.Kind.CARE_HOME),
+    ("Riverside Court", "1-102345678", Location.Kind.NURSING_HOME),
+    ("Meadow View Home Care", "1-103456789", Location.Kind.HOME_CARE),
+]
+
+USERS = [
+    # username, first, last, role, locations, job title
+    ("priya", "Priya", "Shah", User.Role.QUALITY_LEAD, [], "Head of Quality"),
+    (
+        "tom",
+        "Tom",
+        "Okafor",
+        User.Role.MANAGER,
+        ["Oakfield House"],
+        "Registered Manager, Oakfield House",
+    ),
+    (
+        "grace",
+        "Grace",
+        "Williams",
+        User.Role.MANAGER,
+        ["Riverside Court"],
+        "Registered Manager, Riverside Court",
+    ),
+    (
+        "sam",
+        "Sam",
+        "Patel",
+        User.Role.MANAGER,
+        ["Meadow View Home Care"],
+        "Branch Manager, Meadow View",
+    ),
+    (
+        "helen",
+        "Helen",
+        "Carter",
+        User.Role.GOVERNANCE_MEMBER,
+        [],
+        "Chair, Safeguarding Governance Group",
+    ),
+    ("david", "David", "Reid", User.Role.GOVERNANCE_MEMBER, [], "Non-executive member"),
+    ("viv", "Viv", "Morgan", User.Role.VIEWER, ["Oakfield House"], "Deputy Manager (read only)"),
+    ("admin", "Ada", "Admin", User.Role.ADMINISTRATOR, [], "System administrator"),
+]
+
+THEMES = ["Safeguarding", "Care planning", "Medicines", "Falls", "Infection prevention", "Staffing"]
+
+
+class Command(BaseCommand):
+    help = "Load demo data (locations, people, plans in every status). Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Load demo users even with DEBUG off (never on a real system).",
+        )
+
+    def handle(self, *args, allow_production: bool, **options):
+        if not settings.DEBUG and not allow_production:
+            raise CommandError(
+                "Refusing to create demo users with DEBUG off; pass --allow-production if you mean it."
+            )
+        # Demo transitions would email every demo user; keep those emails in memory.
+        quiet = override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+        with quiet, transaction.atomic():
+            locations = self.locations()
+            users = self.users(locations)
+            themes = {name: Theme.objects.get_or_create(name=name)[0] for name in THEMES}
+            created = self.plans(users, locations, themes)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new plans)."))
+        self.stdout.write("\nSign in at http://127.0.0.1:8000 as any of these demo users")
+        self.stdout.write(f"(password for all: {DEMO_PASSWORD}):")
+        for username, first, last, role, locs, _title in USERS:
+            where = f" - {', '.join(locs)}" if locs else ""
+            self.stdout.write(f"  {username:<8} {first} {last}, {User.Role(role).label}{where}")
+
+    def locations(self):
+        result = {}
+        for name, cqc_id, kind in LOCATIONS:
+            result[name], _ = Location.objects.get_or_create(
+                name=name, defaults={"cqc_location_id": cqc_id, "kind": kind}
+            )
+        return result
+
+    def users(self, locations):
+        result = {}
+        for username, first, last, role, locs, title in USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "role": role,
+                    "job_title": title,
+                    "email": f"{username}@demo.qip-portal.test",
+                    "is_staff": role == User.Role.ADMINISTRATOR,
+                    "is_superuser": role == User.Role.ADMINISTRATOR,
+                },
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+                user.locations.set([locations[name] for name in locs])
+            result[username] = user
+        return result
+
+    def plans(self, users, locations, themes) -> int:
+        today = timezone.localdate()
+        created = 0
+        for spec in demo_plans(today):
+            if Plan.objects.filter(title=spec["title"]).exists():
+                continue
+            created += 1
+            self.create_plan(spec, users, locations, themes, today)
+        return created
+
+    def create_plan(self, spec, users, locations, themes, today):
+        lead = users["priya"]
+        opened = today - datetime.timedelta(days=spec["age"])
+        data = services.NewPlan(
+            plan_fields={
+                "title": spec["title"],
+                "summary": spec["summary"],
+                "theme": themes[spec["theme"]],
+                "owner": users[spec["owner"]],
+                "likelihood": spec["risk"][0],
+                "impact": spec["risk"][1],
+                "key_questions": spec["key_questions"],
+                "opened_on": opened,
+                "target_date": opened + datetime.timedelta(days=spec.get("target_in", 180)),
+            },
+            locations=[locations[name] for name in spec["locations"]],
+            quality_statements=QualityStatement.objects.filter(name__in=spec["statements"]),
+            regulations=Regulation.objects.filter(number__in=spec["regulations"]),
+            triggers=[
+                {
+                    "kind": k,
+                    "reference": r,
+                    "occurred_on": opened - datetime.timedelta(days=d),
+                    "description": desc,
+                }
+                for k, r, d, desc in spec["triggers"]
+            ],
+            criteria=spec["criteria"],
+            indicators=spec["indicators"],
+            actions=[
+                {
+                    "description": desc,
+                    "owner": users[owner],
+                    "due_date": opened + datetime.timedelta(days=due),
+                    "status": status,
+                    "completion_note": note,
+                }
+                for desc, owner, due, status, note in spec["actions"]
+            ],
+        )
+        plan = services.create_plan(by=lead, data=data)
+        if spec["status"] != Plan.Status.DRAFT:
+            services.activate_plan(plan=plan, by=lead)
+        if spec["status"] == Plan.Status.WITHDRAWN:
+            services.withdraw_plan(plan=plan, by=lead, reason=spec["withdraw_reason"])
+        elif spec["status"] not in (Plan.Status.DRAFT, Plan.Status.LIVE):
+            # Plans that reached later stages before the portal was adopted: their
+            # status is carried over from the previous register, and history says so.
+            plan.status = spec["status"]
+            plan.status_changed_at = timezone.now()
+            services._save(
+                plan, by=lead, reason="Demo data: status carried over from the previous register"
+            )
+        stale_days = spec.get("quiet_days")
+        if stale_days:
+            services.touch_plan(plan.pk, timezone.now() - datetime.timedelta(days=stale_days))
+
+
+def demo_plans(today):
+    pct = "proportion"
+    return [
+        {
+            "title": "Safeguarding: missed escalation and poor recording",
+            "summary": "Several safeguarding alerts found concerns were not escalated to the local authority within 24 hours and records of the concern were incomplete.",
+            "theme": "Safeguarding",
+            "owner": "priya",
+            "risk": (4, 4),
+            "age": 150,
+            "locations": ["Oakfield House"],
+            "key_questions": ["safe", "well_led"],
+            "statements": ["Safeguarding", "Learning culture"],
+            "regulations": [13, 17],
+            "triggers": [
+                (
+                    "safeguarding_alert",
+                    "SG-2026-014",
+                    20,
+                    "Concern about unexplained bruising not escalated for 3 days.",
+                ),
+                ("safeguarding_alert", "SG-2026-019", 12, "Second alert: body map not completed."),
+                ("audit", "AUD-SG-03", 5, "Safeguarding records audit scored 58%."),
+            ],
+            "criteria": {
+                "success_in_practice": "Every safeguarding concern is escalated within 24 hours and recorded in full, and no repeat alerts arise from the same cause.",
+                "sustain_months": 3,
+                "min_reaudits": 2,
+                "required_evidence": ["re_audit", "incident_panel", "supervision"],
+                "sign_off_level": 3,
+            },
+            "indicators": [
+                {
+                    "name": "Concerns escalated within 24 hours",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("95"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                },
+                {
+                    "name": "Safeguarding records complete",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("90"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                },
+                {
+                    "name": "Repeat safeguarding alerts",
+                    "measure_type": "count",
+                    "direction": "lower",
+                    "target": Decimal("0"),
+                    "unit": "alerts",
+                    "frequency": "monthly",
+                },
+            ],
+            "actions": [
+                (
+                    "Deliver safeguarding escalation refresher training to all shift leads",
+                    "tom",
+                    30,
+                    "completed",
+                    "Six sessions delivered; 31 of 32 shift leads attended.",
+                ),
+                (
+                    "Add escalation checklist to the electronic care record",
+                    "tom",
+                    45,
+                    "completed",
+                    "Checklist live on the care record since week 6.",
+                ),
+                (
+                    "Discuss one safeguarding case in every supervision for three months",
+                    "tom",
+                    120,
+                    "in_progress",
+                    "",
+                ),
+            ],
+            "status": Plan.Status.LIVE,
+        },
+        {
+            "title": "Care plans not reviewed after changes in need",
+            "summary": "Care-planning audit found care plans were not updated after falls or hospital discharge.",
+            "theme": "Care planning",
+            "owner": "grace",
+            "risk": (3, 4),
+            "age": 330,
+            "locations": ["Riverside Court"],
+            "key_questions": ["effective", "responsive"],
+            "statements": ["Assessing needs", "Person-centred care"],
+            "regulations": [9, 17],
+            "triggers": [
+                ("audit", "AUD-CP-01", 3, "Care plan audit: 61% reviewed after change in need."),
+                (
+                    "cqc_inspection",
+                    "INS-2025-RC",
+                    30,
+                    "CQC feedback: care plans not reflecting current needs.",
+                ),
+            ],
+            "criteria": {
+                "success_in_practice": "Care plans are reviewed within 72 hours of any change in need, and staff follow the current plan.",
+                "sustain_months": 3,
+                "min_reaudits": 3,
+                "required_evidence": ["re_audit", "observation"],
+                "sign_off_level": 3,
+            },
+            "indicators": [
+                {
+                    "name": "Care plans reviewed within 72 hours of a change",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("90"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                }
+            ],
+            "actions": [
+                (
+                    "Introduce a 72-hour review prompt in the handover sheet",
+                    "grace",
+                    30,
+                    "completed",
+                    "Prompt in use on all units.",
+                ),
+                (
+                    "Monthly care-plan audit by unit leads",
+                    "grace",
+                    90,
+                    "completed",
+                    "Audits running monthly since March.",
+                ),
+            ],
+            "status": Plan.Status.MONITORING,
+        },
+        {
+            "title": "Medicines: missed time-critical doses",
+            "summary": "Two incidents of missed Parkinson's medication at the correct time.",
+            "theme": "Medicines",
+            "owner": "sam",
+            "risk": (3, 5),
+            "age": 40,
+            "target_in": 150,
+            "locations": ["Meadow View Home Care"],
+            "key_questions": ["safe"],
+            "statements": ["Medicines optimisation"],
+            "regulations": [12],
+            "triggers": [("incident", "INC-4471", 2, "Time-critical medicine given 2 hours late.")],
+            "criteria": {
+                "success_in_practice": "Time-critical medicines are always given within 30 minutes of the prescribed time.",
+                "sustain_months": 3,
+                "min_reaudits": 3,
+                "required_evidence": ["re_audit", "training"],
+                "sign_off_level": 2,
+            },
+            "indicators": [
+                {
+                    "name": "Time-critical doses on time",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("98"),
+                    "unit": "%",
+                    "frequency": "weekly",
+                }
+            ],
+            "actions": [
+                ("Schedule time-critical visits first on the rota system", "sam", 14, "open", ""),
+                (
+                    "Competency check for all carers administering medicines",
+                    "sam",
+                    21,
+                    "in_progress",
+                    "",
+                ),
+            ],
+            "status": Plan.Status.LIVE,
+        },
+        {
+            "title": "Falls at night on the dementia unit",
+            "summary": "Rise in unwitnessed falls between 22:00 and 06:00.",
+            "theme": "Falls",
+            "owner": "grace",
+            "risk": (4, 3),
+            "age": 10,
+            "locations": ["Riverside Court"],
+            "key_questions": ["safe"],
+            "statements": ["Involving people to manage risks"],
+            "regulations": [12],
+            "triggers": [("incident", "INC-4520", 1, "Third unwitnessed fall this month.")],
+            "criteria": {
+                "success_in_practice": "Fewer falls at night, and every faller has a post-fall review within 24 hours.",
+                "sustain_months": 3,
+                "min_reaudits": 3,
+                "required_evidence": ["re_audit"],
+                "sign_off_level": 2,
+            },
+            "indicators": [
+                {
+                    "name": "Falls per 1,000 occupied bed days",
+                    "measure_type": "rate",
+                    "direction": "lower",
+                    "target": Decimal("6"),
+                    "unit": "per 1,000 bed days",
+                    "frequency": "monthly",
+                }
+            ],
+            "actions": [("Review night staffing deployment", "grace", 30, "open", "")],
+            "status": Plan.Status.DRAFT,
+        },
+        {
+            "title": "Hand hygiene compliance below standard",
+            "summary": "Infection prevention audit found hand hygiene compliance of 72%.",
+            "theme": "Infection prevention",
+            "owner": "tom",
+            "risk": (3, 3),
+            "age": 400,
+            "target_in": 150,
+            "locations": ["Oakfield House"],
+            "key_questions": ["safe"],
+            "statements": ["Infection prevention and control"],
+            "regulations": [12],
+            "triggers": [("audit", "AUD-IPC-07", 3, "Hand hygiene observation audit: 72%.")],
+            "criteria": {
+                "success_in_practice": "Staff clean their hands at every one of the five moments.",
+                "sustain_months": 3,
+                "min_reaudits": 3,
+                "required_evidence": ["observation"],
+                "sign_off_level": 2,
+            },
+            "indicators": [
+                {
+                    "name": "Hand hygiene compliance",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("95"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                }
+            ],
+            "actions": [
+                (
+                    "Hand hygiene champions on each shift",
+                    "tom",
+                    30,
+                    "completed",
+                    "Champions named and trained.",
+                )
+            ],
+            "status": Plan.Status.CLOSED,
+        },
+        {
+            "title": "Agency staff induction gaps",
+            "summary": "Agency staff working without a local induction.",
+            "theme": "Staffing",
+            "owner": "sam",
+            "risk": (2, 3),
+            "age": 90,
+            "locations": ["Meadow View Home Care"],
+            "key_questions": ["safe", "well_led"],
+            "statements": ["Safe and effective staffing"],
+            "regulations": [18],
+            "triggers": [
+                (
+                    "complaint",
+                    "CMP-118",
+                    3,
+                    "Family complaint about an agency carer unfamiliar with the care plan.",
+                )
+            ],
+            "criteria": {
+                "success_in_practice": "Every agency worker completes a local induction before their first visit.",
+                "sustain_months": 2,
+                "min_reaudits": 2,
+                "required_evidence": ["training"],
+                "sign_off_level": 1,
+            },
+            "indicators": [
+                {
+                    "name": "Agency workers inducted before first visit",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("100"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                }
+            ],
+            "actions": [],
+            "status": Plan.Status.WITHDRAWN,
+            "withdraw_reason": "Merged into the organisation-wide staffing plan.",
+        },
+        {
+            "title": "Nutrition and hydration records incomplete",
+            "summary": "Food and fluid charts incomplete for people at risk of malnutrition.",
+            "theme": "Care planning",
+            "owner": "tom",
+            "risk": (3, 3),
+            "age": 200,
+            "quiet_days": 75,
+            "locations": ["Oakfield House"],
+            "key_questions": ["effective"],
+            "statements": ["Assessing needs"],
+            "regulations": [14],
+            "triggers": [("audit", "AUD-NH-02", 3, "Fluid charts totalled on 40% of days.")],
+            "criteria": {
+                "success_in_practice": "Fluid intake is totalled and acted on every day for everyone at risk.",
+                "sustain_months": 3,
+                "min_reaudits": 3,
+                "required_evidence": ["re_audit"],
+                "sign_off_level": 2,
+            },
+            "indicators": [
+                {
+                    "name": "Fluid charts totalled and acted on",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("95"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                }
+            ],
+            "actions": [("Add fluid totals to the night-shift handover", "tom", 30, "open", "")],
+            "status": Plan.Status.LIVE,
+        },
+        {
+            "title": "Complaints not acknowledged within three working days",
+            "summary": "Complaints audit found acknowledgement letters sent late.",
+            "theme": "Staffing",
+            "owner": "priya",
+            "risk": (2, 2),
+            "age": 260,
+            "locations": ["Oakfield House", "Riverside Court"],
+            "key_questions": ["responsive"],
+            "statements": ["Listening to and involving people"],
+            "regulations": [16],
+            "triggers": [("audit", "AUD-CMP-04", 3, "Complaints audit: 55% acknowledged on time.")],
+            "criteria": {
+                "success_in_practice": "Every complaint is acknowledged within three working days.",
+                "sustain_months": 3,
+                "min_reaudits": 3,
+                "required_evidence": ["re_audit"],
+                "sign_off_level": 3,
+            },
+            "indicators": [
+                {
+                    "name": "Complaints acknowledged within 3 working days",
+                    "measure_type": pct,
+                    "direction": "higher",
+                    "target": Decimal("95"),
+                    "unit": "%",
+                    "frequency": "monthly",
+                }
+            ],
+            "actions": [
+                (
+                    "Central complaints inbox with daily check",
+                    "priya",
+                    20,
+                    "completed",
+                    "Inbox live; checked daily by the quality team.",
+                )
+            ],
+            "status": Plan.Status.CLOSURE_REVIEW,
+        },
+    ]

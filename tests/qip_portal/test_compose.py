@@ -1,0 +1,122 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is read, and every
+command it runs is run here with the same arguments."""
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+BIN = Path(sys.executable).parent
+
+
+def _command(service: str) -> list[str]:
+    command = SERVICES[service]["command"]
+    args = shlex.split(command) if isinstance(command, str) else list(command)
+    if args[0] in {"gunicorn", "celery"}:
+        args[0] = str(BIN / args[0])
+    elif args[0] == "python":
+        args[0] = sys.executable
+    return args
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(tmp_path, **extra) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DEBUG="false",
+        SECRET_KEY="compose-test-" + "q7Wm2Zr9Lk4Xv8Bn3Hs6Jd1Fp5Tc0Gy" * 2,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT=SERVICES["web"]["environment"]["SECURE_SSL_REDIRECT"],
+        DATABASE_URL=f"sqlite:///{tmp_path / 'compose.sqlite3'}",
+        MEDIA_ROOT=str(tmp_path / "media"),
+        STATIC_ROOT=str(tmp_path / "static"),
+    )
+    env.update(extra)
+    return env
+
+
+def test_compose_has_the_full_stack_with_exactly_one_beat():
+    assert set(SERVICES) == {"migrate", "web", "worker", "beat", "postgres", "redis", "mailpit"}
+    assert SERVICES["beat"]["deploy"]["replicas"] == 1
+    redis = SERVICES["redis"]["command"]
+    assert "--appendonly yes" in redis and "--maxmemory-policy noeviction" in redis
+    for name in ["web", "worker", "postgres", "redis", "mailpit"]:
+        assert "healthcheck" in SERVICES[name], name
+    for name in ["web", "worker", "beat"]:
+        deps = SERVICES[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+        assert SERVICES[name]["environment"]["DEBUG"] == "false"
+
+
+def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
+    env = _env(tmp_path)
+    subprocess.run(_command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=ROOT, env=env, check=True, capture_output=True, timeout=180,
+    )
+    port = _free_port()
+    args = _command("web")
+    args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
+    server = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
+                    assert response.status == 200
+                    assert response.headers["X-Frame-Options"] == "DENY"
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=3) as response:
+            assert b"Sign in" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.mark.redis
+def test_compose_worker_answers_its_health_check_and_beat_starts(tmp_path):
+    env = _env(tmp_path, REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    subprocess.run(_command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)
+    node = f"compose-test-{os.getpid()}"
+    worker_args = _command("worker") + ["--hostname", f"celery@{node}"]
+    worker = subprocess.Popen(worker_args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    beat_args = _command("beat")
+    beat_args[beat_args.index("--schedule") + 1] = str(tmp_path / "celerybeat-schedule")
+    beat = subprocess.Popen(beat_args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        health = SERVICES["worker"]["healthcheck"]["test"][1]
+        health = health.replace("$$HOSTNAME", node).replace("celery -A", f"{BIN / 'celery'} -A")
+        deadline = time.monotonic() + 60
+        while True:
+            result = subprocess.run(health, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602
+            if result.returncode == 0 and "pong" in result.stdout:
+                break
+            assert worker.poll() is None, worker.stdout.read().decode()
+            assert time.monotonic() < deadline, result.stdout + result.stderr
+            time.sleep(1)
+        assert beat.poll() is None, beat.stdout.read().decode()
+    finally:
+        for process in (worker, beat):
+            process.terminate()
+        for process in (worker, beat):
+            process.wait(timeout=30)
