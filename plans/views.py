@@ -34,6 +34,7 @@ from plans.forms import (
     filled,
 )
 from plans.models import Action, Location, Plan
+from plans.panels import panels_for
 from plans.timeline import build_timeline
 
 
@@ -237,6 +238,7 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
             "is_stale": plan.is_stale(),
             "stale_days": settings.STALE_PLAN_DAYS,
             "age_days": plan.age_days(today),
+            "panels": panels_for(plan, request.user),
         },
     )
 

@@ -20,6 +20,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("plans/", include("plans.urls")),
+    path("audits/", include("audits.urls")),
     path("admin/", admin.site.urls),
 ]
 

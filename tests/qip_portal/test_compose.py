@@ -65,20 +65,30 @@ def test_compose_has_the_full_stack_with_exactly_one_beat():
 
 def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
     env = _env(tmp_path)
-    subprocess.run(_command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        _command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180
+    )
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput"],
-        cwd=ROOT, env=env, check=True, capture_output=True, timeout=180,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     port = _free_port()
     args = _command("web")
     args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
-    server = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=3
+                ) as response:
                     assert response.status == 200
                     assert response.headers["X-Frame-Options"] == "DENY"
                     break
@@ -86,7 +96,9 @@ def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.3)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=3) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/accounts/login/", timeout=3
+        ) as response:
             assert b"Sign in" in response.read()
     finally:
         server.terminate()
@@ -96,19 +108,28 @@ def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
 @pytest.mark.redis
 def test_compose_worker_answers_its_health_check_and_beat_starts(tmp_path):
     env = _env(tmp_path, REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    subprocess.run(_command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        _command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180
+    )
     node = f"compose-test-{os.getpid()}"
     worker_args = _command("worker") + ["--hostname", f"celery@{node}"]
-    worker = subprocess.Popen(worker_args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        worker_args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     beat_args = _command("beat")
     beat_args[beat_args.index("--schedule") + 1] = str(tmp_path / "celerybeat-schedule")
-    beat = subprocess.Popen(beat_args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    beat = subprocess.Popen(
+        beat_args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         health = SERVICES["worker"]["healthcheck"]["test"][1]
         health = health.replace("$$HOSTNAME", node).replace("celery -A", f"{BIN / 'celery'} -A")
         deadline = time.monotonic() + 60
         while True:
-            result = subprocess.run(health, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602
+            # The compose health check is a shell command line; run it as compose would.
+            result = subprocess.run(  # noqa: S602
+                health, shell=True, cwd=ROOT, env=env, capture_output=True, text=True
+            )
             if result.returncode == 0 and "pong" in result.stdout:
                 break
             assert worker.poll() is None, worker.stdout.read().decode()
