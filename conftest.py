@@ -79,3 +79,15 @@ def pytest_runtest_setup(item):
         _require("PostgreSQL (DATABASE_URL=postgres://...)", "postgresql" in engine)
     if item.get_closest_marker("redis"):
         _require("Redis (REDIS_URL=redis://...)", bool(settings.REDIS_URL))
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process(request):
+    """Tasks run eagerly in tests even when REDIS_URL is set (CI), so a test sees what
+    a task did. Tests of a real worker start one in a subprocess with its own settings."""
+    from qip_portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

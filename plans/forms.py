@@ -127,6 +127,10 @@ class CriteriaForm(forms.ModelForm):
         ]
         widgets = {"success_in_practice": forms.Textarea(attrs={"rows": 3})}
         labels = {"sign_off_level": "Who signs off closure"}
+        error_messages = {
+            "sustain_months": {"min_value": "The sustain period must be at least one month."},
+            "min_reaudits": {"min_value": "At least one re-audit must fall inside the window."},
+        }
         help_texts = {
             "sustain_months": "How long every indicator must stay on target before closure.",
             "min_reaudits": "How many re-audits must fall inside that window.",
