@@ -85,7 +85,10 @@ def create_plan(*, by: User, data: NewPlan) -> Plan:
     for position, fields in enumerate(data.indicators):
         _save(Indicator(plan=plan, position=position, **fields), by=by)
     for fields in data.actions:
-        _save(Action(plan=plan, **fields), by=by)
+        action = Action(plan=plan, **fields)
+        if action.is_completed and not action.completed_on:
+            action.completed_on = plan.opened_on
+        _save(action, by=by)
     return plan
 
 
