@@ -21,6 +21,8 @@ urlpatterns = [
     ),
     path("plans/", include("plans.urls")),
     path("audits/", include("audits.urls")),
+    path("governance/", include("governance.urls")),
+    path("learning/", include("learning.urls")),
     path("admin/", admin.site.urls),
 ]
 
