@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
+from core import security
 from plans.models import Location, Plan, User
 
 WRITE_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR, User.Role.MANAGER}
@@ -55,10 +56,18 @@ def get_plan_for_user(user: User, reference: str, *, write: bool = False) -> Pla
     try:
         plan = visible_plans(user).select_related("theme", "owner").get(reference=reference)
     except Plan.DoesNotExist:
+        _refused(user, reference, "read")
         raise Http404("No such plan.") from None
     if write and user.role not in WRITE_ROLES:
+        _refused(user, reference, "change")
         raise Http404("No such plan.")
     return plan
+
+
+def _refused(user: User, reference: str, what: str) -> None:
+    """Record a refusal of a plan that exists (a mistyped address is not an event)."""
+    if Plan.objects.filter(reference=reference).exists():
+        security.record("permission_refused", user=user, detail=f"{what} {reference}"[:500])
 
 
 def assignable_owners(user: User) -> QuerySet[User]:

@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
+from core import security
 from core.exports import csv_response, xlsx_response
 from plans import lifecycle, services
 from plans.access import (
@@ -89,6 +90,7 @@ def register(request: HttpRequest) -> HttpResponse:
     plans = _register_queryset(request.user, form)
     export = request.GET.get("export")
     if export in ("csv", "xlsx"):
+        security.record("export", request=request, detail=f"plan register as {export}")
         return _export(plans, export)
     page = Paginator(plans, settings.REGISTER_PAGE_SIZE).get_page(request.GET.get("page"))
     filtered = form.is_bound and any(

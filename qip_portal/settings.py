@@ -5,9 +5,11 @@ email). Production differs only by environment values; a malformed value stops t
 process at start rather than running half-configured.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from qip_portal.env import read_bool, read_int, read_list
@@ -41,6 +43,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "simple_history",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "crispy_forms",
     "crispy_bootstrap5",
     "core",
@@ -53,15 +60,27 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.SessionLifetimeMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "qip_portal.middleware.MultiFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, so it sees the outcome of the login view (django-axes' documented order).
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out username/IP before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "qip_portal.urls"
@@ -190,6 +209,14 @@ CELERY_TASK_TRACK_STARTED = True
 # doubled tick is harmless. Times avoid 01:00-02:00, the clock-change hour in London.
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# Sessions end after SESSION_IDLE_MINUTES without a request, after
+# SESSION_ABSOLUTE_HOURS whatever happens, and when the browser closes. Changing the
+# password or deactivating the account ends every session (Django checks the password
+# hash and is_active on each request).
+SESSION_COOKIE_AGE = read_int("SESSION_IDLE_MINUTES", default=30, minimum=1) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_ABSOLUTE_SECONDS = read_int("SESSION_ABSOLUTE_HOURS", default=10, minimum=1) * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
@@ -211,6 +238,39 @@ if not DEBUG:
     if not SECURE_SSL_REDIRECT:
         # TLS is terminated by a proxy that redirects http itself; Django cannot see it.
         SILENCED_SYSTEM_CHECKS = ["security.W008"]
+
+# Content Security Policy: scripts only from our own origin or with this response's
+# nonce; no inline styles; nothing may frame the portal.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+# Failed sign-ins: five for one username from one address, then a 15-minute pause.
+AXES_FAILURE_LIMIT = read_int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = datetime.timedelta(
+    minutes=read_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1)
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# Multi-factor authentication (TOTP, with recovery codes). Required for these roles
+# (and for governance chairs: see qip_portal/middleware.py); optional for everyone else.
+MFA_REQUIRED_ROLES = set(read_list("MFA_REQUIRED_ROLES", default=["administrator"]))
+OTP_TOTP_ISSUER = "QIP Portal"
+MFA_FAILURE_LIMIT = 5
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from qip_portal import views
+from qip_portal import accounts, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,12 +13,33 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/", views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/password/done/",
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("accounts/password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "accounts/password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("accounts/security/", accounts.settings_page, name="mfa_settings"),
+    path("accounts/mfa/setup/", accounts.setup, name="mfa_setup"),
+    path("accounts/mfa/verify/", accounts.verify, name="mfa_verify"),
+    path("accounts/mfa/recovery-codes/", accounts.regenerate_codes, name="mfa_recovery_codes"),
+    path("accounts/mfa/disable/", accounts.disable, name="mfa_disable"),
     path("plans/", include("plans.urls")),
     path("audits/", include("audits.urls")),
     path("governance/", include("governance.urls")),

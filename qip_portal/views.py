@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.db.models import Count, Q
@@ -65,3 +66,28 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset: the same answer whether or not the address has an account
+    (no user enumeration). Each request is recorded as a security event."""
+
+    def form_valid(self, form):
+        from core import security
+
+        security.record(
+            "password_reset_requested", request=self.request, detail=form.cleaned_data["email"]
+        )
+        return super().form_valid(form)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Changing the password ends every other session (Django checks the password hash
+    on each request); this one stays signed in. Recorded as a security event."""
+
+    def form_valid(self, form):
+        from core import security
+
+        response = super().form_valid(form)
+        security.record("password_changed", request=self.request)
+        return response

@@ -1,0 +1,43 @@
+from django.conf import settings
+from django.db import models
+
+
+class SecurityEvent(models.Model):
+    """What an information-governance review asks to see: sign-ins, failures, MFA
+    changes, refusals, exports, downloads and sign-offs. Append-only: written by
+    ``core.security.record`` and never edited (the admin is read-only)."""
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Signed in"
+        LOGOUT = "logout", "Signed out"
+        LOGIN_FAILED = "login_failed", "Failed sign-in"
+        LOCKED_OUT = "locked_out", "Locked out after failed sign-ins"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+        MFA_ENABLED = "mfa_enabled", "Two-step verification turned on"
+        MFA_DISABLED = "mfa_disabled", "Two-step verification turned off"
+        MFA_FAILED = "mfa_failed", "Wrong verification code"
+        MFA_RECOVERY_USED = "mfa_recovery_used", "Recovery code used"
+        SESSION_EXPIRED = "session_expired", "Session ended by the time limit"
+        PERMISSION_REFUSED = "permission_refused", "Access refused"
+        EXPORT = "export", "Data exported"
+        FILE_DOWNLOAD = "file_download", "File downloaded"
+        SIGN_OFF = "sign_off", "Governance sign-off"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as typed, so failed sign-ins for unknown names are recorded too.
+    username = models.CharField(max_length=150, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    path = models.CharField(max_length=300, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.username} {self.created_at:%Y-%m-%d %H:%M}"
