@@ -19,7 +19,8 @@ env = environ.Env()
 
 DEBUG = read_bool("DEBUG", default=True)
 
-_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-qip-portal-0000"  # noqa: S105
+# Used only while DEBUG is on; production refuses to start without its own key.
+_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-qip-portal-0000"  # noqa: S105  # nosec B105
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:

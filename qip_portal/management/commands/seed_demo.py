@@ -12,7 +12,8 @@ from django.utils import timezone
 from plans import services
 from plans.models import Location, Plan, QualityStatement, Regulation, Theme, User
 
-DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed for local demo use only
+# Printed for local demo use only; seed_demo refuses to run with DEBUG off.
+DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105  # nosec B105
 
 LOCATIONS = [
     ("Oakfield House", "1-101234567", Location.Kind.CARE_HOME),
