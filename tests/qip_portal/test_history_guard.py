@@ -49,7 +49,9 @@ def test_no_queryset_update_of_a_history_tracked_field():
                 ):
                     hit = {k.arg for k in node.keywords if k.arg} & tracked
                     if hit and MARKER not in lines[node.lineno - 1]:
-                        offences.append(f"{path.relative_to(ROOT)}:{node.lineno} updates {sorted(hit)}")
+                        offences.append(
+                            f"{path.relative_to(ROOT)}:{node.lineno} updates {sorted(hit)}"
+                        )
     assert offences == [], "Use save() (so history records it) instead of:\n" + "\n".join(offences)
 
 
@@ -64,7 +66,9 @@ def test_history_tables_are_append_only_for_the_application_role(quality_lead, o
             f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$"
         )
         cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
-        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        cursor.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
         cursor.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
     call_command("protect_history", role=role)
     try:
@@ -76,9 +80,12 @@ def test_history_tables_are_append_only_for_the_application_role(quality_lead, o
             "UPDATE plans_historicalplan SET title = 'rewritten'",
             "DELETE FROM plans_historicalplan",
         ]:
-            with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute(statement)
+            with (
+                pytest.raises(ProgrammingError, match="permission denied"),
+                transaction.atomic(),
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(statement)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")

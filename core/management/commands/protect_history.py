@@ -23,14 +23,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--role", required=True, help="The role the portal connects as.")
-        parser.add_argument("--print-sql", action="store_true", help="Print the SQL, change nothing.")
+        parser.add_argument(
+            "--print-sql", action="store_true", help="Print the SQL, change nothing."
+        )
 
     def handle(self, *args, role: str, print_sql: bool, **options):
         if connection.vendor != "postgresql":
             raise CommandError("History tables can be protected this way on PostgreSQL only.")
-        quoted_role = connection.ops.quote_name(role)
+        quote = connection.ops.quote_name
         statements = [
-            f"REVOKE UPDATE, DELETE, TRUNCATE ON {connection.ops.quote_name(table)} FROM {quoted_role}"
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON {quote(table)} FROM {quote(role)}"
             for table in history_tables()
         ]
         if print_sql:
