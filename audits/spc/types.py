@@ -84,7 +84,7 @@ class VariationIcon(StrEnum):
 class AssuranceIcon(StrEnum):
     """MDC assurance icon: the target against the process limits (SPC.md §5.2)."""
 
-    PASS = "Pass"  # noqa: S105  # nosec B105 - an icon, not a password
+    PASS = "Pass"  # an icon, not a password  # noqa: S105  # nosec B105
     FAIL = "Fail"
     HIT_OR_MISS = "Hit or Miss"
 
