@@ -2,7 +2,7 @@ import datetime
 import threading
 
 import pytest
-from django.db import close_old_connections
+from django.db import connection
 
 from plans import lifecycle, services
 from plans.models import Plan
@@ -201,7 +201,7 @@ def test_two_people_acting_at_once_exactly_one_succeeds(name, quality_lead, oakf
         except services.TransitionRefused:
             outcomes.append("refused")
         finally:
-            close_old_connections()
+            connection.close()  # each thread has its own connection: release it
 
     threads = [threading.Thread(target=act, args=(u,)) for u in (quality_lead, other_lead)]
     for t in threads:
