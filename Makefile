@@ -1,6 +1,7 @@
 # QIP Portal. `make run` to try it, `make test` to test it. Needs only Python 3.11.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -21,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py seed_demo
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python manage.py run_scheduled_jobs --every 600 & \
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
