@@ -1,5 +1,30 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from audits import views
 
 app_name = "audits"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.due, name="due"),
+    path("plans/<str:reference>/log/", views.log_measurement, name="log"),
+    path(
+        "plans/<str:reference>/results/<int:pk>/correct/",
+        views.edit_measurement,
+        name="edit_measurement",
+    ),
+    path(
+        "plans/<str:reference>/results/export.<str:kind>",
+        views.export_measurements,
+        name="export",
+    ),
+    path("plans/<str:reference>/evidence/new/", views.add_evidence, name="add_evidence"),
+    path("evidence/<int:pk>/download/", views.download_evidence, name="download_evidence"),
+    path("plans/<str:reference>/import/", views.import_upload, name="import"),
+    path(
+        "plans/<str:reference>/import/template.<str:kind>",
+        views.import_template,
+        name="import_template",
+    ),
+    path("imports/<int:pk>/", views.import_detail, name="import_detail"),
+    path("imports/<int:pk>/commit/", views.import_commit, name="import_commit"),
+]

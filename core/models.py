@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class SecurityEvent(models.Model):
@@ -41,3 +42,45 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.username} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Alert(models.Model):
+    """One email the portal owes someone (the outbox; see ``core/outbox.py``).
+
+    The row is created, with a unique key naming the kind, the object and the period,
+    *before* anything is sent, so the same alert can never be queued twice. A sender
+    claims it with a conditional UPDATE (pending -> sending) so only one worker sends
+    it, then records ``sent_at`` or the error. Subject and bodies are rendered when the
+    alert is queued, so a retry sends exactly what was first meant and an administrator
+    can read it. Not history-tracked: it is delivery bookkeeping, not a domain record."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=64)
+    key = models.CharField(max_length=255, unique=True)
+    recipients = models.JSONField(default=list)
+    subject = models.CharField(max_length=300)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["status", "claimed_at"]),
+            models.Index(fields=["kind", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.key

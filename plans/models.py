@@ -69,6 +69,12 @@ class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
     job_title = models.CharField(max_length=120, blank=True)
     locations = models.ManyToManyField(Location, blank=True, related_name="staff")
+    # Opting out stops only the weekly digest; escalations and alerts always go out.
+    weekly_digest = models.BooleanField(
+        "weekly digest email",
+        default=True,
+        help_text="A Monday email of what needs your attention. Escalations are always sent.",
+    )
     history = HistoricalRecords(excluded_fields=["password", "last_login"], m2m_fields=[locations])
 
     class Meta:

@@ -1,6 +1,8 @@
+"""Thin Celery tasks: they pass ids and call a sender or a sweep."""
+
 from celery import shared_task
 
-from plans import notifications
+from plans import notifications, sweeps
 
 
 @shared_task
@@ -8,3 +10,13 @@ def send_transition_email(plan_id: int, transition: str, by_id: int, reason: str
     return notifications.send_transition_email(
         plan_id=plan_id, transition=transition, by_id=by_id, reason=reason
     )
+
+
+@shared_task
+def overdue_actions() -> str:
+    return sweeps.overdue_actions()
+
+
+@shared_task
+def stale_plans() -> str:
+    return sweeps.stale_plans()

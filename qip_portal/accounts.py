@@ -22,6 +22,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core import security
+from qip_portal import digest
 from qip_portal.middleware import mfa_required
 
 RECOVERY_CODES = 10
@@ -218,4 +219,15 @@ def disable(request: HttpRequest) -> HttpResponse:
         StaticDevice.objects.filter(user=user).delete()
     security.record("mfa_disabled", request=request)
     messages.success(request, "Two-step verification is off.")
+    return redirect("mfa_settings")
+
+
+@require_POST
+def digest_preference(request: HttpRequest) -> HttpResponse:
+    """Turn one's own weekly digest on or off (escalations cannot be turned off)."""
+    enabled = request.POST.get("weekly_digest") == "on"
+    digest.set_weekly_digest(user=request.user, enabled=enabled)
+    messages.success(
+        request, "Weekly digest turned on." if enabled else "Weekly digest turned off."
+    )
     return redirect("mfa_settings")

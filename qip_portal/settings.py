@@ -208,7 +208,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
 # Beat only triggers sweeps; each derives what is due from the database, so a missed or
 # doubled tick is harmless. Times avoid 01:00-02:00, the clock-change hour in London.
-CELERY_BEAT_SCHEDULE: dict = {}
+from celery.schedules import crontab  # noqa: E402 - kept beside the schedule it builds
+
+CELERY_BEAT_SCHEDULE: dict = {
+    # The outbox: send what is due (retries, lost tasks) and recover dead senders' claims.
+    "deliver-due-alerts": {"task": "core.tasks.deliver_due", "schedule": crontab()},
+    "recover-stuck-alerts": {
+        "task": "core.tasks.recover_stuck_claims",
+        "schedule": crontab(minute="*/5"),
+    },
+    "plans-overdue-actions": {
+        "task": "plans.tasks.overdue_actions",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    "plans-stale": {"task": "plans.tasks.stale_plans", "schedule": crontab(hour=7, minute=5)},
+    "weekly-digest": {
+        "task": "qip_portal.digest.send_weekly_digests",
+        "schedule": crontab(day_of_week="mon", hour=7, minute=30),
+    },
+}
 
 # Sessions end after SESSION_IDLE_MINUTES without a request, after
 # SESSION_ABSOLUTE_HOURS whatever happens, and when the browser closes. Changing the

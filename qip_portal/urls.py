@@ -40,6 +40,7 @@ urlpatterns = [
     path("accounts/mfa/verify/", accounts.verify, name="mfa_verify"),
     path("accounts/mfa/recovery-codes/", accounts.regenerate_codes, name="mfa_recovery_codes"),
     path("accounts/mfa/disable/", accounts.disable, name="mfa_disable"),
+    path("accounts/digest/", accounts.digest_preference, name="digest_preference"),
     path("plans/", include("plans.urls")),
     path("audits/", include("audits.urls")),
     path("governance/", include("governance.urls")),

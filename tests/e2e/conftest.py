@@ -9,9 +9,6 @@ import pytest
 from tests.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
-# Playwright's sync API runs an event loop in the test thread; the test's own ORM calls
-# (setting up data) are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
 
@@ -30,6 +27,9 @@ def browser():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in the test thread; the test's own ORM
+    # calls (setting up data) are still plain synchronous code. Only while browsing.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -44,6 +44,7 @@ def browser():
         )
         yield browser
         browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

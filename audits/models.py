@@ -1,0 +1,232 @@
+"""Measurements per indicator, evidence items, audit themes and spreadsheet imports.
+
+Every change goes through ``audits/services.py``; files live in private storage
+(``audits/files.py``) and are only ever streamed by a view that checks access.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import PurePath
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from audits.files import get_private_storage
+from plans.models import EvidenceKind, Indicator, Location, Plan
+
+
+def _frequency_days(frequency: str) -> int:
+    return Indicator.FREQUENCY_DAYS.get(frequency, 31)
+
+
+class AuditTheme(models.Model):
+    """A standing audit (e.g. "Safeguarding records audit") that indicators and,
+    later, monitoring periods point to."""
+
+    name = models.CharField(max_length=120, unique=True)
+    default_frequency = models.CharField(
+        max_length=12, choices=Indicator.Frequency.choices, default=Indicator.Frequency.MONTHLY
+    )
+    description = models.TextField(max_length=2000, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IndicatorSchedule(models.Model):
+    """What ``plans.Indicator`` cannot hold without importing upwards: the audit theme
+    it is measured by. The next due date is derived (frequency + last measurement),
+    never stored, so it cannot drift."""
+
+    indicator = models.OneToOneField(Indicator, on_delete=models.CASCADE, related_name="schedule")
+    audit_theme = models.ForeignKey(
+        AuditTheme, null=True, blank=True, on_delete=models.PROTECT, related_name="schedules"
+    )
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"Schedule for {self.indicator}"
+
+
+def next_due_on(
+    *, frequency: str, last_measured_on: datetime.date | None, start: datetime.date
+) -> datetime.date:
+    """One frequency interval after the last measurement, or after ``start`` (the
+    plan's opening) when nothing has been measured yet."""
+    return (last_measured_on or start) + datetime.timedelta(days=_frequency_days(frequency))
+
+
+class Measurement(models.Model):
+    """One result for one indicator on one date: a re-audit, an incident panel
+    outcome, a KPI report or an imported row. Proportions keep their numerator and
+    denominator; ``value`` is always stored so charts and verdicts read one column."""
+
+    class Source(models.TextChoices):
+        RE_AUDIT = "re_audit", "Re-audit"
+        INCIDENT_PANEL = "incident_panel", "Incident panel"
+        KPI_REPORT = "kpi_report", "KPI report"
+        IMPORT = "import", "Spreadsheet import"
+
+    indicator = models.ForeignKey(Indicator, on_delete=models.CASCADE, related_name="measurements")
+    measured_on = models.DateField("audit date")
+    numerator = models.PositiveIntegerField(null=True, blank=True)
+    denominator = models.PositiveIntegerField(null=True, blank=True)
+    value = models.DecimalField(max_digits=15, decimal_places=3)
+    location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.PROTECT, related_name="measurements"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.RE_AUDIT)
+    notes = models.TextField(max_length=2000, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    import_batch = models.ForeignKey(
+        "ImportBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="measurements"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-measured_on", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["indicator", "measured_on"], name="unique_measurement_per_indicator_date"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.indicator} on {self.measured_on}: {self.value}"
+
+    @staticmethod
+    def compute_value(
+        *, indicator: Indicator, numerator: int | None, denominator: int | None, value
+    ) -> Decimal:
+        """The stored value: a percentage for "%" proportions, a fraction for other
+        proportions, otherwise the value as typed."""
+        if indicator.measure_type == Indicator.MeasureType.PROPORTION:
+            scale = Decimal(100) if indicator.unit == "%" else Decimal(1)
+            raw = Decimal(numerator) * scale / Decimal(denominator)
+        else:
+            raw = Decimal(value)
+        return raw.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+    def value_display(self) -> str:
+        text = f"{self.value.normalize():f}"
+        if self.indicator.unit == "%":
+            text = f"{self.value.quantize(Decimal('0.1')):f}%"
+        elif self.indicator.unit:
+            text = f"{text} {self.indicator.unit}"
+        if self.denominator is not None:
+            text += f" ({self.numerator} of {self.denominator})"
+        return text
+
+    @property
+    def meets_target(self) -> bool:
+        return self.indicator.meets_target(self.value)
+
+
+def _evidence_name(instance: EvidenceItem, filename: str) -> str:
+    # The stored name is random: the uploader's name never reaches the file system.
+    return f"evidence/{uuid.uuid4().hex}{instance.file_extension}"
+
+
+def _import_name(instance: ImportBatch, filename: str) -> str:
+    return f"imports/{uuid.uuid4().hex}.{instance.kind}"
+
+
+class EvidenceItem(models.Model):
+    """Evidence on a plan: supervision records, panel outcomes, observations... with an
+    optional file whose type was checked by its content (``audits/files.py``)."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="evidence_items")
+    kind = models.CharField(max_length=20, choices=EvidenceKind.choices)
+    title = models.CharField(max_length=200)
+    occurred_on = models.DateField("date")
+    description = models.TextField(max_length=3000, blank=True)
+    file = models.FileField(
+        storage=get_private_storage, upload_to=_evidence_name, max_length=200, blank=True
+    )
+    original_name = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=120, blank=True)
+    file_extension = models.CharField(max_length=8, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-occurred_on", "-pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def has_file(self) -> bool:
+        return bool(self.file)
+
+    def download_name(self) -> str:
+        stem = PurePath(self.original_name).stem or "evidence"
+        return f"{stem}{self.file_extension}"
+
+
+class ImportBatch(models.Model):
+    """A spreadsheet between upload and commit: the file (private storage), where
+    validation has got to, and what it found. Validation and commit run as tasks."""
+
+    class Status(models.TextChoices):
+        VALIDATING = "validating", "Checking"
+        VALID = "valid", "Ready to import"
+        INVALID = "invalid", "Problems found"
+        COMMITTING = "committing", "Importing"
+        COMMITTED = "committed", "Imported"
+        FAILED = "failed", "Failed"
+
+    WORKING = (Status.VALIDATING, Status.COMMITTING)
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="import_batches")
+    file = models.FileField(storage=get_private_storage, upload_to=_import_name, max_length=200)
+    kind = models.CharField(max_length=4, choices=[("csv", "CSV"), ("xlsx", "XLSX")])
+    original_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.VALIDATING)
+    total_rows = models.PositiveIntegerField(default=0)
+    # Progress (these two counters) is written many times while a task runs; it is not
+    # history-worthy, so it is excluded from history and updated with plain UPDATEs.
+    processed_rows = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    preview = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(
+        excluded_fields=["total_rows", "processed_rows", "preview", "errors"]
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "import batches"
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.original_name})"
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in self.WORKING
+
+    @property
+    def percent_done(self) -> int:
+        if not self.total_rows:
+            return 0
+        return min(100, round(100 * self.processed_rows / self.total_rows))

@@ -1,0 +1,352 @@
+from __future__ import annotations
+
+import datetime
+
+from django.contrib import messages
+from django.db.models import Max
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from audits import imports, services
+from audits.access import (
+    can_log,
+    due_indicators,
+    get_batch_for_user,
+    get_evidence_for_user,
+    get_measurement_for_user,
+    get_plan_for_logging,
+)
+from audits.files import TEXT, get_private_storage
+from audits.forms import EvidenceForm, ImportUploadForm, MeasurementContext, MeasurementForm
+from audits.models import ImportBatch, Measurement, next_due_on
+from core.exports import csv_response, xlsx_response
+from plans.access import WRITE_ROLES, get_plan_for_user
+from plans.models import Plan, User
+
+# How many results the plan page lists; the export has them all.
+PANEL_MEASUREMENTS = 25
+
+
+def plan_panel_context(plan: Plan, user: User) -> dict:
+    """The plan page's "Re-audits and evidence" section. Four queries, whatever the
+    number of indicators, results or evidence items."""
+    today = timezone.localdate()
+    indicators = list(
+        plan.indicators.annotate(last_measured_on=Max("measurements__measured_on"))
+    )
+    for indicator in indicators:
+        indicator.next_due_on = next_due_on(
+            frequency=indicator.frequency,
+            last_measured_on=indicator.last_measured_on,
+            start=plan.opened_on,
+        )
+        indicator.is_due = indicator.next_due_on <= today
+    measurements = list(
+        Measurement.objects.filter(indicator__plan=plan)
+        .select_related("indicator", "location", "recorded_by")
+        .order_by("-measured_on", "-pk")[: PANEL_MEASUREMENTS + 1]
+    )
+    evidence = list(plan.evidence_items.select_related("uploaded_by"))
+    return {
+        "plan": plan,
+        "indicators": indicators,
+        "measurements": measurements[:PANEL_MEASUREMENTS],
+        "more_measurements": len(measurements) > PANEL_MEASUREMENTS,
+        "evidence": evidence,
+        "can_log": can_log(user, plan),
+        "scheduled": plan.status in (Plan.Status.LIVE, Plan.Status.MONITORING),
+        "today": today,
+    }
+
+
+def due(request: HttpRequest) -> HttpResponse:
+    """Re-audits due: every indicator on live and monitoring plans the user can see,
+    soonest first, each linked to the prefilled log form. Fixed number of queries."""
+    today = timezone.localdate()
+    rows = []
+    for indicator in due_indicators(request.user):
+        indicator.next_due_on = next_due_on(
+            frequency=indicator.frequency,
+            last_measured_on=indicator.last_measured_on,
+            start=indicator.plan.opened_on,
+        )
+        indicator.days_overdue = (today - indicator.next_due_on).days
+        rows.append(indicator)
+    rows.sort(key=lambda i: (i.next_due_on, i.plan.reference, i.position))
+    show = request.GET.get("show", "due")
+    soon = today + datetime.timedelta(days=14)
+    listed = rows if show == "all" else [r for r in rows if r.next_due_on <= soon]
+    return render(
+        request,
+        "audits/due.html",
+        {
+            "rows": listed,
+            "total": len(rows),
+            "overdue": sum(1 for r in rows if r.next_due_on < today),
+            "show": show,
+            "today": today,
+            "soon": soon,
+            "can_log": request.user.role in WRITE_ROLES,
+        },
+    )
+
+
+def _refused_on_final(request: HttpRequest, plan: Plan) -> HttpResponse | None:
+    if plan.is_final:
+        messages.error(request, "This plan is closed or withdrawn: it takes no new results.")
+        return redirect(plan)
+    return None
+
+
+def log_measurement(request: HttpRequest, reference: str) -> HttpResponse:
+    """Log a re-audit: one short form, indicator and date prefilled from the link."""
+    plan = get_plan_for_logging(request.user, reference)
+    context = MeasurementContext.for_plan(plan)
+    initial = {"measured_on": timezone.localdate()}
+    if request.method == "GET":
+        if request.GET.get("indicator"):
+            initial["indicator"] = request.GET["indicator"]
+        if request.GET.get("date"):
+            initial["measured_on"] = request.GET["date"]
+    form = MeasurementForm(request.POST or None, context=context, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            measurement = services.record_measurement(
+                plan=plan, by=request.user, fields=form.measurement_fields()
+            )
+        except services.MeasurementRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(
+                request,
+                f"Result logged for “{measurement.indicator.name}”: "
+                f"{measurement.value_display()}.",
+            )
+            return redirect(f"{plan.get_absolute_url()}#audits")
+    elif request.method == "POST":
+        messages.error(request, "Nothing was saved. Please correct the errors marked below.")
+    return render(
+        request,
+        "audits/measurement_form.html",
+        {
+            "plan": plan,
+            "form": form,
+            "indicators": context.indicators,
+            "title": "Log a re-audit",
+            "submit": "Save result",
+        },
+    )
+
+
+def edit_measurement(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    """Correct a result; the old value stays in history with the reason."""
+    measurement = get_measurement_for_user(request.user, reference, pk)
+    plan = measurement.indicator.plan
+    if refused := _refused_on_final(request, plan):
+        return refused
+    context = MeasurementContext.for_plan(plan, exclude=measurement)
+    initial = {
+        "indicator": measurement.indicator_id,
+        "measured_on": measurement.measured_on,
+        "numerator": measurement.numerator,
+        "denominator": measurement.denominator,
+        "value": None if measurement.denominator is not None else measurement.value,
+        "location": measurement.location_id,
+        "source": measurement.source,
+        "notes": measurement.notes,
+    }
+    form = MeasurementForm(
+        request.POST or None, context=context, initial=initial, allow_import_source=True
+    )
+    reason = request.POST.get("reason", "").strip()
+    if request.method == "POST":
+        if form.is_valid() and reason:
+            try:
+                services.correct_measurement(
+                    measurement=measurement,
+                    by=request.user,
+                    fields=form.measurement_fields(),
+                    reason=reason,
+                )
+            except services.MeasurementRefused as refused:
+                for message in refused.reasons:
+                    messages.error(request, message)
+            else:
+                messages.success(
+                    request, "Result corrected. The previous value is kept in history."
+                )
+                return redirect(f"{plan.get_absolute_url()}#audits")
+        else:
+            messages.error(request, "Nothing was saved. Please correct the errors marked below.")
+    return render(
+        request,
+        "audits/measurement_form.html",
+        {
+            "plan": plan,
+            "form": form,
+            "indicators": context.indicators,
+            "title": "Correct a result",
+            "submit": "Save correction",
+            "correction": True,
+            "reason": reason,
+            "reason_missing": request.method == "POST" and not reason,
+        },
+    )
+
+
+def export_measurements(request: HttpRequest, reference: str, kind: str) -> HttpResponse:
+    plan = get_plan_for_user(request.user, reference)
+    if kind not in ("csv", "xlsx"):
+        raise Http404("No such format.")
+    header = [
+        "Indicator", "Date", "Numerator", "Denominator", "Value", "Unit", "Meets target",
+        "Location", "Source", "Notes", "Recorded by", "Recorded at",
+    ]
+
+    def rows():
+        measurements = (
+            Measurement.objects.filter(indicator__plan=plan)
+            .select_related("indicator", "location", "recorded_by")
+            .order_by("indicator__position", "indicator_id", "measured_on")
+        )
+        for m in measurements.iterator(chunk_size=2000):
+            yield [
+                m.indicator.name,
+                m.measured_on,
+                m.numerator,
+                m.denominator,
+                m.value,
+                m.indicator.unit,
+                "Yes" if m.meets_target else "No",
+                m.location.name if m.location else "",
+                m.get_source_display(),
+                m.notes,
+                str(m.recorded_by),
+                timezone.localtime(m.recorded_at).replace(tzinfo=None),
+            ]
+
+    filename = f"{plan.reference}-measurements-{timezone.localdate().isoformat()}.{kind}"
+    if kind == "csv":
+        return csv_response(filename, header, rows())
+    return xlsx_response(filename, header, rows(), sheet="Measurements")
+
+
+def add_evidence(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_logging(request.user, reference)
+    form = EvidenceForm(
+        request.POST or None,
+        request.FILES or None,
+        plan=plan,
+        initial={"occurred_on": timezone.localdate()},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.add_evidence(
+                plan=plan,
+                by=request.user,
+                fields={k: v for k, v in form.cleaned_data.items() if k != "upload"},
+                upload=form.cleaned_data.get("upload") or None,
+                file_type=form.file_type,
+            )
+        except services.MeasurementRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, "Evidence added.")
+            return redirect(f"{plan.get_absolute_url()}#evidence")
+    elif request.method == "POST":
+        messages.error(
+            request,
+            "Nothing was saved. Please correct the errors marked below"
+            " (choose the file again: browsers do not keep it).",
+        )
+    return render(request, "audits/evidence_form.html", {"plan": plan, "form": form})
+
+
+def download_evidence(request: HttpRequest, pk: int) -> FileResponse:
+    """Stream an evidence file to someone who may read its plan, as a download that
+    the browser must not sniff, render or script."""
+    item = get_evidence_for_user(request.user, pk)
+    if not item.file:
+        raise Http404("This evidence has no file.")
+    handle = get_private_storage().open(item.file.name, "rb")
+    content_type = item.content_type or TEXT.content_type
+    response = FileResponse(
+        handle, as_attachment=True, filename=item.download_name(), content_type=content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def import_upload(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = get_plan_for_logging(request.user, reference)
+    if refused := _refused_on_final(request, plan):
+        return refused
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        batch = services.start_import(
+            plan=plan, by=request.user, upload=form.cleaned_data["upload"], kind=form.kind
+        )
+        return redirect("audits:import_detail", pk=batch.pk)
+    recent = list(plan.import_batches.select_related("created_by")[:5])
+    return render(
+        request,
+        "audits/import_upload.html",
+        {
+            "plan": plan,
+            "form": form,
+            "indicators": list(plan.indicators.all()),
+            "locations": list(plan.locations.all()),
+            "columns": imports.COLUMNS,
+            "recent": recent,
+        },
+    )
+
+
+def import_template(request: HttpRequest, reference: str, kind: str) -> HttpResponse:
+    plan = get_plan_for_logging(request.user, reference)
+    filename = f"{plan.reference}-results-template.{kind}"
+    if kind == "csv":
+        response = HttpResponse(imports.template_csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    if kind == "xlsx":
+        return xlsx_response(filename, imports.COLUMNS, [], sheet="Results")
+    raise Http404("No such format.")
+
+
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Progress, then the preview (or the row errors), then the result. With
+    ``?partial=1`` only the status block, for htmx polling while a task works."""
+    batch = get_batch_for_user(request.user, pk)
+    context = {"batch": batch, "plan": batch.plan}
+    if request.GET.get("partial") and request.headers.get("HX-Request"):
+        response = render(request, "audits/_import_status.html", context)
+        if not batch.is_working:
+            # Swap in the whole page once, so the preview and buttons appear.
+            response["HX-Refresh"] = "true"
+        return response
+    return render(request, "audits/import_detail.html", context)
+
+
+@require_POST
+def import_commit(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_batch_for_user(request.user, pk)
+    try:
+        services.queue_import_commit(batch=batch, by=request.user)
+    except services.MeasurementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
+    batch.refresh_from_db()
+    if batch.status == ImportBatch.Status.COMMITTED:
+        messages.success(
+            request, f"{batch.total_rows} result{'s' if batch.total_rows != 1 else ''} imported."
+        )
+        return redirect(f"{batch.plan.get_absolute_url()}#audits")
+    return redirect(reverse("audits:import_detail", args=[batch.pk]))

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class QipPortalConfig(AppConfig):
+    name = "qip_portal"
+    verbose_name = "QIP Portal"
+
+    def ready(self) -> None:
+        from qip_portal import digest  # noqa: F401 - registers the weekly digest job and task

@@ -1,0 +1,90 @@
+"""A small SMTP server for tests that drive the real SMTP backend (the outside world).
+
+It can refuse every connection for a while (``refusing``: greets with 421, as a
+mail server that is down for maintenance does), and it can stall the first session at
+its DATA command until released (``hold_first_data``), so a test can kill the sending
+worker at a known moment. A message counts as delivered only once its final "." has
+been received, as for a real server."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from email import message_from_bytes
+from email.message import Message
+
+
+class SMTPServer:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.refusing = False
+        self.hold_first_data = False
+        self.holding = threading.Event()  # set when a session is stalled at DATA
+        self.release = threading.Event()
+        self.sessions = 0
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                owner._session(self.rfile, self.wfile)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SMTPServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _session(self, rfile, wfile) -> None:
+        def reply(line: str) -> None:
+            wfile.write(line.encode() + b"\r\n")
+            wfile.flush()
+
+        with self._lock:
+            self.sessions += 1
+            first = self.sessions == 1
+        try:
+            if self.refusing:
+                reply("421 Service not available, try again later")
+                return
+            reply("220 test-smtp ready")
+            while True:
+                line = rfile.readline()
+                if not line:
+                    return  # the client went away: nothing delivered
+                verb = line.decode(errors="replace").strip().split(" ", 1)[0].upper()
+                if verb in {"EHLO", "HELO"}:
+                    reply("250 test-smtp")
+                elif verb in {"MAIL", "RCPT", "RSET", "NOOP"}:
+                    reply("250 OK")
+                elif verb == "DATA":
+                    if first and self.hold_first_data:
+                        self.holding.set()
+                        self.release.wait(timeout=120)
+                    reply("354 End data with <CR><LF>.<CR><LF>")
+                    data = bytearray()
+                    while True:
+                        chunk = rfile.readline()
+                        if not chunk:
+                            return  # cut off mid-message: nothing delivered
+                        if chunk in {b".\r\n", b".\n"}:
+                            break
+                        data += chunk[1:] if chunk.startswith(b"..") else chunk
+                    with self._lock:
+                        self.messages.append(message_from_bytes(bytes(data)))
+                    reply("250 OK queued")
+                elif verb == "QUIT":
+                    reply("221 Bye")
+                    return
+                else:
+                    reply("502 Command not implemented")
+        except OSError:
+            return  # the client's socket died: nothing more to do
