@@ -1,5 +1,20 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from learning import views
 
 app_name = "learning"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.library, name="library"),
+    path("to-read/", views.to_read, name="to_read"),
+    path("acknowledgements/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("reviews/", views.reviews, name="reviews"),
+    path("reviews/<int:pk>/", views.review, name="review"),
+    path("reviews/<int:pk>/agenda/", views.review_agenda, name="review_agenda"),
+    path("<str:reference>/", views.detail, name="detail"),
+    path("<str:reference>/summary/", views.summary_form, name="summary"),
+    path("<str:reference>/share/", views.share, name="share"),
+    path("<str:reference>/embedding/new/", views.embedding_form, name="add_embedding"),
+    path("<str:reference>/embedding/<int:pk>/", views.embedding_form, name="edit_embedding"),
+    path("<str:reference>/embedding/<int:pk>/file/", views.embedding_file, name="embedding_file"),
+]

@@ -1,0 +1,269 @@
+"""Compiling a closure report from a plan.
+
+``compile_report`` reads the plan as it is now and returns plain, JSON-ready data
+(strings, numbers, lists, dicts): the live report page renders it, and submission
+freezes it (``services.submit_for_closure``). Text typed by users stays text: it is
+escaped by the template that renders it, in HTML and in the PDF.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import connection
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+
+from governance import sections
+from governance.models import ResidualRisk
+from plans.models import Action, ClosureCriteria, Indicator, Plan
+
+REVISION_PREFIX = "Criteria revised:"
+REPORT_VERSION = 1
+
+
+def _day(value) -> str:
+    return date_format(value, "j M Y") if value else ""
+
+
+def _moment(value) -> str:
+    return date_format(timezone.localtime(value), "j M Y, H:i") if value else ""
+
+
+def _person(user) -> str:
+    return str(user) if user is not None else "System"
+
+
+def _plan_part(plan: Plan) -> dict:
+    return {
+        "reference": plan.reference,
+        "title": plan.title,
+        "summary": plan.summary,
+        "theme": plan.theme.name,
+        "locations": [loc.name for loc in plan.locations.all()],
+        "owner": _person(plan.owner),
+        "opened_on": _day(plan.opened_on),
+        "target_date": _day(plan.target_date),
+        "status": plan.get_status_display(),
+        "risk": f"{plan.risk_level} ({plan.likelihood} × {plan.impact} = {plan.risk_score})",
+        "key_questions": plan.key_question_labels(),
+        "regulations": [str(r) for r in plan.regulations.all()],
+    }
+
+
+def _criteria_part(criteria: ClosureCriteria | None) -> dict | None:
+    if criteria is None:
+        return None
+    return {
+        "success_in_practice": criteria.success_in_practice,
+        "sustain_months": criteria.sustain_months,
+        "min_reaudits": criteria.min_reaudits,
+        "required_evidence": criteria.required_evidence_labels(),
+        "sign_off_level": criteria.get_sign_off_level_display(),
+        "sign_off_level_value": criteria.sign_off_level,
+        "locked_on": _day(criteria.locked_at),
+    }
+
+
+def _changes(record) -> list[str]:
+    previous = record.prev_record
+    if previous is None:
+        return ["Added"]
+    delta = record.diff_against(previous)
+    return [
+        f"{record.instance._meta.get_field(c.field).verbose_name}: {c.old} → {c.new}"
+        for c in delta.changes
+    ]
+
+
+def _revisions(plan: Plan, indicators: list[Indicator]) -> list[dict]:
+    """Every revision of the locked contract, from history: when, who, why, what."""
+    records = list(
+        ClosureCriteria.history.filter(
+            plan_id=plan.pk, history_change_reason__startswith=REVISION_PREFIX
+        ).select_related("history_user")
+    )
+    records += list(
+        Indicator.history.filter(
+            plan_id=plan.pk, history_change_reason__startswith=REVISION_PREFIX
+        ).select_related("history_user")
+    )
+    records.sort(key=lambda r: r.history_date)
+    revisions: list[dict] = []
+    for record in records:
+        changes = _changes(record)
+        if not changes:
+            continue  # an indicator saved unchanged alongside the criteria
+        subject = (
+            "Closure criteria"
+            if isinstance(record.instance, ClosureCriteria)
+            else f"Indicator “{record.name}”"
+        )
+        reason = record.history_change_reason.removeprefix(REVISION_PREFIX).strip()
+        entry = {
+            "when": _moment(record.history_date),
+            "who": _person(record.history_user),
+            "reason": reason,
+            "changes": [f"{subject}: {c}" for c in changes],
+        }
+        # One revision saves the criteria and several indicators: show it once.
+        last = revisions[-1] if revisions else None
+        if last and (last["when"], last["who"], last["reason"]) == (
+            entry["when"],
+            entry["who"],
+            entry["reason"],
+        ):
+            last["changes"].extend(entry["changes"])
+        else:
+            revisions.append(entry)
+    return revisions
+
+
+def _audits_tables_ready() -> bool:
+    """The audits app is being built alongside governance; until its tables exist the
+    report says so rather than failing. (Remove once audits ships its migrations.)"""
+    try:
+        from audits.models import EvidenceItem, Measurement
+    except ImportError:
+        return False
+    tables = set(connection.introspection.table_names())
+    return {Measurement._meta.db_table, EvidenceItem._meta.db_table} <= tables
+
+
+def _measurements(indicators: list[Indicator]) -> dict[int, list[dict]] | None:
+    if not _audits_tables_ready():
+        return None
+    from audits.models import Measurement
+
+    by_indicator: dict[int, list[dict]] = {i.pk: [] for i in indicators}
+    rows = (
+        Measurement.objects.filter(indicator__in=indicators)
+        .select_related("indicator", "location")
+        .order_by("measured_on", "pk")
+    )
+    for m in rows:
+        by_indicator[m.indicator_id].append(
+            {
+                "measured_on": _day(m.measured_on),
+                "value": m.value_display(),
+                "meets_target": m.meets_target,
+                "source": m.get_source_display(),
+                "location": m.location.name if m.location else "",
+                "notes": m.notes,
+            }
+        )
+    return by_indicator
+
+
+def _evidence(plan: Plan) -> list[dict] | None:
+    if not _audits_tables_ready():
+        return None
+    from audits.models import EvidenceItem
+
+    return [
+        {
+            "kind": e.get_kind_display(),
+            "title": e.title,
+            "occurred_on": _day(e.occurred_on),
+            "description": e.description,
+            "file": e.download_name() if e.has_file else "",
+        }
+        for e in EvidenceItem.objects.filter(plan=plan).order_by("occurred_on", "pk")
+    ]
+
+
+def _action_part(action: Action) -> dict:
+    return {
+        "description": action.description,
+        "owner": _person(action.owner),
+        "due_date": _day(action.due_date),
+        "status": action.get_status_display(),
+        "completed": action.is_completed,
+        "completed_on": _day(action.completed_on),
+        "completion_note": action.completion_note,
+        "verified_effective": action.is_verified_effective,
+        "verified_effective_on": _day(action.verified_effective_on),
+        "verified_by": _person(action.verified_by) if action.verified_by_id else "",
+        "effectiveness_note": action.effectiveness_note,
+    }
+
+
+def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any]:
+    """Everything the governance group needs to decide, read from the plan now."""
+    plan = (
+        Plan.objects.select_related("theme", "owner")
+        .prefetch_related("locations", "regulations")
+        .get(pk=plan.pk)
+    )
+    criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    indicators = list(plan.indicators.all())
+    measurements = _measurements(indicators)
+    actions = [
+        _action_part(a)
+        for a in plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
+    ]
+    risks = ResidualRisk.objects.filter(plan=plan).select_related("recorded_by")
+    return {
+        "version": REPORT_VERSION,
+        "compiled_at": _moment(timezone.now()),
+        "plan": _plan_part(plan),
+        "triggers": [
+            {
+                "kind": t.get_kind_display(),
+                "reference": t.reference,
+                "occurred_on": _day(t.occurred_on),
+                "description": t.description,
+            }
+            for t in plan.triggers.all()
+        ],
+        "criteria": _criteria_part(criteria),
+        "revisions": _revisions(plan, indicators),
+        "indicators": [
+            {
+                "id": i.pk,
+                "name": i.name,
+                "measure": i.get_measure_type_display(),
+                "target": i.target_display(),
+                "direction": i.get_direction_display(),
+                "frequency": i.get_frequency_display(),
+                "measurements": None if measurements is None else measurements[i.pk],
+            }
+            for i in indicators
+        ],
+        # Filled by the audits readiness verdict (criteria verdict + SPC assurance)
+        # once audits provides it; until then the report says so plainly.
+        "verdicts": None,
+        "measurements_available": measurements is not None,
+        "evidence": _evidence(plan),
+        "actions": actions,
+        "actions_summary": {
+            "total": len(actions),
+            "completed": sum(1 for a in actions if a["completed"]),
+            "verified": sum(1 for a in actions if a["verified_effective"]),
+        },
+        "residual_risks": [
+            {
+                "description": r.description,
+                "monitoring": r.monitoring,
+                "recorded_by": _person(r.recorded_by),
+                "recorded_on": _day(r.recorded_at),
+            }
+            for r in risks
+        ],
+        "sections": sections.compile_sections(plan),
+        "override_rationale": override_rationale.strip(),
+        "submission": None,
+    }
+
+
+def canonical_json(content: dict) -> str:
+    """The exact text that is stored and hashed: sorted keys, no extra whitespace."""
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def render_body(content: dict) -> str:
+    """The report as an HTML fragment (no page chrome), used on the page, frozen at
+    submission and wrapped for the PDF. Autoescaped: user text cannot become markup."""
+    return render_to_string("governance/_report_body.html", {"report": content})

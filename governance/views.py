@@ -1,0 +1,475 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Count, Prefetch, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from core import security
+from governance import access, reports, services
+from governance.forms import (
+    AgendaForm,
+    DecisionForm,
+    GroupForm,
+    MeetingForm,
+    MeetingRecordForm,
+    MembershipForm,
+    ResidualRiskForm,
+    SubmitForm,
+)
+from governance.models import (
+    AgendaItem,
+    ClosureReport,
+    Decision,
+    Meeting,
+    Membership,
+    ResidualRisk,
+)
+from plans import lifecycle
+from plans.services import TransitionRefused
+
+
+def _refused(request: HttpRequest, refused: TransitionRefused) -> None:
+    for reason in refused.reasons:
+        messages.error(request, reason)
+
+
+def _report_rows(queryset):
+    return queryset.select_related("plan", "group", "submitted_by", "decision__signed_by").order_by(
+        "-submitted_at", "-pk"
+    )
+
+
+# --- Overview -------------------------------------------------------------------------
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """What needs my attention: reports awaiting my groups, meetings ahead, decisions."""
+    user = request.user
+    if not (access.sees_all_governance(user) or access.groups_for_user(user).exists()):
+        raise Http404("No such page.")
+    visible = access.visible_reports(user)
+    today = timezone.localdate()
+    return render(
+        request,
+        "governance/home.html",
+        {
+            "awaiting": list(_report_rows(visible.awaiting_decision())),
+            "decided": list(_report_rows(visible.filter(status=ClosureReport.Status.DECIDED))[:20]),
+            "meetings": list(
+                access.visible_meetings(user)
+                .filter(held_on__gte=today)
+                .select_related("group")
+                .annotate(items=Count("agenda_items"))
+                .order_by("held_on", "pk")[:10]
+            ),
+            "signing_groups": access.signing_group_ids(user),
+            "can_prepare": access.can_prepare_reports(user),
+        },
+    )
+
+
+# --- Groups ---------------------------------------------------------------------------
+
+
+def group_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not (access.sees_all_governance(user) or access.groups_for_user(user).exists()):
+        raise Http404("No such page.")
+    groups = (
+        access.groups_for_user(user)
+        .annotate(
+            member_count=Count("memberships", distinct=True),
+            awaiting=Count(
+                "closure_reports",
+                filter=Q(closure_reports__status=ClosureReport.Status.AWAITING_DECISION),
+                distinct=True,
+            ),
+        )
+        .prefetch_related(
+            Prefetch(
+                "memberships",
+                queryset=Membership.objects.filter(role=Membership.Role.CHAIR).select_related(
+                    "user"
+                ),
+                to_attr="chairs",
+            )
+        )
+    )
+    return render(
+        request,
+        "governance/group_list.html",
+        {"groups": groups, "can_manage": access.can_manage_group(user)},
+    )
+
+
+def group_create(request: HttpRequest) -> HttpResponse:
+    if not access.can_manage_group(request.user):
+        raise Http404("No such page.")
+    form = GroupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        group = services.create_group(by=request.user, **form.cleaned_data)
+        messages.success(request, f"{group} created. Add its chair and members.")
+        return redirect(group)
+    return render(
+        request,
+        "governance/form.html",
+        {"form": form, "title": "New governance group", "submit": "Create group"},
+    )
+
+
+def group_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    group = access.get_group_for_user(request.user, pk)
+    can_run = access.can_run_meetings(request.user, group)
+    return render(
+        request,
+        "governance/group_detail.html",
+        {
+            "group": group,
+            "memberships": group.memberships.select_related("user").order_by(
+                "role", "user__first_name"
+            ),
+            "meetings": group.meetings.annotate(items=Count("agenda_items")).order_by("-held_on")[
+                :20
+            ],
+            "awaiting": _report_rows(group.closure_reports.awaiting_decision()),
+            "can_manage": access.can_manage_group(request.user),
+            "can_run": can_run,
+            "member_form": MembershipForm(),
+            "meeting_form": MeetingForm(),
+        },
+    )
+
+
+@require_POST
+def member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    group = access.get_group_for_user(request.user, pk)
+    if not access.can_manage_group(request.user):
+        raise Http404("No such page.")
+    form = MembershipForm(request.POST)
+    if form.is_valid():
+        try:
+            services.set_membership(group=group, by=request.user, **form.cleaned_data)
+        except TransitionRefused as refused:
+            _refused(request, refused)
+        else:
+            role = Membership.Role(form.cleaned_data["role"]).label.lower()
+            messages.success(request, f"{form.cleaned_data['user']} is now {role} of {group}.")
+    else:
+        messages.error(request, "Choose a person and a role.")
+    return redirect(group)
+
+
+@require_POST
+def member_remove(request: HttpRequest, pk: int, membership_id: int) -> HttpResponse:
+    group = access.get_group_for_user(request.user, pk)
+    if not access.can_manage_group(request.user):
+        raise Http404("No such page.")
+    membership = get_object_or_404(Membership, pk=membership_id, group=group)
+    services.remove_membership(membership=membership, by=request.user)
+    messages.success(request, f"{membership.user} removed from {group}.")
+    return redirect(group)
+
+
+# --- Meetings -------------------------------------------------------------------------
+
+
+@require_POST
+def meeting_create(request: HttpRequest, pk: int) -> HttpResponse:
+    group = access.get_group_for_user(request.user, pk)
+    if not access.can_run_meetings(request.user, group):
+        raise Http404("No such page.")
+    form = MeetingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the meeting a valid date.")
+        return redirect(group)
+    meeting = services.schedule_meeting(
+        group=group, held_on=form.cleaned_data["held_on"], by=request.user
+    )
+    messages.success(request, f"Meeting on {meeting.held_on:%d %b %Y} scheduled.")
+    return redirect(meeting)
+
+
+def meeting_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    meeting = access.get_meeting_for_user(request.user, pk)
+    can_run = access.can_run_meetings(request.user, meeting.group)
+    record_form = MeetingRecordForm(
+        request.POST or None,
+        group=meeting.group,
+        initial={"minutes": meeting.minutes, "attendees": list(meeting.attendees.all())},
+    )
+    if request.method == "POST":
+        if not can_run:
+            raise Http404("No such page.")
+        if record_form.is_valid():
+            services.record_meeting(meeting=meeting, by=request.user, **record_form.cleaned_data)
+            messages.success(request, "Minutes and attendance saved.")
+            return redirect(meeting)
+        messages.error(request, "Nothing was saved. Please correct the errors marked below.")
+    items = list(
+        meeting.agenda_items.select_related(
+            "report__plan", "report__submitted_by", "report__decision__signed_by"
+        )
+    )
+    pending = (
+        ClosureReport.objects.awaiting_decision()
+        .filter(group=meeting.group)
+        .exclude(agenda_items__meeting=meeting)
+        .select_related("plan")
+    )
+    return render(
+        request,
+        "governance/meeting_detail.html",
+        {
+            "meeting": meeting,
+            "items": items,
+            "attendees": list(meeting.attendees.all()),
+            "can_run": can_run,
+            "can_sign": meeting.group.pk in access.signing_group_ids(request.user),
+            "record_form": record_form,
+            "agenda_form": AgendaForm(reports=pending),
+            "has_pending": pending.exists(),
+        },
+    )
+
+
+@require_POST
+def agenda_add(request: HttpRequest, pk: int) -> HttpResponse:
+    meeting = access.get_meeting_for_user(request.user, pk)
+    if not access.can_run_meetings(request.user, meeting.group):
+        raise Http404("No such page.")
+    form = AgendaForm(
+        request.POST,
+        reports=ClosureReport.objects.awaiting_decision().filter(group=meeting.group),
+    )
+    if form.is_valid():
+        try:
+            services.put_on_agenda(
+                meeting=meeting, report=form.cleaned_data["report"], by=request.user
+            )
+        except TransitionRefused as refused:
+            _refused(request, refused)
+        else:
+            messages.success(request, "Added to the agenda.")
+    else:
+        messages.error(request, "Choose a closure report awaiting this group's decision.")
+    return redirect(meeting)
+
+
+# --- The live closure report of a plan ------------------------------------------------
+
+
+def plan_report(request: HttpRequest, reference: str) -> HttpResponse:
+    """The report compiled from the plan as it is now, with residual risks and the
+    submit form for the quality lead."""
+    plan = access.get_plan_for_report(request.user, reference)
+    return _render_plan_report(request, plan)
+
+
+def _render_plan_report(
+    request: HttpRequest, plan, *, risk_form=None, submit_form=None, status: int = 200
+) -> HttpResponse:
+    """The live report page; bound forms are passed back so what was typed is kept."""
+    submit_step = lifecycle.TRANSITIONS[
+        services.SUBMIT_TRANSITIONS.get(plan.status, "submit_for_closure")
+    ]
+    # The closure-report guard is what submitting satisfies: do not list it as a blocker.
+    own_guard = services.closure_report_guard(plan)
+    blocking = [r for r in lifecycle.blocking_reasons(submit_step, plan) if r not in own_guard]
+    return render(
+        request,
+        "governance/plan_report.html",
+        {
+            "plan": plan,
+            "report": reports.compile_report(plan),
+            "risks": ResidualRisk.objects.filter(plan=plan).select_related("recorded_by"),
+            "can_prepare": access.can_prepare_reports(request.user)
+            and plan.status in services.SUBMIT_TRANSITIONS,
+            "risk_form": risk_form or ResidualRiskForm(),
+            "submit_form": submit_form or SubmitForm(plan=plan),
+            "blocking": blocking + services.closure_report_gaps(plan),
+            "submit_step": submit_step,
+            "latest": _report_rows(access.visible_reports(request.user).filter(plan=plan)).first(),
+        },
+        status=status,
+    )
+
+
+def _plan_for_preparing(request: HttpRequest, reference: str):
+    plan = access.get_plan_for_report(request.user, reference)
+    if not access.can_prepare_reports(request.user):
+        raise Http404("No such page.")
+    return plan
+
+
+@require_POST
+def risk_add(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = _plan_for_preparing(request, reference)
+    form = ResidualRiskForm(request.POST)
+    if form.is_valid():
+        try:
+            services.record_residual_risk(plan=plan, by=request.user, **form.cleaned_data)
+        except TransitionRefused as refused:
+            _refused(request, refused)
+        else:
+            messages.success(request, "Residual risk recorded.")
+            return redirect("governance:plan_report", reference=plan.reference)
+    else:
+        messages.error(request, "The risk was not saved. Please correct the errors marked below.")
+    return _render_plan_report(request, plan, risk_form=form, status=400)
+
+
+@require_POST
+def risk_remove(request: HttpRequest, reference: str, risk_id: int) -> HttpResponse:
+    plan = _plan_for_preparing(request, reference)
+    risk = get_object_or_404(ResidualRisk, pk=risk_id, plan=plan)
+    try:
+        services.remove_residual_risk(risk=risk, by=request.user)
+    except TransitionRefused as refused:
+        _refused(request, refused)
+    else:
+        messages.success(request, "Residual risk removed.")
+    return redirect("governance:plan_report", reference=plan.reference)
+
+
+@require_POST
+def submit(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = _plan_for_preparing(request, reference)
+    form = SubmitForm(request.POST, plan=plan)
+    if not form.is_valid():
+        messages.error(request, "Nothing was submitted. Please correct the errors marked below.")
+        return _render_plan_report(request, plan, submit_form=form, status=400)
+    try:
+        report = services.submit_for_closure(plan=plan, by=request.user, **form.cleaned_data)
+    except TransitionRefused as refused:
+        _refused(request, refused)
+        return _render_plan_report(request, plan, submit_form=form, status=400)
+    messages.success(
+        request, f"Closure report frozen and put to {report.group}. The PDF is being prepared."
+    )
+    return redirect(report)
+
+
+# --- Submitted reports and decisions --------------------------------------------------
+
+
+def report_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not (access.sees_all_governance(user) or access.groups_for_user(user).exists()):
+        raise Http404("No such page.")
+    status = request.GET.get("status", "")
+    rows = access.visible_reports(user)
+    if status in ClosureReport.Status.values:
+        rows = rows.filter(status=status)
+    return render(
+        request,
+        "governance/report_list.html",
+        {
+            "reports": _report_rows(rows)[:200],
+            "status": status,
+            "statuses": ClosureReport.Status.choices,
+        },
+    )
+
+
+def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    report = access.get_report_for_user(request.user, pk)
+    decision = Decision.objects.filter(report=report).select_related("signed_by", "meeting").first()
+    return render(
+        request,
+        "governance/report_detail.html",
+        {
+            "report": report,
+            "decision": decision,
+            "can_sign": access.can_sign_for(request.user, report),
+            "meetings": AgendaItem.objects.filter(report=report).select_related("meeting"),
+        },
+    )
+
+
+def report_pdf_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The PDF progress fragment, polled by htmx until the PDF is ready or failed."""
+    report = access.get_report_for_user(request.user, pk)
+    return render(request, "governance/_pdf_status.html", {"report": report})
+
+
+def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    report = access.get_report_for_user(request.user, pk)
+    if not report.pdf_ready:
+        raise Http404("The PDF is not ready.")
+    security.record(
+        "file_download", request=request, detail=f"Closure report PDF {report.plan.reference}"
+    )
+    response = FileResponse(
+        report.pdf.open("rb"),
+        as_attachment=True,
+        filename=f"closure-report-{report.plan.reference}-{report.sha256[:8]}.pdf",
+        content_type="application/pdf",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def decide(request: HttpRequest, pk: int) -> HttpResponse:
+    report = access.get_report_for_user(request.user, pk)
+    if not access.can_sign_for(request.user, report):
+        raise Http404("No such page.")
+    meetings = Meeting.objects.filter(group=report.group).order_by("-held_on")
+    form = DecisionForm(request.POST or None, report=report, meetings=meetings)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                decision = services.sign_decision(
+                    report=report,
+                    meeting=data["meeting"],
+                    by=request.user,
+                    password=data["password"],
+                    outcome=data["outcome"],
+                    reasons=data["reasons"],
+                    monitoring_indicators=data["monitoring_indicators"] or [],
+                    monitoring_floors=form.floors(),
+                    monitoring_audit_theme=data["monitoring_audit_theme"],
+                    monitoring_ends_on=form.ends_on(),
+                )
+            except TransitionRefused as refused:
+                _refused(request, refused)
+                status = 400
+            else:
+                security.record(
+                    "sign_off",
+                    request=request,
+                    detail=f"{decision.get_outcome_display()} {report.plan.reference} "
+                    f"snapshot {decision.snapshot_sha256}",
+                )
+                messages.success(
+                    request,
+                    f"Decision signed: {decision.get_outcome_display().lower()} "
+                    f"({report.plan.reference}).",
+                )
+                return redirect(report)
+        else:
+            messages.error(request, "Nothing was signed. Please correct the errors marked below.")
+            status = 400
+    return render(
+        request,
+        "governance/decide.html",
+        {
+            "report": report,
+            "form": form,
+            "has_meetings": meetings.exists(),
+            "meanings": {
+                outcome: services.signature_meaning(
+                    outcome=outcome,
+                    reference=report.plan.reference,
+                    sha256=report.sha256,
+                    ends_on=form.fields["monitoring_ends_on"].initial,
+                )
+                for outcome in Decision.Outcome.values
+            },
+        },
+        status=status,
+    )
