@@ -241,7 +241,15 @@ def submit_for_closure(
             ["A closure report for this plan already awaits a decision."]
         ) from None
     reason = f"override: {_short(override_rationale)}" if override_rationale.strip() else ""
-    perform_transition(plan=locked, name=name, by=by, reason=reason)
+    # A written rationale sets aside the readiness verdict (and only that); the
+    # rationale is frozen into the report and shown prominently on it.
+    perform_transition(
+        plan=locked,
+        name=name,
+        by=by,
+        reason=reason,
+        override_guards=("readiness",) if override_rationale.strip() else (),
+    )
     _after_commit_submit(report.pk)
     return report
 

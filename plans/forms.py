@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from core.forms import ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
 from plans.models import (
     Action,
@@ -69,6 +70,11 @@ class PlanForm(forms.ModelForm):
             "target_date": DATE_WIDGET,
         }
         labels = {"opened_on": "Opened on", "locations": "Location(s)"}
+        field_classes = {
+            "locations": ModelMultipleChoiceField,
+            "quality_statements": ModelMultipleChoiceField,
+            "regulations": ModelMultipleChoiceField,
+        }
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)

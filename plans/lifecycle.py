@@ -10,7 +10,7 @@ not all registered yet is simply not offered: it is never faked.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,7 +32,11 @@ class Transition:
     # Performed from another app's page (e.g. governance sign-off), not a plan button.
     offered_on_plan_page: bool = True
     roles: tuple[str, ...] = ("quality_lead", "administrator")
-    extra: dict = field(default_factory=dict)
+
+
+# Governance decisions are signed by a group's chair (who has the governance member
+# role); governance itself checks the chair, the authority level and the password.
+GOVERNANCE_ROLES = ("governance_member",)
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -55,6 +59,7 @@ TRANSITIONS: dict[str, Transition] = {
             needs_reason=True,
             required_guards=("governance_decision",),
             offered_on_plan_page=False,
+            roles=GOVERNANCE_ROLES,
         ),
         Transition(
             "step_down",
@@ -64,6 +69,7 @@ TRANSITIONS: dict[str, Transition] = {
             needs_reason=True,
             required_guards=("governance_decision",),
             offered_on_plan_page=False,
+            roles=GOVERNANCE_ROLES,
         ),
         Transition(
             "return_to_live",
@@ -73,6 +79,7 @@ TRANSITIONS: dict[str, Transition] = {
             needs_reason=True,
             required_guards=("governance_decision",),
             offered_on_plan_page=False,
+            roles=GOVERNANCE_ROLES,
         ),
         Transition(
             "reopen",
@@ -111,8 +118,17 @@ def is_available(transition: Transition) -> bool:
     return all(name in _GUARDS for name in transition.required_guards)
 
 
-def blocking_reasons(transition: Transition, plan: Plan) -> list[str]:
-    """Why ``transition`` may not happen to ``plan`` now; empty when it may."""
+# Guards a person may override with a written rationale (ARCHITECTURE.md: closure
+# without every indicator met, "an override with a written rationale, shown prominently
+# on the report"). No other guard can be overridden.
+OVERRIDABLE_GUARDS = frozenset({"readiness"})
+
+
+def blocking_reasons(
+    transition: Transition, plan: Plan, *, overridden: frozenset[str] = frozenset()
+) -> list[str]:
+    """Why ``transition`` may not happen to ``plan`` now; empty when it may.
+    ``overridden`` names guards (from OVERRIDABLE_GUARDS) a rationale has set aside."""
     if not is_available(transition):
         return [f"{transition.label} is not available in this version of the portal."]
     if plan.status not in transition.sources:
@@ -122,6 +138,8 @@ def blocking_reasons(transition: Transition, plan: Plan) -> list[str]:
         ]
     reasons: list[str] = []
     for name in transition.required_guards:
+        if name in overridden & OVERRIDABLE_GUARDS:
+            continue
         reasons.extend(_GUARDS[name](plan))
     return reasons
 

@@ -33,6 +33,10 @@ class TransitionRefused(Exception):
 def _save(obj, *, by: User | None, reason: str | None = None, **kwargs) -> None:
     """Save with the history record attributed to ``by`` and carrying ``reason``."""
     obj._history_user = by
+    # simple-history keeps at most 100 characters of a reason (PostgreSQL enforces it);
+    # the full text stays where it was given (the report, the decision, the form).
+    if reason and len(reason) > 100:
+        reason = reason[:99] + "…"
     obj._change_reason = reason or None
     obj.save(**kwargs)
 
@@ -149,7 +153,13 @@ def _notify_after_commit(
 
 @transaction.atomic
 def perform_transition(
-    *, plan: Plan, name: str, by: User, reason: str = "", extra_reasons: Iterable[str] = ()
+    *,
+    plan: Plan,
+    name: str,
+    by: User,
+    reason: str = "",
+    extra_reasons: Iterable[str] = (),
+    override_guards: Iterable[str] = (),
 ) -> Plan:
     """Move ``plan`` along the lifecycle. Locks the row, re-checks the guard against
     the locked state (so two people acting at once cannot both succeed), saves with
@@ -160,8 +170,13 @@ def perform_transition(
     reasons = list(extra_reasons)
     if not lifecycle.may_perform(transition, by):
         reasons.append(f"Your role may not {transition.label.lower()} a plan.")
-    reasons.extend(lifecycle.blocking_reasons(transition, locked))
     reason = (reason or "").strip()
+    overridden = frozenset(override_guards)
+    if overridden - lifecycle.OVERRIDABLE_GUARDS:
+        reasons.append("Only the readiness verdict can be overridden.")
+    if overridden and not reason:
+        reasons.append("An override needs a written rationale.")
+    reasons.extend(lifecycle.blocking_reasons(transition, locked, overridden=overridden))
     if transition.needs_reason and not reason:
         reasons.append("Give a reason.")
     if reasons:

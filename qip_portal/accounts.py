@@ -83,7 +83,7 @@ def _verify(user, code: str):
 def verify(request: HttpRequest) -> HttpResponse:
     """Second step of sign-in."""
     user = request.user
-    if user.is_verified():
+    if user.is_verified() or not user_has_device(user, confirmed=True):
         return redirect(_next(request))
     form = CodeForm(request.POST or None)
     totp = TOTPDevice.objects.filter(user=user, confirmed=True).first()

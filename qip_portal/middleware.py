@@ -20,6 +20,7 @@ _OPEN_BEFORE_MFA = {
 
 
 ENROLLED_KEY = "qip_mfa_enrolled"
+REQUIRED_KEY = "qip_mfa_required"
 
 
 def mfa_required(user) -> bool:
@@ -27,7 +28,9 @@ def mfa_required(user) -> bool:
     verification; so must anyone who chairs a governance group, because they sign."""
     if user.role in settings.MFA_REQUIRED_ROLES:
         return True
-    return bool(getattr(user, "chairs_a_group", lambda: False)())
+    from governance.access import chairs_a_group  # qip_portal composes every app
+
+    return chairs_a_group(user)
 
 
 class MultiFactorMiddleware:
@@ -55,7 +58,11 @@ class MultiFactorMiddleware:
             enrolled = request.session[ENROLLED_KEY] = user_has_device(user, confirmed=True)
         if enrolled:
             return redirect(f"/accounts/mfa/verify/?{query}")
-        if mfa_required(user):
+        # Also once per session: someone made a chair is asked at their next sign-in.
+        required = request.session.get(REQUIRED_KEY)
+        if required is None:
+            required = request.session[REQUIRED_KEY] = mfa_required(user)
+        if required:
             messages.warning(
                 request, "Your role requires two-step verification. Please set it up now."
             )

@@ -211,3 +211,37 @@ def test_two_people_acting_at_once_exactly_one_succeeds(name, quality_lead, oakf
     assert sorted(outcomes) == ["ok", "refused"]
     target = "live" if name == "activate" else "withdrawn"
     assert Plan.history.filter(id=plan.pk, status=target).count() == 1
+
+
+def test_only_readiness_can_be_overridden_and_only_with_a_rationale(
+    plan, quality_lead, monkeypatch
+):
+    monkeypatch.setattr(lifecycle, "_GUARDS", {})
+    lifecycle.register_guard("readiness", lambda p: ["Indicator X has not met its target."])
+    lifecycle.register_guard("learning_summary", lambda p: [])
+    lifecycle.register_guard("closure_report", lambda p: [])
+    for overrides, reason in [(("readiness",), ""), (("learning_summary",), "Board agreed")]:
+        with pytest.raises(services.TransitionRefused):
+            services.perform_transition(
+                plan=plan,
+                name="submit_for_closure",
+                by=quality_lead,
+                reason=reason,
+                override_guards=overrides,
+            )
+    plan = services.perform_transition(
+        plan=plan,
+        name="submit_for_closure",
+        by=quality_lead,
+        reason="Only two audits possible: the home closed for refurbishment",
+        override_guards=("readiness",),
+    )
+    assert plan.status == Plan.Status.CLOSURE_REVIEW
+
+
+def test_a_long_reason_is_kept_short_in_history(plan, quality_lead):
+    services.withdraw_plan(plan=plan, by=quality_lead, reason="Merged into the wider plan. " * 20)
+    plan.refresh_from_db()
+    assert plan.status == Plan.Status.WITHDRAWN
+    reasons = Plan.history.filter(id=plan.pk).values_list("history_change_reason", flat=True)
+    assert all(len(r) <= 100 for r in reasons if r)

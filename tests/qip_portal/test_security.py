@@ -242,3 +242,26 @@ def test_security_events_are_recorded_and_visible_only_to_administrators(
     assert (
         client.get("/admin/core/securityevent/").status_code == 302
     )  # not staff: sent to admin login
+
+
+def test_a_governance_chair_must_set_up_two_step_verification(
+    client, quality_lead, governance_member
+):
+    from governance import services as governance
+    from governance.models import Membership
+
+    group = governance.create_group(
+        by=quality_lead, name="Quality & Safety Committee", authority_level=3
+    )
+    governance.set_membership(
+        group=group, user=governance_member, role=Membership.Role.CHAIR, by=quality_lead
+    )
+    _login(client, "member")
+    response = client.get(reverse("plans:register"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("mfa_setup"))
+
+
+def test_verify_page_sends_a_user_without_an_authenticator_onwards(client, manager):
+    _login(client, "manager")
+    response = client.get(reverse("mfa_verify"), {"next": "/plans/"})
+    assert response.status_code == 302 and response["Location"] == "/plans/"
