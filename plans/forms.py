@@ -365,6 +365,11 @@ class RegisterFilterForm(forms.Form):
     overdue = forms.BooleanField(label="Overdue actions only", required=False)
     stale = forms.BooleanField(label="Stale only", required=False)
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
+    # Links from the home page's month table ("opened in March 2026").
+    opened_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
+                                    widget=forms.HiddenInput)
+    closed_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
+                                    widget=forms.HiddenInput)
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)

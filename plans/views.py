@@ -79,6 +79,12 @@ def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
         plans = plans.filter(risk_score__gte=low, risk_score__lte=high)
     if data["overdue"]:
         plans = plans.filter(overdue_actions__gt=0)
+    for field, lookup in (("opened_month", "opened_on"), ("closed_month", "status_changed_at")):
+        if data[field]:
+            year, month = (int(part) for part in data[field].split("-"))
+            plans = plans.filter(**{f"{lookup}__year": year, f"{lookup}__month": month})
+            if field == "closed_month":
+                plans = plans.filter(status=Plan.Status.CLOSED)
     if data["stale"]:
         plans = plans.filter(pk__in=Plan.objects.stale().values("pk"))
     sort = RegisterFilterForm.SORTS.get(data["sort"] or "-opened_on", "-opened_on")

@@ -2,60 +2,32 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
-from plans.access import visible_plans
-from plans.models import Action, Plan
+from plans.models import User
+from qip_portal import dashboard
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """What needs my attention now, first; then the shape of the register."""
+    """What needs my attention now, first; then what is mine to do; then (for quality
+    leads and administrators) the shape of the register."""
     user = request.user
     today = timezone.localdate()
-    plans = visible_plans(user)
-    counts = plans.aggregate(
-        draft=Count("pk", filter=Q(status=Plan.Status.DRAFT)),
-        live=Count("pk", filter=Q(status=Plan.Status.LIVE)),
-        closure_review=Count("pk", filter=Q(status=Plan.Status.CLOSURE_REVIEW)),
-        monitoring=Count("pk", filter=Q(status=Plan.Status.MONITORING)),
-        closed=Count("pk", filter=Q(status=Plan.Status.CLOSED)),
-        stale=Count("pk", filter=Q(pk__in=Plan.objects.stale().values("pk"))),
-    )
-    my_actions = (
-        Action.objects.filter(owner=user, plan__in=plans)
-        .exclude(status=Action.Status.COMPLETED)
-        .exclude(plan__status__in=Plan.FINAL_STATUSES)
-        .select_related("plan")
-        .order_by("due_date")[:10]
-    )
-    overdue_plans = (
-        plans.exclude(status__in=Plan.FINAL_STATUSES)
-        .annotate(
-            n=Count(
-                "actions",
-                filter=Q(actions__due_date__lt=today) & ~Q(actions__status=Action.Status.COMPLETED),
-                distinct=True,
-            )
-        )
-        .filter(n__gt=0)
-        .select_related("owner")
-        .order_by("-n", "reference")[:10]
-    )
-    return render(
-        request,
-        "home.html",
-        {
-            "counts": counts,
-            "my_actions": list(my_actions),
-            "overdue_plans": list(overdue_plans),
-            "today": today,
-            "stale_days": settings.STALE_PLAN_DAYS,
-        },
-    )
+    context = {
+        "today": today,
+        "stale_days": settings.STALE_PLAN_DAYS,
+        "horizon": dashboard.REAUDIT_HORIZON_DAYS,
+        "attention": dashboard.attention(user, today),
+        **dashboard.my_work(user, today),
+    }
+    if user.role in (User.Role.GOVERNANCE_MEMBER, User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
+        context.update(dashboard.governance_work(user, today))
+    if user.role in (User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
+        context["shape"] = dashboard.register_shape(user, today)
+    return render(request, "home.html", context)
 
 
 @login_not_required

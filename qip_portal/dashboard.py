@@ -1,0 +1,150 @@
+"""What each kind of user sees first on the home page: what needs their attention, then
+the shape of the register. Every function here runs a fixed number of queries,
+whatever the size of the data (asserted in tests/qip_portal/test_dashboard.py)."""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+from collections import Counter
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from audits.access import due_indicators
+from audits.models import next_due_on
+from governance.access import visible_meetings, visible_reports
+from governance.models import ClosureReport
+from learning.access import can_review_learning, visible_summaries
+from learning.models import Acknowledgement, LearningReview
+from plans.access import visible_locations, visible_plans
+from plans.models import Action, Plan, User
+
+REAUDIT_HORIZON_DAYS = 14
+
+
+def _reaudits(user: User, today: datetime.date) -> tuple[int, int]:
+    """(overdue, due within the horizon) among indicators the user can see. One query."""
+    overdue = soon = 0
+    horizon = today + datetime.timedelta(days=REAUDIT_HORIZON_DAYS)
+    for indicator in due_indicators(user):
+        due = next_due_on(
+            frequency=indicator.frequency,
+            last_measured_on=indicator.last_measured_on,
+            start=indicator.plan.opened_on,
+        )
+        if due < today:
+            overdue += 1
+        elif due <= horizon:
+            soon += 1
+    return overdue, soon
+
+
+def attention(user: User, today: datetime.date) -> dict:
+    """The counts on the "Needs your attention" row, for any role."""
+    plans = visible_plans(user)
+    overdue_actions = (
+        Action.objects.filter(plan__in=plans, due_date__lt=today)
+        .exclude(status=Action.Status.COMPLETED)
+        .exclude(plan__status__in=Plan.FINAL_STATUSES)
+        .aggregate(actions=Count("pk"), plans=Count("plan", distinct=True))
+    )
+    reaudits_overdue, reaudits_soon = _reaudits(user, today)
+    return {
+        "overdue_actions": overdue_actions["actions"],
+        "plans_with_overdue_actions": overdue_actions["plans"],
+        "reaudits_overdue": reaudits_overdue,
+        "reaudits_soon": reaudits_soon,
+        "stale": plans.filter(pk__in=Plan.objects.stale().values("pk")).count(),
+        "awaiting_decision": visible_reports(user)
+        .filter(status=ClosureReport.Status.AWAITING_DECISION)
+        .count(),
+        "learning_reviews_due": (
+            LearningReview.objects.due_for_review(today)
+            .filter(summary__in=visible_summaries(user))
+            .count()
+            if can_review_learning(user)
+            else 0
+        ),
+        "learning_to_read": Acknowledgement.objects.filter(
+            manager=user, acknowledged_at__isnull=True
+        ).count(),
+    }
+
+
+def register_shape(user: User, today: datetime.date) -> dict:
+    """Open plans by location and theme, opened and closed per month for a year, and
+    the median days from opening to closure."""
+    plans = visible_plans(user)
+    open_plans = plans.filter(status__in=Plan.OPEN_STATUSES)
+    by_location = (
+        visible_locations(user)
+        .annotate(n=Count("plans", filter=Q(plans__in=open_plans)))
+        .filter(n__gt=0)
+        .order_by("-n", "name")
+        .values("pk", "name", "n")
+    )
+    by_theme = (
+        open_plans.values("theme__pk", "theme__name").annotate(n=Count("pk")).order_by("-n")
+    )
+    first_month = (today.replace(day=1) - datetime.timedelta(days=335)).replace(day=1)
+    opened = Counter(
+        d.strftime("%Y-%m")
+        for d in plans.filter(opened_on__gte=first_month).values_list("opened_on", flat=True)
+    )
+    closed_rows = list(
+        plans.filter(status=Plan.Status.CLOSED).values_list("opened_on", "status_changed_at")
+    )
+    closed = Counter(
+        timezone.localtime(changed).strftime("%Y-%m")
+        for _, changed in closed_rows
+        if timezone.localtime(changed).date() >= first_month
+    )
+    months = []
+    month = first_month
+    while month <= today:
+        key = month.strftime("%Y-%m")
+        months.append({"key": key, "label": month, "opened": opened[key], "closed": closed[key]})
+        month = (month + datetime.timedelta(days=32)).replace(day=1)
+    days_to_close = [
+        (timezone.localtime(changed).date() - opened_on).days for opened_on, changed in closed_rows
+    ]
+    return {
+        "by_location": list(by_location),
+        "by_theme": list(by_theme),
+        "months": months,
+        "median_days_to_close": round(statistics.median(days_to_close)) if days_to_close else None,
+        "closed_count": len(days_to_close),
+    }
+
+
+def my_work(user: User, today: datetime.date) -> dict:
+    """A manager's (or anyone's) own open actions and learning to read."""
+    plans = visible_plans(user)
+    actions = (
+        Action.objects.filter(owner=user, plan__in=plans)
+        .exclude(status=Action.Status.COMPLETED)
+        .exclude(plan__status__in=Plan.FINAL_STATUSES)
+        .select_related("plan")
+        .order_by("due_date")[:10]
+    )
+    to_read = (
+        Acknowledgement.objects.filter(manager=user, acknowledged_at__isnull=True)
+        .select_related("summary__plan")
+        .order_by("shared_at")[:5]
+    )
+    return {"my_actions": list(actions), "to_read": list(to_read)}
+
+
+def governance_work(user: User, today: datetime.date) -> dict:
+    """Reports awaiting the user's groups, and their next meetings."""
+    reports = (
+        visible_reports(user)
+        .filter(status=ClosureReport.Status.AWAITING_DECISION)
+        .select_related("plan", "group")
+        .order_by("submitted_at")[:10]
+    )
+    meetings = (
+        visible_meetings(user).filter(held_on__gte=today).select_related("group").order_by("held_on")[:5]
+    )
+    return {"awaiting_reports": list(reports), "next_meetings": list(meetings)}
