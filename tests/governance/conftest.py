@@ -121,3 +121,10 @@ def report_with_pdf(ready_plan, quality_lead, group, django_capture_on_commit_ca
         report = services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
     report.refresh_from_db()
     return report
+
+
+@pytest.fixture(autouse=True)
+def chairs_signed_in_with_two_steps(monkeypatch):
+    """Chairs must use two-step verification (tested in tests/qip_portal/test_security.py);
+    here the client's force_login stands for a completed two-step sign-in."""
+    monkeypatch.setattr("qip_portal.middleware.mfa_required", lambda user: False)
