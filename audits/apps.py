@@ -6,7 +6,11 @@ class AuditsConfig(AppConfig):
     verbose_name = "Audits"
 
     def ready(self) -> None:
+        from audits import sweeps  # noqa: F401  (registers the scheduled jobs)
+        from audits.monitoring import deterioration_guard, monitoring_complete_guard
+        from audits.verdicts import readiness_guard
         from audits.views import plan_panel_context
+        from plans.lifecycle import register_guard
         from plans.panels import Panel, register_panel
 
         register_panel(
@@ -17,3 +21,6 @@ class AuditsConfig(AppConfig):
                 order=10,
             )
         )
+        register_guard("readiness", readiness_guard)
+        register_guard("deterioration", deterioration_guard)
+        register_guard("monitoring_complete", monitoring_complete_guard)

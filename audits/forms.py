@@ -55,8 +55,9 @@ class _LookupField(forms.ChoiceField):
     def __init__(self, *, objects, noun: str, **kwargs):
         self.objects = list(objects)
         self.noun = noun
-        super().__init__(choices=[("", "---------")] + [(o.pk, str(o)) for o in self.objects],
-                         **kwargs)
+        super().__init__(
+            choices=[("", "---------")] + [(o.pk, str(o)) for o in self.objects], **kwargs
+        )
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -86,17 +87,24 @@ class MeasurementForm(forms.Form):
         label="Audit date", widget=DATE_WIDGET, help_text="The date the audit covered or ended."
     )
     numerator = forms.IntegerField(
-        label="Met the standard", min_value=0, required=False,
+        label="Met the standard",
+        min_value=0,
+        required=False,
         help_text="For proportions: how many met the standard (e.g. 18 records).",
         error_messages={"invalid": "Enter a whole number."},
     )
     denominator = forms.IntegerField(
-        label="Checked", min_value=0, required=False,
+        label="Checked",
+        min_value=0,
+        required=False,
         help_text="For proportions: how many were checked (e.g. 20 records).",
         error_messages={"invalid": "Enter a whole number."},
     )
     value = forms.DecimalField(
-        label="Value", max_digits=15, decimal_places=3, required=False,
+        label="Value",
+        max_digits=15,
+        decimal_places=3,
+        required=False,
         help_text="For counts, rates and scores.",
         error_messages={"invalid": "Enter a number."},
     )
@@ -106,8 +114,9 @@ class MeasurementForm(forms.Form):
         choices=[c for c in Measurement.Source.choices if c[0] != Measurement.Source.IMPORT],
         initial=Measurement.Source.RE_AUDIT,
     )
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
-                            required=False)
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, required=False
+    )
 
     def __init__(self, *args, context: MeasurementContext, allow_import_source=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -152,9 +161,7 @@ class MeasurementForm(forms.Form):
                 self.add_error("denominator", "Enter how many were checked.")
             if denominator == 0:
                 self.add_error("denominator", "The number checked must be more than 0.")
-            elif (
-                numerator is not None and denominator is not None and numerator > denominator
-            ):
+            elif numerator is not None and denominator is not None and numerator > denominator:
                 self.add_error(
                     "numerator",
                     f"{numerator} met the standard but only {denominator} were checked: "
@@ -217,9 +224,9 @@ class EvidenceForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.plan = plan
         self.fields["kind"].choices = EvidenceKind.choices
-        self.fields["upload"].help_text += (
-            f" Up to {settings.EVIDENCE_MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
-        )
+        self.fields[
+            "upload"
+        ].help_text += f" Up to {settings.EVIDENCE_MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
         self.file_type: files.FileType | None = None
 
     def clean_occurred_on(self):
@@ -250,3 +257,12 @@ class ImportUploadForm(forms.Form):
             raise ValidationError("Upload a CSV or an Excel (.xlsx) file.")
         self.kind = "xlsx" if found == files.XLSX else "csv"
         return upload
+
+
+class ReopenForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is the plan being re-opened?",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="The results that triggered the deterioration are added to the history for you.",
+    )

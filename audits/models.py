@@ -230,3 +230,148 @@ class ImportBatch(models.Model):
         if not self.total_rows:
             return 0
         return min(100, round(100 * self.processed_rows / self.total_rows))
+
+
+class MonitoringPeriod(models.Model):
+    """Routine monitoring after a governance group stepped a plan down: which
+    indicators (or audit theme) are watched, the floor of each, until when, and who is
+    told at once when a result deteriorates. Opened by ``services.start_monitoring``."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Monitoring"
+        ENDED = "ended", "Ended without deterioration"
+        REOPENED = "reopened", "Plan re-opened after deterioration"
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="monitoring_periods")
+    audit_theme = models.ForeignKey(
+        AuditTheme,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="monitoring_periods",
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    escalate_to = models.JSONField(
+        default=list, blank=True, help_text="Extra addresses told at once of deterioration."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    # Why it ended or was re-opened, in full, with the triggering results (a history
+    # reason holds only 100 characters).
+    outcome_note = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-starts_on", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan"],
+                condition=models.Q(status="open"),
+                name="one_open_monitoring_period_per_plan",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Monitoring {self.plan.reference} until {self.ends_on}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    def has_ended(self, today: datetime.date | None = None) -> bool:
+        return (today or timezone.localdate()) > self.ends_on
+
+
+class MonitoredIndicator(models.Model):
+    """One indicator watched in a monitoring period: its floor, and the reference
+    values of its sustained phase, frozen when monitoring started. Limits are never
+    recalculated from monitoring data (SPC.md §6.2)."""
+
+    period = models.ForeignKey(MonitoringPeriod, on_delete=models.CASCADE, related_name="monitored")
+    indicator = models.ForeignKey(Indicator, on_delete=models.PROTECT, related_name="+")
+    floor = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    reference_values = models.JSONField(default=list, blank=True)
+    reference_from = models.DateField(null=True, blank=True)
+    reference_to = models.DateField(null=True, blank=True)
+    reference_mean = models.DecimalField(max_digits=15, decimal_places=4, null=True, blank=True)
+    reference_lower = models.DecimalField(max_digits=15, decimal_places=4, null=True, blank=True)
+    reference_upper = models.DecimalField(max_digits=15, decimal_places=4, null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["indicator__position", "indicator_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "indicator"], name="unique_monitored_indicator"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.indicator} in {self.period}"
+
+    def breaches_floor(self, value: Decimal) -> bool:
+        """Beyond the floor, on the wrong side: below it when higher is better, above it
+        when lower is better. A result on the floor holds."""
+        if self.floor is None:
+            return False
+        if self.indicator.direction == Indicator.Direction.HIGHER:
+            return value < self.floor
+        return value > self.floor
+
+    def floor_display(self) -> str:
+        if self.floor is None:
+            return "No floor"
+        sign = "≥" if self.indicator.direction == Indicator.Direction.HIGHER else "≤"
+        text = f"{self.floor.normalize():f}"
+        unit = self.indicator.unit
+        return f"{sign} {text}%" if unit == "%" else f"{sign} {text} {unit}".rstrip()
+
+
+class Deterioration(models.Model):
+    """A result in a monitoring period that breached its floor or completed an SPC
+    concern rule against the frozen limits. Found by ``monitoring.find_deteriorations``,
+    recorded and escalated by ``services.check_monitoring``; one row per rule per
+    result, so rechecking never records (or emails) the same thing twice."""
+
+    class Kind(models.TextChoices):
+        FLOOR = "floor", "Below the monitoring floor"
+        SPC = "spc", "SPC concern signal"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACTED_ON = "acted_on", "Plan re-opened"
+
+    period = models.ForeignKey(
+        MonitoringPeriod, on_delete=models.CASCADE, related_name="deteriorations"
+    )
+    indicator = models.ForeignKey(Indicator, on_delete=models.PROTECT, related_name="+")
+    measurement = models.ForeignKey(
+        Measurement, on_delete=models.PROTECT, related_name="deteriorations"
+    )
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    rule = models.CharField(max_length=20)  # "floor", or the engine's code: "astro_lo"...
+    severity = models.CharField(max_length=30, blank=True)
+    explanation = models.TextField()
+    detected_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["detected_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "measurement", "rule"], name="unique_deterioration_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.measurement}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

@@ -1,8 +1,8 @@
-"""Thin Celery tasks: load by id, call a service."""
+"""Thin Celery tasks: load by id, call a service or a sweep."""
 
 from celery import shared_task
 
-from audits import services
+from audits import services, sweeps
 
 
 @shared_task
@@ -13,3 +13,28 @@ def validate_import_task(batch_id: int) -> None:
 @shared_task
 def commit_import_task(batch_id: int, by_id: int) -> None:
     services.commit_import(batch_id=batch_id, by_id=by_id)
+
+
+@shared_task
+def check_plan_monitoring_task(plan_id: int) -> int:
+    return services.check_plan_monitoring(plan_id=plan_id)
+
+
+@shared_task
+def ready_for_closure_review() -> str:
+    return sweeps.ready_for_closure_review()
+
+
+@shared_task
+def deterioration() -> str:
+    return sweeps.deterioration()
+
+
+@shared_task
+def monitoring_ended() -> str:
+    return sweeps.monitoring_ended()
+
+
+@shared_task
+def reaudits_due() -> str:
+    return sweeps.reaudits_due()

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audits import imports, services
+from audits import imports, monitoring, services
 from audits.access import (
     can_log,
     due_indicators,
@@ -19,24 +19,97 @@ from audits.access import (
     get_measurement_for_user,
     get_plan_for_logging,
 )
+from audits.charts import chart_for, render_svg
 from audits.files import TEXT, get_private_storage
-from audits.forms import EvidenceForm, ImportUploadForm, MeasurementContext, MeasurementForm
-from audits.models import ImportBatch, Measurement, next_due_on
+from audits.forms import (
+    EvidenceForm,
+    ImportUploadForm,
+    MeasurementContext,
+    MeasurementForm,
+    ReopenForm,
+)
+from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_on
+from audits.verdicts import PlanVerdicts, plan_verdicts
 from core.exports import csv_response, xlsx_response
+from plans import lifecycle
 from plans.access import WRITE_ROLES, get_plan_for_user
 from plans.models import Plan, User
+from plans.services import TransitionRefused
 
 # How many results the plan page lists; the export has them all.
 PANEL_MEASUREMENTS = 25
 
 
-def plan_panel_context(plan: Plan, user: User) -> dict:
-    """The plan page's "Re-audits and evidence" section. Four queries, whatever the
-    number of indicators, results or evidence items."""
-    today = timezone.localdate()
-    indicators = list(
-        plan.indicators.annotate(last_measured_on=Max("measurements__measured_on"))
+def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
+    """The plan's latest monitoring period with, per watched indicator, its floor, frozen
+    reference and the engine's verdict on the results since. Three queries (one when
+    the plan was never monitored)."""
+    period = (
+        MonitoringPeriod.objects.filter(plan=plan)
+        .select_related("audit_theme", "started_by")
+        .order_by("-starts_on", "-pk")
+        .first()
     )
+    if period is None:
+        return None
+    by_indicator = {v.indicator.pk: v for v in verdicts.indicators}
+    deteriorations = list(period.deteriorations.select_related("measurement"))
+    watched = []
+    for monitored in period.monitored.all():
+        verdict = by_indicator.get(monitored.indicator_id)
+        if verdict is None:
+            continue
+        monitored.indicator = verdict.indicator
+        since = [
+            m for m in verdict.measurements if period.starts_on <= m.measured_on <= period.ends_on
+        ]
+        for d in deteriorations:
+            if d.indicator_id == monitored.indicator_id:
+                d.measurement.indicator = verdict.indicator
+        assessment = monitoring.assessment_for(monitored, since)
+        watched.append(
+            {
+                "monitored": monitored,
+                "indicator": verdict.indicator,
+                "results": len(since),
+                "explanation": assessment.explain() if assessment else "",
+                "deteriorations": [
+                    d for d in deteriorations if d.indicator_id == monitored.indicator_id
+                ],
+            }
+        )
+    open_rows = [d for d in deteriorations if d.is_open]
+    return {
+        "period": period,
+        "watched": watched,
+        "deteriorations": deteriorations,
+        "open_deteriorations": open_rows,
+        "has_ended": period.has_ended(),
+    }
+
+
+def plan_panel_context(plan: Plan, user: User) -> dict:
+    """The plan page's "Sustained improvement", "Monitoring" and "Re-audits and
+    evidence" sections. A fixed number of queries (about a dozen), whatever the number
+    of indicators, results or evidence items."""
+    today = timezone.localdate()
+    verdicts = plan_verdicts(plan)
+    monitoring_data = _monitoring_context(plan, verdicts)
+    charts = []
+    watched = {}
+    if monitoring_data:
+        watched = {w["indicator"].pk: w for w in monitoring_data["watched"]}
+    for position, verdict in enumerate(verdicts.indicators):
+        w = watched.get(verdict.indicator.pk)
+        spec = chart_for(
+            verdict,
+            chart_id=f"chart-{plan.pk}-{position}",
+            monitored=w["monitored"] if w else None,
+            period_start=monitoring_data["period"].starts_on if w else None,
+            deteriorations=w["deteriorations"] if w else [],
+        )
+        charts.append({"verdict": verdict, "spec": spec, "svg": render_svg(spec)})
+    indicators = list(plan.indicators.annotate(last_measured_on=Max("measurements__measured_on")))
     for indicator in indicators:
         indicator.next_due_on = next_due_on(
             frequency=indicator.frequency,
@@ -59,7 +132,43 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
         "can_log": can_log(user, plan),
         "scheduled": plan.status in (Plan.Status.LIVE, Plan.Status.MONITORING),
         "today": today,
+        "verdicts": verdicts,
+        "charts": charts,
+        "monitoring": monitoring_data,
+        "can_reopen": (
+            plan.status == Plan.Status.MONITORING
+            and lifecycle.may_perform(lifecycle.TRANSITIONS["reopen"], user)
+            and bool(monitoring_data and monitoring_data["open_deteriorations"])
+        ),
     }
+
+
+def reopen_plan(request: HttpRequest, reference: str) -> HttpResponse:
+    """Re-open a plan in monitoring after deterioration: confirm (GET), do it (POST).
+    The history names the results that triggered it."""
+    plan = get_plan_for_user(request.user, reference, write=True)
+    step = lifecycle.TRANSITIONS["reopen"]
+    if not lifecycle.may_perform(step, request.user):
+        raise Http404("No such page.")  # the quality lead's decision; others see nothing
+    form = ReopenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.reopen_plan(plan=plan, by=request.user, reason=form.cleaned_data["reason"])
+        except TransitionRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, f"{plan.reference} is live again.")
+            return redirect(plan)
+    return render(
+        request,
+        "audits/reopen.html",
+        {
+            "plan": plan,
+            "form": form,
+            "blocking": lifecycle.blocking_reasons(step, plan),
+        },
+    )
 
 
 def due(request: HttpRequest) -> HttpResponse:
@@ -123,8 +232,7 @@ def log_measurement(request: HttpRequest, reference: str) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Result logged for “{measurement.indicator.name}”: "
-                f"{measurement.value_display()}.",
+                f"Result logged for “{measurement.indicator.name}”: {measurement.value_display()}.",
             )
             return redirect(f"{plan.get_absolute_url()}#audits")
     elif request.method == "POST":
@@ -203,8 +311,18 @@ def export_measurements(request: HttpRequest, reference: str, kind: str) -> Http
     if kind not in ("csv", "xlsx"):
         raise Http404("No such format.")
     header = [
-        "Indicator", "Date", "Numerator", "Denominator", "Value", "Unit", "Meets target",
-        "Location", "Source", "Notes", "Recorded by", "Recorded at",
+        "Indicator",
+        "Date",
+        "Numerator",
+        "Denominator",
+        "Value",
+        "Unit",
+        "Meets target",
+        "Location",
+        "Source",
+        "Notes",
+        "Recorded by",
+        "Recorded at",
     ]
 
     def rows():

@@ -17,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audits.services import MonitoringRefused, start_monitoring
 from governance import reports
 from governance.models import (
     AgendaItem,
@@ -326,6 +327,28 @@ def _parse_floors(floors: dict, indicator_ids: list[int]) -> tuple[dict[str, str
 
 
 @transaction.atomic
+def _start_monitoring(*, decision: Decision, plan: Plan, by: User) -> None:
+    """Open the monitoring period the step-down decision describes; the group that
+    stepped the plan down is told at once of any deterioration. A refusal undoes the
+    whole decision (we are inside its transaction)."""
+    group_emails = list(
+        decision.report.group.memberships.exclude(user__email="").values_list(
+            "user__email", flat=True
+        )
+    )
+    try:
+        start_monitoring(
+            plan=plan,
+            by=by,
+            floors={int(pk): Decimal(floor) for pk, floor in decision.monitoring_floors.items()},
+            end_date=decision.monitoring_ends_on,
+            escalate_to=group_emails,
+            audit_theme=decision.monitoring_audit_theme or None,
+        )
+    except MonitoringRefused as refused:
+        raise TransitionRefused(refused.reasons) from None
+
+
 def sign_decision(
     *,
     report: ClosureReport,
@@ -425,6 +448,8 @@ def sign_decision(
     perform_transition(
         plan=plan, name=Decision.TRANSITIONS[outcome], by=by, reason=_short(transition_reason)
     )
+    if outcome == Decision.Outcome.STEP_DOWN:
+        _start_monitoring(decision=decision, plan=plan, by=by)
     report.status = ClosureReport.Status.DECIDED
     _save(report, by=by, reason=f"Decided: {decision.get_outcome_display()}")
     decision_id = decision.pk

@@ -88,6 +88,8 @@ TRANSITIONS: dict[str, Transition] = {
             "live",
             needs_reason=True,
             required_guards=("deterioration",),
+            # Re-opened from the monitoring panel, which links the triggering results.
+            offered_on_plan_page=False,
         ),
         Transition(
             "submit_for_final_closure",

@@ -226,6 +226,31 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "qip_portal.digest.send_weekly_digests",
         "schedule": crontab(day_of_week="mon", hour=7, minute=30),
     },
+    # Deterioration is escalated on each new result; this nightly pass is the safety net.
+    "audits-deterioration": {
+        "task": "audits.tasks.deterioration",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "audits-monitoring-ended": {
+        "task": "audits.tasks.monitoring_ended",
+        "schedule": crontab(hour=6, minute=40),
+    },
+    "audits-ready-for-review": {
+        "task": "audits.tasks.ready_for_closure_review",
+        "schedule": crontab(hour=6, minute=50),
+    },
+    "audits-reaudits-due": {
+        "task": "audits.tasks.reaudits_due",
+        "schedule": crontab(hour=7, minute=10),
+    },
+    "learning-review-schedule": {
+        "task": "learning.tasks.schedule_due_reviews",
+        "schedule": crontab(hour=6, minute=30),
+    },
+    "learning-ack-reminders": {
+        "task": "learning.tasks.remind_outstanding_acknowledgements",
+        "schedule": crontab(hour=7, minute=20),
+    },
 }
 
 # Sessions end after SESSION_IDLE_MINUTES without a request, after

@@ -149,6 +149,12 @@ def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(
         "plans.tasks.overdue_actions",
         "plans.tasks.stale_plans",
         "qip_portal.digest.send_weekly_digests",
+        "audits.tasks.deterioration",
+        "audits.tasks.monitoring_ended",
+        "audits.tasks.ready_for_closure_review",
+        "audits.tasks.reaudits_due",
+        "learning.tasks.schedule_due_reviews",
+        "learning.tasks.remind_outstanding_acknowledgements",
     }
     app.loader.import_default_modules()
     assert tasks <= set(app.tasks)

@@ -86,6 +86,7 @@ class Command(BaseCommand):
             users = self.users(locations)
             themes = {name: Theme.objects.get_or_create(name=name)[0] for name in THEMES}
             created = self.plans(users, locations, themes)
+            self.results(users)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new plans)."))
         self.stdout.write("\nSign in at http://127.0.0.1:8000 as any of these demo users")
         self.stdout.write(f"(password for all: {DEMO_PASSWORD}):")
@@ -132,6 +133,67 @@ class Command(BaseCommand):
             created += 1
             self.create_plan(spec, users, locations, themes, today)
         return created
+
+    def results(self, users) -> None:
+        """Re-audit results, evidence and (walkthrough 2) a monitoring period, through the
+        services so that history is recorded. Only for a plan with no results yet."""
+        from audits import services as audits_services
+        from audits.models import Measurement, MonitoringPeriod
+
+        for title, spec in DEMO_RESULTS.items():
+            plan = Plan.objects.filter(title=title).first()
+            if plan is None or Measurement.objects.filter(indicator__plan=plan).exists():
+                continue
+            by = users[spec["user"]]
+            location = plan.locations.first()
+            monitoring_from = plan.opened_on + datetime.timedelta(days=MONITORING_STARTED_DAY)
+            monitored = plan.status == Plan.Status.MONITORING
+            later = []
+            for indicator in plan.indicators.all():
+                for row in spec[indicator.name]:
+                    on = plan.opened_on + datetime.timedelta(days=row[0])
+                    if len(row) == 3:
+                        fields = {"numerator": row[1], "denominator": row[2], "value": None}
+                    else:
+                        fields = {"numerator": None, "denominator": None, "value": Decimal(row[1])}
+                    fields |= {
+                        "indicator": indicator,
+                        "measured_on": on,
+                        "location": location,
+                        "source": "import"
+                        if row[0] < 0
+                        else (
+                            "incident_panel" if indicator.measure_type == "count" else "re_audit"
+                        ),
+                        "notes": "From the previous register" if row[0] < 0 else "",
+                    }
+                    if monitored and on >= monitoring_from:
+                        later.append(fields)
+                    else:
+                        audits_services.record_measurement(plan=plan, by=by, fields=fields)
+            for kind, evidence_title, day in spec["evidence"]:
+                audits_services.add_evidence(
+                    plan=plan,
+                    by=by,
+                    fields={
+                        "kind": kind,
+                        "title": evidence_title,
+                        "occurred_on": plan.opened_on + datetime.timedelta(days=day),
+                        "description": "",
+                    },
+                )
+            if monitored and not MonitoringPeriod.objects.filter(plan=plan).exists():
+                indicator = plan.indicators.first()
+                audits_services.start_monitoring(
+                    plan=plan,
+                    by=users["priya"],
+                    floors={indicator.pk: Decimal("85")},
+                    escalate_to=["helen@demo.qip-portal.test"],
+                    starts_on=monitoring_from,
+                )
+                for fields in later:
+                    audits_services.record_measurement(plan=plan, by=by, fields=fields)
+                audits_services.check_plan_monitoring(plan_id=plan.pk)
 
     def create_plan(self, spec, users, locations, themes, today):
         lead = users["priya"]
@@ -189,6 +251,67 @@ class Command(BaseCommand):
         stale_days = spec.get("quiet_days")
         if stale_days:
             services.touch_plan(plan.pk, timezone.now() - datetime.timedelta(days=stale_days))
+
+
+# Re-audit results for the walkthrough plans, as (days after the plan opened, numerator,
+# denominator) for proportions or (days, value) for counts. Negative days are audits
+# from the previous register, before the plan opened (its baseline).
+WALKTHROUGH_1 = "Safeguarding: missed escalation and poor recording"
+WALKTHROUGH_2 = "Care plans not reviewed after changes in need"
+DEMO_RESULTS = {
+    WALKTHROUGH_1: {
+        "user": "tom",
+        "evidence": [
+            ("re_audit", "Safeguarding records re-audit (month 3)", 100),
+            ("incident_panel", "Incident panel: SG-2026-019 reviewed, no repeat", 110),
+        ],
+        "Concerns escalated within 24 hours": [
+            *[
+                (-30 * k, n, 24)
+                for k, n in zip(
+                    range(12, 0, -1), [18, 17, 19, 18, 17, 20, 18, 19, 17, 18, 19, 18], strict=True
+                )
+            ],
+            (5, 17, 24),
+            (20, 21, 25),
+            (40, 24, 25),
+            (65, 25, 26),
+            (90, 24, 25),
+            (115, 26, 27),
+            (140, 25, 25),
+        ],
+        "Safeguarding records complete": [
+            (10, 15, 24),
+            (38, 20, 25),
+            (45, 23, 25),
+            (70, 24, 26),
+            (100, 24, 25),
+            (140, 26, 27),
+        ],
+        "Repeat safeguarding alerts": [(10, 2), (30, 1), (42, 0), (72, 0), (102, 0), (138, 0)],
+    },
+    WALKTHROUGH_2: {
+        "user": "grace",
+        "evidence": [("observation", "Observation of handover: 72-hour prompts used", 200)],
+        "Care plans reviewed within 72 hours of a change": [
+            (3, 19, 31),
+            (30, 21, 30),
+            (60, 25, 32),
+            (90, 26, 30),
+            (120, 29, 32),
+            (150, 28, 30),
+            (180, 30, 33),
+            (210, 30, 31),
+            (240, 28, 30),
+            (270, 31, 33),
+            (300, 29, 31),
+            # Monitoring started on day 305; the second audit since is below the floor.
+            (315, 28, 30),
+            (328, 25, 31),
+        ],
+    },
+}
+MONITORING_STARTED_DAY = 305
 
 
 def demo_plans(today):

@@ -1,0 +1,453 @@
+"""Run and SPC charts as server-rendered SVG: one renderer for web pages and for
+WeasyPrint PDFs. No script, no external fonts, no ``style`` attributes (the site's CSP
+forbids inline styles; SVG presentation attributes such as ``fill`` are fine).
+
+``chart_for(verdict, ...)`` turns an indicator's verdicts into a ``ChartSpec`` (points,
+centre line, process limits, target, floor, baseline and phase changes, signals); and
+``render_svg(spec)`` draws it. Every chart carries a text alternative (``<title>`` and
+``<desc>`` referenced by ``aria-labelledby``) and ``spec.rows`` feeds the data table
+shown under it for screen readers and for anyone who prefers numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from audits import spc
+from audits.models import Deterioration, MonitoredIndicator
+from audits.verdicts import IndicatorVerdict, day, short_value
+
+WIDTH, HEIGHT = 720, 300
+LEFT, RIGHT, TOP, BOTTOM = 52, 128, 16, 70
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
+# Colours from the NHS identity palette, as Making Data Count uses them: grey for common
+# cause, blue for improvement, orange for concern. Shapes differ too, so colour is never
+# the only cue (WCAG 1.4.1).
+GREY, BLUE, ORANGE, PURPLE = "#768692", "#005eb8", "#ed8b00", "#6b2c83"
+INK, LIMIT, TARGET, FLOOR, WINDOW = "#212b32", "#4c6272", "#d5281b", "#8a1538", "#e3f1e6"
+
+_RULES = {
+    "astro": "point beyond a process limit",
+    "shift": "shift",
+    "trend": "trend",
+    "2of3": "two of three beyond 2 sigma",
+    "long_run": "long run",
+    "few_crossings": "too few crossings",
+    "floor": "beyond the monitoring floor",
+}
+
+
+def _rule_text(code: str) -> str:
+    base = code.rsplit("_", 1)[0] if code.endswith(("_hi", "_lo", "_up", "_dn")) else code
+    return _RULES.get(base, code)
+
+
+@dataclass
+class ChartPoint:
+    label: str
+    value: float
+    display: str  # "94.2% (32 of 34)"
+    meets_target: bool
+    effect: str = ""  # "", "improvement", "concern", "neutral"
+    rules: tuple[str, ...] = ()
+    mean: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass
+class ChartSpec:
+    chart_id: str
+    title: str
+    unit: str
+    method_label: str
+    points: list[ChartPoint]
+    centre_name: str = "mean"
+    target: float | None = None
+    target_label: str = ""
+    floor: float | None = None
+    floor_label: str = ""
+    markers: list[tuple[int, str]] = field(default_factory=list)  # (index, label)
+    window_from: int | None = None  # first index of the sustain window
+    window_label: str = "Sustain window"
+    summary: str = ""  # the plain-English verdict, for <desc>
+
+    @property
+    def rows(self) -> list[dict]:
+        return [
+            {
+                "label": p.label,
+                "display": p.display,
+                "meets_target": p.meets_target,
+                "centre": self.fmt(p.mean),
+                "limits": (
+                    f"{self.fmt(p.lower)} to {self.fmt(p.upper)}"
+                    if p.lower is not None and p.upper is not None
+                    else ""
+                ),
+                "signal": (
+                    f"{p.effect.capitalize()}: {', '.join(_rule_text(r) for r in p.rules)}"
+                    if p.effect
+                    else ""
+                ),
+            }
+            for p in self.points
+        ]
+
+    def fmt(self, value: float | None) -> str:
+        if value is None:
+            return ""
+        text = spc.format_number(value, 3 if abs(value) >= 1 else 4)
+        return f"{text}%" if self.unit == "%" else text
+
+
+def _effect(point: spc.Point | None) -> str:
+    if point is None or point.classification is None:
+        return ""
+    return point.classification.value
+
+
+def chart_for(
+    verdict: IndicatorVerdict,
+    *,
+    chart_id: str,
+    monitored: MonitoredIndicator | None = None,
+    period_start: datetime.date | None = None,
+    deteriorations: list[Deterioration] = (),  # type: ignore[assignment]
+) -> ChartSpec:
+    """The chart of one indicator's whole series, as the engine judged it; with the
+    monitoring floor, the frozen reference limits and the deteriorations when the plan
+    is in (or was in) monitoring."""
+    ind = verdict.indicator
+    assurance = verdict.assurance
+    scale = float(assurance.scale)
+    result = assurance.assessment.result
+    engine_points = list(result.points) if result is not None else []
+    points: list[ChartPoint] = []
+    for i, m in enumerate(verdict.measurements):
+        ep = engine_points[i] if i < len(engine_points) else None
+        limits = ep.limits if ep is not None else None
+        points.append(
+            ChartPoint(
+                label=day(m.measured_on),
+                value=float(m.value),
+                display=m.value_display(),
+                meets_target=ind.meets_target(m.value),
+                effect=_effect(ep),
+                rules=tuple(ep.rules) if ep is not None else (),
+                mean=limits.mean * scale if limits else None,
+                lower=limits.lower * scale if limits else None,
+                upper=limits.upper * scale if limits else None,
+            )
+        )
+    centre_name = "mean"
+    if isinstance(result, spc.RunChartResult):
+        centre_name = "median"
+        for p in points:
+            p.mean = result.centre * scale
+    markers: list[tuple[int, str]] = []
+    if isinstance(result, spc.ChartResult) and len(result.partitions) > 1:
+        for part in result.partitions[1:]:
+            label = "Baseline ends" if part.inherited_from is not None else "Limits recalculated"
+            markers.append((part.first, label))
+    window_from = None
+    if verdict.criteria.window_start is not None:
+        window_from = next(
+            i
+            for i, m in enumerate(verdict.measurements)
+            if m.measured_on >= verdict.criteria.window_start
+        )
+    floor = floor_label = None
+    if monitored is not None and period_start is not None:
+        start = next(
+            (i for i, m in enumerate(verdict.measurements) if m.measured_on >= period_start),
+            None,
+        )
+        if start is not None:
+            markers.append((start, "Monitoring starts"))
+            window_from = None  # the window belongs to the live phase, not to monitoring
+            if monitored.reference_mean is not None:
+                for p in points[start:]:
+                    p.mean = float(monitored.reference_mean)
+                    p.lower = float(monitored.reference_lower)  # type: ignore[arg-type]
+                    p.upper = float(monitored.reference_upper)  # type: ignore[arg-type]
+        if monitored.floor is not None:
+            floor = float(monitored.floor)
+            floor_label = f"Floor {short_value(ind, monitored.floor)}"
+        flagged: dict[int, list[str]] = {}
+        for d in deteriorations:
+            flagged.setdefault(d.measurement_id, []).append(d.rule)
+        for p, m in zip(points, verdict.measurements, strict=True):
+            if m.pk in flagged:
+                p.effect = "concern"
+                p.rules = tuple(dict.fromkeys((*p.rules, *flagged[m.pk])))
+    summary = f"{verdict.criteria.headline()}. {assurance.method_label}: {assurance.headline()}."
+    return ChartSpec(
+        chart_id=chart_id,
+        title=f"{ind.name}: {len(points)} results, {assurance.method_label.lower()}",
+        unit=ind.unit,
+        method_label=assurance.method_label,
+        points=points,
+        centre_name=centre_name,
+        target=float(ind.target),
+        target_label=f"Target {ind.target_display()}",
+        floor=floor,
+        floor_label=floor_label or "",
+        markers=sorted(markers),
+        window_from=window_from,
+        summary=summary,
+    )
+
+
+# --- Drawing --------------------------------------------------------------------------
+
+
+def _n(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    span = high - low or 1.0
+    raw = span / count
+    magnitude = 10 ** int(f"{raw:e}".split("e")[1])
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = (low // step + 1) * step
+    ticks = []
+    value = first
+    while value < high:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def render_svg(spec: ChartSpec) -> SafeString:
+    """The chart as one ``<svg>`` element (safe to place in a template as is)."""
+    cid = escape(spec.chart_id)
+    pts = spec.points
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    values = [p.value for p in pts]
+    for p in pts:
+        values += [v for v in (p.mean, p.lower, p.upper) if v is not None]
+    values += [v for v in (spec.target, spec.floor) if v is not None]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (high - low) * 0.08 or 1.0
+    low, high = low - pad, high + pad
+    if spec.unit == "%":
+        low, high = max(low, 0.0), min(high, 100.0 + pad / 2)
+    n = max(len(pts), 1)
+    step = plot_w / n
+
+    def x(i: float) -> float:
+        return LEFT + step * (i + 0.5)
+
+    def y(v: float) -> float:
+        return TOP + plot_h * (1 - (v - low) / (high - low))
+
+    out: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="100%" role="img" aria-labelledby="{cid}-title {cid}-desc" '
+        f'font-family="{escape(FONT)}" font-size="11" class="qip-chart">',
+        f'<title id="{cid}-title">{escape(spec.title)}</title>',
+        f'<desc id="{cid}-desc">{escape(_description(spec))}</desc>',
+        f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
+    ]
+    if spec.window_from is not None and pts:
+        wx = x(spec.window_from) - step / 2
+        out.append(
+            f'<rect x="{_n(wx)}" y="{TOP}" width="{_n(LEFT + plot_w - wx)}" height="{plot_h}" '
+            f'fill="{WINDOW}"/>'
+            f'<text x="{LEFT + plot_w - 4}" y="{TOP + plot_h - 6}" text-anchor="end" '
+            f'fill="#1e4d2b">{escape(spec.window_label)}</text>'
+        )
+    # Axes and gridlines.
+    for tick in _nice_ticks(low, high):
+        ty = y(tick)
+        out.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_n(ty)}" y2="{_n(ty)}" '
+            f'stroke="#d8dde0" stroke-width="1"/>'
+            f'<text x="{LEFT - 6}" y="{_n(ty + 4)}" text-anchor="end" fill="{INK}">'
+            f"{escape(spec.fmt(tick))}</text>"
+        )
+    out.append(
+        f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="{INK}"/>'
+        f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" '
+        f'stroke="{INK}"/>'
+    )
+    every = max(1, -(-len(pts) // 8))
+    for i, p in enumerate(pts):
+        if i % every == 0 or i == len(pts) - 1 and len(pts) <= 8:
+            out.append(
+                f'<text x="{_n(x(i))}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+                f'fill="{INK}">{escape(p.label)}</text>'
+            )
+    # Phase changes.
+    for index, label in spec.markers:
+        mx = x(index) - step / 2
+        out.append(
+            f'<line x1="{_n(mx)}" x2="{_n(mx)}" y1="{TOP}" y2="{TOP + plot_h}" stroke="{INK}" '
+            f'stroke-dasharray="2 3"/>'
+            f'<text x="{_n(mx + 3)}" y="{TOP + plot_h - 6}" fill="{INK}">{escape(label)}</text>'
+        )
+    # Centre line and process limits, as steps (p-chart limits vary point by point).
+    labels: list[tuple[float, str, str, bool]] = []  # (y, text, colour, bold) at the right
+    for attr, colour, dash, name in (
+        ("mean", LIMIT, "", spec.centre_name.capitalize()),
+        ("lower", LIMIT, "6 4", "Lower limit"),
+        ("upper", LIMIT, "6 4", "Upper limit"),
+    ):
+        path = _step_path([getattr(p, attr) for p in pts], x, y, step)
+        if path:
+            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(
+                f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.5"{dash_attr}/>'
+            )
+            last = next(getattr(p, attr) for p in reversed(pts) if getattr(p, attr) is not None)
+            labels.append((y(last), f"{name} {spec.fmt(last)}", LIMIT, False))
+    for value, label, colour, dash in (
+        (spec.target, spec.target_label, TARGET, "8 4"),
+        (spec.floor, spec.floor_label, FLOOR, "2 2"),
+    ):
+        if value is None:
+            continue
+        ty = y(value)
+        out.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_n(ty)}" y2="{_n(ty)}" '
+            f'stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
+        )
+        labels.append((ty, label, colour, True))
+    for ly, text, colour, bold in _spread(labels, TOP + 4, TOP + plot_h + 4):
+        weight = ' font-weight="bold"' if bold else ""
+        out.append(
+            f'<text x="{LEFT + plot_w + 6}" y="{_n(ly + 4)}" fill="{colour}"{weight}>'
+            f"{escape(text)}</text>"
+        )
+    if pts:
+        line = " ".join(f"{_n(x(i))},{_n(y(p.value))}" for i, p in enumerate(pts))
+        out.append(f'<polyline points="{line}" fill="none" stroke="{INK}" stroke-width="1.5"/>')
+    for i, p in enumerate(pts):
+        out.append(_marker(x(i), y(p.value), p, spec))
+    out.append(_legend(spec))
+    out.append("</svg>")
+    # Every piece of text above went through escape(); numbers are formatted floats.
+    return mark_safe("".join(out))  # noqa: S308  # nosec B308 B703
+
+
+def _spread(
+    labels: list[tuple[float, str, str, bool]], top: float, bottom: float, gap: float = 13
+) -> list[tuple[float, str, str, bool]]:
+    """Line labels at the right edge, moved apart just enough not to overlap."""
+    placed = sorted(labels)
+    ys = [label[0] for label in placed]
+    for i in range(1, len(ys)):
+        ys[i] = max(ys[i], ys[i - 1] + gap)
+    overflow = ys[-1] - bottom if ys else 0
+    if overflow > 0:  # pushed off the bottom: shift the stack up, keeping the gaps
+        ys = [v - overflow for v in ys]
+        for i in range(len(ys) - 2, -1, -1):
+            ys[i] = min(ys[i], ys[i + 1] - gap)
+    ys = [max(v, top) for v in ys]
+    return [(v, *label[1:]) for v, label in zip(ys, placed, strict=True)]
+
+
+def _step_path(values: list[float | None], x, y, step: float) -> str:
+    parts: list[str] = []
+    pen_down = False
+    for i, v in enumerate(values):
+        if v is None:
+            pen_down = False
+            continue
+        x0, x1, yy = x(i) - step / 2, x(i) + step / 2, y(v)
+        parts.append(f"{'L' if pen_down else 'M'}{_n(x0)},{_n(yy)} L{_n(x1)},{_n(yy)}")
+        pen_down = True
+    return " ".join(parts)
+
+
+def _marker(cx: float, cy: float, p: ChartPoint, spec: ChartSpec) -> str:
+    state = {"concern": "special cause concern", "improvement": "special cause improvement"}.get(
+        p.effect, "special cause variation" if p.effect else "common cause"
+    )
+    tip = f"<title>{escape(p.label)}: {escape(p.display)} ({escape(state)})</title>"
+    if p.effect == "concern":
+        s = 6
+        return (
+            f'<path d="M{_n(cx)},{_n(cy - s)} L{_n(cx + s)},{_n(cy)} L{_n(cx)},{_n(cy + s)} '
+            f'L{_n(cx - s)},{_n(cy)} Z" fill="{ORANGE}" stroke="{INK}" stroke-width="1">'
+            f"{tip}</path>"
+        )
+    if p.effect == "improvement":
+        return (
+            f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="5.5" fill="{BLUE}" stroke="#ffffff" '
+            f'stroke-width="1.5">{tip}</circle>'
+        )
+    if p.effect == "neutral":
+        return (
+            f'<rect x="{_n(cx - 4.5)}" y="{_n(cy - 4.5)}" width="9" height="9" fill="{PURPLE}">'
+            f"{tip}</rect>"
+        )
+    return f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="4" fill="{GREY}">{tip}</circle>'
+
+
+def _legend(spec: ChartSpec) -> str:
+    ly = HEIGHT - 22
+    items = [
+        f'<circle cx="{LEFT + 4}" cy="{ly - 4}" r="4" fill="{GREY}"/>'
+        f'<text x="{LEFT + 12}" y="{ly}" fill="{INK}">Common cause</text>',
+        f'<circle cx="{LEFT + 110}" cy="{ly - 4}" r="5" fill="{BLUE}"/>'
+        f'<text x="{LEFT + 118}" y="{ly}" fill="{INK}">Improvement</text>',
+        f'<path d="M{LEFT + 212},{ly - 10} L{LEFT + 218},{ly - 4} L{LEFT + 212},{ly + 2} '
+        f'L{LEFT + 206},{ly - 4} Z" fill="{ORANGE}" stroke="{INK}" stroke-width="1"/>'
+        f'<text x="{LEFT + 224}" y="{ly}" fill="{INK}">Concern</text>',
+        f'<line x1="{LEFT + 290}" x2="{LEFT + 316}" y1="{ly - 4}" y2="{ly - 4}" '
+        f'stroke="{LIMIT}" stroke-width="1.5" stroke-dasharray="6 4"/>'
+        f'<text x="{LEFT + 322}" y="{ly}" fill="{INK}">Process limits</text>',
+        f'<line x1="{LEFT + 420}" x2="{LEFT + 446}" y1="{ly - 4}" y2="{ly - 4}" '
+        f'stroke="{TARGET}" stroke-width="2" stroke-dasharray="8 4"/>'
+        f'<text x="{LEFT + 452}" y="{ly}" fill="{INK}">Target</text>',
+    ]
+    if any(p.effect == "neutral" for p in spec.points):
+        items.append(
+            f'<rect x="{LEFT}" y="{ly + 6}" width="9" height="9" fill="{PURPLE}"/>'
+            f'<text x="{LEFT + 14}" y="{ly + 14}" fill="{INK}">Non-random variation, no '
+            "direction (run chart)</text>"
+        )
+    if spec.floor is not None:
+        items.append(
+            f'<line x1="{LEFT + 505}" x2="{LEFT + 531}" y1="{ly - 4}" y2="{ly - 4}" '
+            f'stroke="{FLOOR}" stroke-width="2" stroke-dasharray="2 2"/>'
+            f'<text x="{LEFT + 537}" y="{ly}" fill="{INK}">Floor</text>'
+        )
+    return "".join(items)
+
+
+def _description(spec: ChartSpec) -> str:
+    """The text alternative: what the chart shows, in a few sentences."""
+    if not spec.points:
+        return f"No results yet. {spec.target_label}."
+    first, last = spec.points[0], spec.points[-1]
+    parts = [
+        f"{len(spec.points)} results from {first.label} to {last.label}; the latest is "
+        f"{last.display}.",
+        f"{spec.target_label}.",
+    ]
+    if spec.floor_label:
+        parts.append(f"Monitoring {spec.floor_label.lower()}.")
+    if last.mean is not None:
+        limits = ""
+        if last.lower is not None and last.upper is not None:
+            limits = f", process limits {spec.fmt(last.lower)} to {spec.fmt(last.upper)}"
+        parts.append(f"{spec.centre_name.capitalize()} {spec.fmt(last.mean)}{limits}.")
+    flagged = [p for p in spec.points if p.effect]
+    if flagged:
+        parts.append(
+            "Signals at "
+            + ", ".join(f"{p.label} ({p.effect})" for p in flagged[:6])
+            + (f" and {len(flagged) - 6} more" if len(flagged) > 6 else "")
+            + "."
+        )
+    parts.append(spec.summary)
+    parts.append("The data table below the chart lists every result.")
+    return " ".join(parts)

@@ -1,0 +1,179 @@
+"""Scheduled work for audits. Each sweep derives what is due from the database and queues
+its emails through the outbox (``core/outbox.py``) under a key naming the object and
+the period it is about, so it is safe to run any number of times: a missed, doubled or
+concurrent run sends nothing twice. Registered with ``core.jobs`` (Celery beat runs them
+through ``audits/tasks.py``; ``manage.py run_scheduled_jobs`` runs them all once)."""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from audits import services
+from audits.models import Deterioration, MonitoringPeriod, next_due_on
+from audits.verdicts import verdicts_for_plans
+from core import jobs, outbox
+from plans.models import Indicator, Plan, User
+
+# Plans judged per batch by the readiness sweep: bounds memory, not queries per plan.
+BATCH = 500
+# A re-audit is "due" this many days before its date.
+DUE_SOON_DAYS = 7
+
+
+def _quality_leads() -> set[str]:
+    return set(
+        User.objects.filter(role=User.Role.QUALITY_LEAD, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
+@jobs.register(
+    "audits_ready_for_review",
+    "Tell owners and quality leads when every indicator has met its sustain window.",
+)
+def ready_for_closure_review() -> str:
+    """Email the owner and the quality leads of every live plan whose indicators have all
+    met their criteria (sustain window elapsed, enough re-audits, no miss since): once per
+    plan per window start, so a plan that slips and recovers is announced again. Safe to
+    run any number of times. Queries: five per 500 plans, plus those of each email."""
+    leads = _quality_leads()
+    plans = Plan.objects.filter(status=Plan.Status.LIVE).select_related("owner").order_by("pk")
+    ready = queued = 0
+    ids = list(plans.values_list("pk", flat=True))
+    for start in range(0, len(ids), BATCH):
+        chunk = list(plans.filter(pk__in=ids[start : start + BATCH]))
+        for plan_id, verdicts in verdicts_for_plans(chunk).items():
+            if not verdicts.all_met:
+                continue
+            ready += 1
+            window = verdicts.window_start
+            key = f"audits-ready-for-review:{plan_id}:{window.isoformat()}"  # type: ignore[union-attr]
+            alert = outbox.queue(
+                "audits-ready-for-review",
+                key=key,
+                recipients={verdicts.plan.owner.email, *leads},
+                context=lambda v=verdicts: {
+                    "plan": v.plan,
+                    "verdicts": v,
+                    "met_since": v.met_since,
+                    "readiness": v.readiness,
+                },
+            )
+            queued += alert is not None
+    return f"{ready} plan(s) with every indicator met, {queued} email(s) queued"
+
+
+@jobs.register("audits_deterioration", "Re-check every open monitoring period for deterioration.")
+def deterioration() -> str:
+    """Check every open monitoring period against its floors and frozen SPC limits, and
+    escalate what is new (``services.check_monitoring``: once per period per result).
+    Catches anything the per-result check missed. Safe to run any number of times."""
+    ids = list(
+        MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.OPEN).values_list(
+            "pk", flat=True
+        )
+    )
+    found = sum(services.check_monitoring(period_id=pk) for pk in ids)
+    return f"{len(ids)} monitoring period(s) checked, {found} new deterioration(s)"
+
+
+@jobs.register(
+    "audits_monitoring_ended", "Prompt final closure when monitoring ends without deterioration."
+)
+def monitoring_ended(today: datetime.date | None = None) -> str:
+    """For every open monitoring period past its end date with no open deterioration
+    (checked again first), mark it ended and ask the owner and quality leads to put the
+    plan forward for final closure: once per period. Safe to run any number of times."""
+    today = today or timezone.localdate()
+    leads = _quality_leads()
+    due = MonitoringPeriod.objects.filter(
+        status=MonitoringPeriod.Status.OPEN, ends_on__lt=today
+    ).values_list("pk", flat=True)
+    ended = 0
+    for pk in list(due):
+        services.check_monitoring(period_id=pk)
+        with transaction.atomic():
+            period = (
+                MonitoringPeriod.objects.select_for_update()
+                .select_related("plan__owner")
+                .get(pk=pk)
+            )
+            if (
+                not period.is_open
+                or period.deteriorations.filter(status=Deterioration.Status.OPEN).exists()
+            ):
+                continue
+            period.status = MonitoringPeriod.Status.ENDED
+            period.status_changed_at = timezone.now()
+            services._save(period, by=None, reason="Monitoring period ended without deterioration")
+            alert = outbox.queue(
+                "audits-monitoring-ended",
+                key=f"audits-monitoring-ended:{period.pk}",
+                recipients={period.plan.owner.email, *leads},
+                context={"plan": period.plan, "period": period},
+            )
+            ended += alert is not None
+    return f"{ended} monitoring period(s) ended, final closure prompted"
+
+
+@jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")
+def reaudits_due(today: datetime.date | None = None) -> str:
+    """Email the managers of a plan's locations when an indicator's re-audit falls due
+    within a week, and again once it is overdue: once per indicator per due date each
+    (a new result moves the due date, and with it the key). Live and monitoring plans
+    only. Safe to run any number of times. Queries: three, plus those of each email."""
+    today = today or timezone.localdate()
+    soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
+    indicators = (
+        Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
+        .select_related("plan")
+        .prefetch_related("plan__locations")
+        .annotate(last_measured_on=Max("measurements__measured_on"))
+        .order_by("plan_id", "position", "pk")
+    )
+    managers: dict[int, set[str]] = defaultdict(set)
+    for location_id, email in (
+        User.objects.filter(role=User.Role.MANAGER, is_active=True)
+        .exclude(email="")
+        .values_list("locations", "email")
+    ):
+        if location_id is not None:
+            managers[location_id].add(email)
+    candidates = {}
+    for indicator in indicators:
+        due_on = next_due_on(
+            frequency=indicator.frequency,
+            last_measured_on=indicator.last_measured_on,
+            start=indicator.plan.opened_on,
+        )
+        if due_on > soon:
+            continue
+        kind = "audits-reaudit-overdue" if due_on < today else "audits-reaudit-due"
+        candidates[f"{kind}:{indicator.pk}:{due_on.isoformat()}"] = (kind, indicator, due_on)
+    done = outbox.existing_keys(candidates)
+    queued = 0
+    for key, (kind, indicator, due_on) in candidates.items():
+        if key in done:
+            continue
+        recipients = set()
+        for location in indicator.plan.locations.all():
+            recipients |= managers[location.pk]
+        alert = outbox.queue(
+            kind,
+            key=key,
+            recipients=recipients,
+            context={
+                "plan": indicator.plan,
+                "indicator": indicator,
+                "due_on": due_on,
+                "days_overdue": (today - due_on).days,
+            },
+        )
+        queued += alert is not None
+    return f"{len(candidates)} re-audit(s) due or overdue, {queued} reminder(s) queued"

@@ -1,0 +1,444 @@
+"""The two verdicts on a plan, and its readiness for closure, computed from stored
+measurements, never typed in (ARCHITECTURE.md, "Sustained improvement, deterioration
+and readiness").
+
+1. **Criteria verdict** (the contract), per indicator: the latest unbroken run of results
+   on the right side of the target must span at least the sustain period and hold at
+   least the minimum number of re-audits. Any miss restarts the window. A result exactly
+   on the target is met. The run is judged by its own results: its first result starts
+   the window and a result at or after the window's end confirms it, so improvement is
+   never declared on silence. Every result logged for the indicator counts as a
+   re-audit of it, whatever its source (re-audit, incident panel, KPI report, import).
+2. **Statistical assurance**, per indicator, from the pure engine (``audits.spc``): a
+   p-chart when every result has a denominator, an XmR chart otherwise, a run chart for
+   10-14 results, and "not enough data for statistical confirmation" below that.
+3. **Readiness**: every indicator's criteria met, every action completed, every required
+   kind of evidence present, and no concern signal inside the sustain window.
+
+``verdicts_for_plans`` reads everything for any number of plans in a fixed number of
+queries (five), so the plan page and the nightly sweeps cost the same for 1 or 10,000.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+from django.utils.formats import date_format
+
+from audits import spc
+from audits.models import EvidenceItem, Measurement
+from plans.models import Action, ClosureCriteria, EvidenceKind, Indicator, Plan
+
+
+def day(value: datetime.date) -> str:
+    """Dates as the product writes them: 26 Nov 2026."""
+    return date_format(value, "j M Y")
+
+
+def engine_direction(indicator: Indicator) -> str:
+    return "up" if indicator.direction == Indicator.Direction.HIGHER else "down"
+
+
+def value_scale(indicator: Indicator) -> Decimal:
+    """Stored value per engine proportion: 100 for "%" proportions, else 1."""
+    if indicator.measure_type == Indicator.MeasureType.PROPORTION and indicator.unit == "%":
+        return Decimal(100)
+    return Decimal(1)
+
+
+def short_value(indicator: Indicator, value: Decimal | float) -> str:
+    text = spc.format_number(float(value))
+    if indicator.unit == "%":
+        return f"{text}%"
+    unit = indicator.unit
+    if float(value) == 1 and unit.endswith("s") and " " not in unit:
+        unit = unit[:-1]  # "1 alert", not "1 alerts"
+    return f"{text} {unit}".rstrip()
+
+
+# --- 1. The criteria verdict -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CriteriaVerdict:
+    """Where one indicator stands against the plan's own closure criteria."""
+
+    indicator: Indicator
+    sustain_months: int
+    min_reaudits: int
+    met: bool
+    window_start: datetime.date | None  # first result of the latest unbroken run on target
+    window_ends: datetime.date | None  # window_start + the sustain period
+    met_since: datetime.date | None  # the result at which both conditions first held
+    reset_by: Measurement | None  # the latest miss, which started this window
+    reaudits: int  # results inside the run
+    n_results: int
+
+    @property
+    def status(self) -> str:
+        if self.met:
+            return "met"
+        return "waiting" if self.window_start else "not_met"
+
+    def headline(self) -> str:
+        if self.met:
+            assert self.met_since is not None
+            return f"Criteria met since {day(self.met_since)}"
+        if self.window_start is None:
+            return (
+                "Not met: no results yet" if not self.n_results else "Not met: latest result missed"
+            )
+        assert self.window_ends is not None
+        return (
+            f"Window started {day(self.window_start)}, ends {day(self.window_ends)} "
+            f"({self.reaudits} of {self.min_reaudits} re-audits)"
+        )
+
+    def explain(self) -> str:
+        ind = self.indicator
+        months = f"{self.sustain_months} month{'s' if self.sustain_months != 1 else ''}"
+        reset = ""
+        if self.reset_by is not None:
+            reset = (
+                f" The window restarted after {short_value(ind, self.reset_by.value)} on "
+                f"{day(self.reset_by.measured_on)} missed the target."
+            )
+        if self.n_results == 0:
+            return (
+                f"No results yet for “{ind.name}”. The sustain window starts with the first "
+                f"result on target ({ind.target_display()})."
+            )
+        if self.window_start is None:
+            return (
+                f"The latest result for “{ind.name}”, {short_value(ind, self.reset_by.value)} "  # type: ignore[union-attr]
+                f"on {day(self.reset_by.measured_on)}, missed the target "  # type: ignore[union-attr]
+                f"({ind.target_display()}), so the sustain window has restarted. It begins "
+                "again with the next result on target."
+            )
+        assert self.window_ends is not None
+        if self.met:
+            return (
+                f"Every result since {day(self.window_start)} ({self.reaudits} re-audits) has "
+                "been on target "
+                f"({ind.target_display()}) for the {months} sustain period, with at least "
+                f"{self.min_reaudits} re-audits.{reset}"
+            )
+        needs = []
+        if self.reaudits < self.min_reaudits:
+            more = self.min_reaudits - self.reaudits
+            needs.append(f"{more} more re-audit{'s' if more != 1 else ''}")
+        needs.append(f"a result on target on or after {day(self.window_ends)}")
+        return (
+            f"Sustain window started {day(self.window_start)} and ends "
+            f"{day(self.window_ends)} ({months}). {self.reaudits} of {self.min_reaudits} "
+            f"re-audits so far, all on target ({ind.target_display()}). Still needed: "
+            f"{' and '.join(needs)}, with no miss in between.{reset}"
+        )
+
+
+def criteria_verdict(
+    indicator: Indicator,
+    measurements: list[Measurement],
+    *,
+    sustain_months: int,
+    min_reaudits: int,
+) -> CriteriaVerdict:
+    """The criteria verdict from ``measurements`` (one indicator's, oldest first)."""
+    last_miss = None
+    for position, m in enumerate(measurements):
+        if not indicator.meets_target(m.value):
+            last_miss = position
+    run = measurements if last_miss is None else measurements[last_miss + 1 :]
+    reset_by = None if last_miss is None else measurements[last_miss]
+    verdict = {
+        "indicator": indicator,
+        "sustain_months": sustain_months,
+        "min_reaudits": min_reaudits,
+        "reset_by": reset_by,
+        "n_results": len(measurements),
+    }
+    if not run:
+        return CriteriaVerdict(
+            **verdict, met=False, window_start=None, window_ends=None, met_since=None, reaudits=0
+        )
+    start = run[0].measured_on
+    ends = start + relativedelta(months=sustain_months)
+    met_since = None
+    for count, m in enumerate(run, start=1):
+        if m.measured_on >= ends and count >= min_reaudits:
+            met_since = m.measured_on
+            break
+    return CriteriaVerdict(
+        **verdict,
+        met=met_since is not None,
+        window_start=start,
+        window_ends=ends,
+        met_since=met_since,
+        reaudits=len(run),
+    )
+
+
+# --- 2. Statistical assurance ------------------------------------------------------------
+
+# The fewest results from before a plan opened that make a frozen baseline.
+BASELINE_MIN = 12
+
+
+@dataclass(frozen=True)
+class StatisticalAssurance:
+    """The engine's assessment of one indicator's whole series, in display units."""
+
+    indicator: Indicator
+    assessment: spc.SeriesAssessment
+    scale: Decimal  # multiply an engine value by this to get the stored (display) value
+    concerns_in_window: tuple[spc.Signal, ...]
+
+    @property
+    def method(self) -> spc.Method:
+        return self.assessment.method
+
+    @property
+    def method_label(self) -> str:
+        return {
+            spc.Method.INSUFFICIENT_DATA: "Not enough data for statistical confirmation",
+            spc.Method.RUN_CHART: "Run chart (Anhøj rules)",
+            spc.Method.XMR: "XmR chart (Making Data Count)",
+            spc.Method.P_CHART: "p-chart (Making Data Count rules)",
+        }[self.assessment.method]
+
+    @property
+    def has_concern(self) -> bool:
+        return self.assessment.has_concern
+
+    def headline(self) -> str:
+        if self.assessment.result is None:
+            return f"{self.assessment.n_points} results: {spc.NOT_ENOUGH_DATA}"
+        if self.concerns_in_window:
+            return "Concern signal inside the sustain window"
+        signals = self.assessment.signals
+        if any(s.effect is spc.Effect.CONCERN for s in signals):
+            return "Concern signal before the sustain window"
+        if any(s.effect is spc.Effect.IMPROVEMENT for s in signals):
+            return "Special cause improvement"
+        if signals:
+            return "Non-random variation (the process has changed; see how this was judged)"
+        if self.method is spc.Method.RUN_CHART:
+            return "Random variation only"
+        return "Common cause variation only"
+
+    def explain(self) -> str:
+        text = self.assessment.explain()
+        if self.method is spc.Method.P_CHART and self.scale != 1:
+            text += "\nProportions are written as fractions: 0.95 is 95%."
+        return text
+
+
+def statistical_assurance(
+    indicator: Indicator,
+    measurements: list[Measurement],
+    *,
+    window_start: datetime.date | None,
+    opened_on: datetime.date | None = None,
+) -> StatisticalAssurance:
+    """The engine's verdict on the whole series. Results from before the plan opened
+    (e.g. imported from a previous register) form a frozen baseline when there are at
+    least 12 of them (SPC.md §0.6: a common-cause baseline of 12 or more points)."""
+    before = sum(1 for m in measurements if opened_on and m.measured_on < opened_on)
+    baseline = before if BASELINE_MIN <= before < len(measurements) else None
+    labels = [day(m.measured_on) for m in measurements]
+    direction = engine_direction(indicator)
+    with_counts = bool(measurements) and all(
+        m.denominator and m.numerator is not None for m in measurements
+    )
+    if not measurements:
+        scale = Decimal(1)
+        assessment = spc.SeriesAssessment(spc.Method.INSUFFICIENT_DATA, 0, None)
+    elif with_counts and indicator.measure_type == Indicator.MeasureType.PROPORTION:
+        scale = value_scale(indicator)
+        assessment = spc.assess_series(
+            numerators=[m.numerator for m in measurements],
+            denominators=[m.denominator for m in measurements],
+            direction=direction,
+            target=indicator.target / scale,
+            labels=labels,
+            baseline=baseline,
+        )
+    else:
+        scale = Decimal(1)
+        assessment = spc.assess_series(
+            [m.value for m in measurements],
+            direction=direction,
+            target=indicator.target,
+            labels=labels,
+            baseline=baseline,
+        )
+    in_window: tuple[spc.Signal, ...] = ()
+    if window_start is not None:
+        in_window = tuple(
+            s
+            for s in assessment.signals
+            if s.effect is spc.Effect.CONCERN
+            and any(measurements[i].measured_on >= window_start for i in s.points)
+        )
+    return StatisticalAssurance(indicator, assessment, scale, in_window)
+
+
+# --- 3. Per plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndicatorVerdict:
+    indicator: Indicator
+    measurements: list[Measurement]  # oldest first
+    criteria: CriteriaVerdict
+    assurance: StatisticalAssurance
+
+
+@dataclass(frozen=True)
+class Readiness:
+    reasons: list[str]
+
+    @property
+    def is_ready(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class PlanVerdicts:
+    plan: Plan
+    criteria: ClosureCriteria | None
+    indicators: list[IndicatorVerdict]
+    readiness: Readiness
+    open_actions: int = 0
+    missing_evidence: list[str] = field(default_factory=list)
+
+    @property
+    def all_met(self) -> bool:
+        return bool(self.indicators) and all(v.criteria.met for v in self.indicators)
+
+    @property
+    def window_start(self) -> datetime.date | None:
+        """The latest restart among the indicators: when every window had begun."""
+        starts = [v.criteria.window_start for v in self.indicators]
+        if not starts or any(s is None for s in starts):
+            return None
+        return max(starts)  # type: ignore[type-var]
+
+    @property
+    def met_since(self) -> datetime.date | None:
+        dates = [v.criteria.met_since for v in self.indicators]
+        if not self.all_met:
+            return None
+        return max(dates)  # type: ignore[type-var]
+
+
+def _readiness(
+    criteria: ClosureCriteria | None,
+    verdicts: list[IndicatorVerdict],
+    open_actions: list[Action],
+    missing: list[str],
+) -> Readiness:
+    reasons: list[str] = []
+    if criteria is None:
+        return Readiness(["The plan has no closure criteria."])
+    if not verdicts:
+        reasons.append("The plan has no indicators to judge.")
+    for v in verdicts:
+        if not v.criteria.met:
+            reasons.append(f"“{v.indicator.name}”: {v.criteria.explain()}")
+        if v.assurance.concerns_in_window:
+            first = v.assurance.concerns_in_window[0]
+            reasons.append(
+                f"“{v.indicator.name}”: a concern signal inside the sustain window. "
+                f"{first.explain()}"
+            )
+    if open_actions:
+        listed = "; ".join(a.description[:80] for a in open_actions[:3])
+        more = f" and {len(open_actions) - 3} more" if len(open_actions) > 3 else ""
+        reasons.append(
+            f"{len(open_actions)} action{'s are' if len(open_actions) != 1 else ' is'} not "
+            f"completed: {listed}{more}."
+        )
+    for label in missing:
+        reasons.append(f"No evidence of the required kind “{label}” has been added.")
+    return Readiness(reasons)
+
+
+def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
+    """Both verdicts and the readiness of every plan in ``plans``: five queries in all,
+    however many plans, indicators and results. The verdicts depend only on stored
+    results (a window is confirmed by a result, never by the calendar alone)."""
+    plans = list(plans)
+    ids = [p.pk for p in plans]
+    criteria = {c.plan_id: c for c in ClosureCriteria.objects.filter(plan_id__in=ids)}
+    indicators: dict[int, list[Indicator]] = defaultdict(list)
+    by_id: dict[int, Indicator] = {}
+    for ind in Indicator.objects.filter(plan_id__in=ids).order_by("plan_id", "position", "pk"):
+        indicators[ind.plan_id].append(ind)
+        by_id[ind.pk] = ind
+    series: dict[int, list[Measurement]] = defaultdict(list)
+    rows = (
+        Measurement.objects.filter(indicator__plan_id__in=ids)
+        .select_related("location", "recorded_by")
+        .order_by("indicator_id", "measured_on", "pk")
+    )
+    for m in rows:
+        m.indicator = by_id[m.indicator_id]  # share the loaded indicator: no extra query
+        series[m.indicator_id].append(m)
+    open_actions: dict[int, list[Action]] = defaultdict(list)
+    for action in (
+        Action.objects.filter(plan_id__in=ids)
+        .exclude(status=Action.Status.COMPLETED)
+        .order_by("due_date", "pk")
+    ):
+        open_actions[action.plan_id].append(action)
+    kinds: dict[int, set[str]] = defaultdict(set)
+    for plan_id, kind in (
+        EvidenceItem.objects.filter(plan_id__in=ids).values_list("plan_id", "kind").distinct()
+    ):
+        kinds[plan_id].add(kind)
+
+    labels = dict(EvidenceKind.choices)
+    result: dict[int, PlanVerdicts] = {}
+    for plan in plans:
+        crit = criteria.get(plan.pk)
+        verdicts = []
+        for ind in indicators[plan.pk]:
+            ms = series[ind.pk]
+            cv = criteria_verdict(
+                ind,
+                ms,
+                sustain_months=crit.sustain_months if crit else 3,
+                min_reaudits=crit.min_reaudits if crit else 1,
+            )
+            sa = statistical_assurance(
+                ind, ms, window_start=cv.window_start, opened_on=plan.opened_on
+            )
+            verdicts.append(IndicatorVerdict(ind, ms, cv, sa))
+        required = crit.required_evidence if crit else []
+        missing = [labels.get(k, k) for k in required if k not in kinds[plan.pk]]
+        result[plan.pk] = PlanVerdicts(
+            plan=plan,
+            criteria=crit,
+            indicators=verdicts,
+            readiness=_readiness(crit, verdicts, open_actions[plan.pk], missing),
+            open_actions=len(open_actions[plan.pk]),
+            missing_evidence=missing,
+        )
+    return result
+
+
+def plan_verdicts(plan: Plan) -> PlanVerdicts:
+    """Both verdicts and the readiness of one plan, in five queries."""
+    return verdicts_for_plans([plan])[plan.pk]
+
+
+def readiness_guard(plan: Plan) -> list[str]:
+    """The lifecycle guard "readiness" (registered in ``AuditsConfig.ready``): the
+    plain-English reasons ``plan`` is not ready for closure; empty when it is."""
+    return plan_verdicts(plan).readiness.reasons

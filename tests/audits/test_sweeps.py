@@ -1,0 +1,136 @@
+"""Audits' sweeps: run twice under frozen time, one email."""
+
+import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from audits import services, sweeps
+from audits.models import MonitoringPeriod
+from plans import services as plan_services
+from plans.models import Plan
+from tests import factories
+from tests.audits.factories import measure
+
+NOW = datetime.datetime(2026, 6, 1, 7, 0, tzinfo=ZoneInfo("Europe/London"))
+TODAY = NOW.date()
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    def run(func, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return func(*args, **kwargs)
+
+    return run
+
+
+def _days_ago(n):
+    return TODAY - datetime.timedelta(days=n)
+
+
+def test_ready_for_closure_review_emails_owner_and_leads_once_per_window(
+    frozen, quality_lead, manager, oakfield, run, mailoutbox
+):
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
+    for n in (120, 90, 60, 30):
+        measure(plan, by=manager, on=_days_ago(n))
+    mailoutbox.clear()
+    assert (
+        run(sweeps.ready_for_closure_review)
+        == "1 plan(s) with every indicator met, 1 email(s) queued"
+    )
+    run(sweeps.ready_for_closure_review)
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["lead@example.test"]
+    assert "every indicator has met its sustain window" in mailoutbox[0].subject
+    # A miss restarts the window; once it is met again, a new email.
+    measure(plan, by=manager, on=_days_ago(20), numerator=10)
+    run(sweeps.ready_for_closure_review)
+    assert len(mailoutbox) == 1
+    frozen.move_to(NOW + datetime.timedelta(days=120))
+    for n in (110, 80, 0):
+        measure(plan, by=manager, on=TODAY + datetime.timedelta(days=120 - n))
+    run(sweeps.ready_for_closure_review)
+    run(sweeps.ready_for_closure_review)
+    assert len(mailoutbox) == 2
+
+
+@pytest.fixture
+def monitored(frozen, quality_lead, manager, oakfield):
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(400))
+    for i in range(6):
+        measure(plan, by=manager, on=_days_ago(30 * (6 - i)))
+    plan.status = Plan.Status.MONITORING
+    plan_services._save(plan, by=quality_lead)
+    return services.start_monitoring(
+        plan=plan,
+        by=quality_lead,
+        floors={plan.indicators.get().pk: Decimal("85")},
+        end_date=TODAY + datetime.timedelta(days=30),
+        escalate_to=[],
+    )
+
+
+def test_nightly_deterioration_check_escalates_what_was_missed_once(
+    monitored, manager, run, mailoutbox
+):
+    # Logged without its after-commit check running (a lost task): the sweep catches it.
+    measure(monitored.plan, by=manager, on=TODAY, numerator=10, denominator=20)
+    mailoutbox.clear()
+    run(sweeps.deterioration)
+    run(sweeps.deterioration)
+    assert len(mailoutbox) == 1 and "Deterioration" in mailoutbox[0].subject
+
+
+def test_monitoring_ended_without_deterioration_prompts_final_closure_once(
+    monitored, frozen, run, mailoutbox
+):
+    mailoutbox.clear()
+    run(sweeps.monitoring_ended)
+    assert not mailoutbox  # not ended yet
+    frozen.move_to(NOW + datetime.timedelta(days=31))
+    run(sweeps.monitoring_ended)
+    run(sweeps.monitoring_ended)
+    assert len(mailoutbox) == 1 and "ready for final closure" in mailoutbox[0].subject
+    monitored.refresh_from_db()
+    assert monitored.status == MonitoringPeriod.Status.ENDED
+
+
+def test_monitoring_with_open_deterioration_does_not_end(
+    monitored, frozen, manager, run, mailoutbox
+):
+    run(measure, monitored.plan, by=manager, on=TODAY, numerator=10, denominator=20)
+    mailoutbox.clear()
+    frozen.move_to(NOW + datetime.timedelta(days=31))
+    run(sweeps.monitoring_ended)
+    assert not mailoutbox
+    monitored.refresh_from_db()
+    assert monitored.is_open
+
+
+def test_reaudits_due_and_overdue_remind_location_managers_once_each(
+    frozen, quality_lead, manager, outsider, oakfield, run, mailoutbox
+):
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(28))
+    mailoutbox.clear()
+    run(sweeps.reaudits_due)  # due on opened + 31 days = in 3 days
+    run(sweeps.reaudits_due)
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["manager@example.test"]
+    assert mailoutbox[0].subject.startswith("Re-audit due 4 Jun 2026")
+    frozen.move_to(NOW + datetime.timedelta(days=5))
+    run(sweeps.reaudits_due)
+    run(sweeps.reaudits_due)
+    assert len(mailoutbox) == 2 and mailoutbox[1].subject.startswith("Re-audit overdue")
+    measure(plan, by=manager, on=TODAY + datetime.timedelta(days=5))
+    run(sweeps.reaudits_due)  # next due in a month: nothing
+    assert len(mailoutbox) == 2

@@ -1,0 +1,278 @@
+"""Walkthrough 1 (PRODUCT.md): a safeguarding QIP closed after sustained improvement.
+
+Opened after alerts about missed escalation and poor recording, with closure criteria
+agreed at the outset (escalation timeliness, recording quality, repeat alerts; three
+months sustained; sign-off by the Safeguarding Governance Group). The manager logs
+re-audits at two intervals, an incident panel outcome and supervision evidence; the
+system says when the window has elapsed with every indicator on target and emails the
+quality lead; the quality lead compiles and submits the closure report; the chair signs
+(password re-entered, two-step verification); the plan closes.
+
+Set-up (people, the group, the plan as opened, the passage of time, the scheduled
+sweep) uses factories and services; every step a person takes is in the browser."""
+
+import datetime
+import re
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from governance import services as governance_services
+from governance.models import ClosureReport, Decision
+from plans.models import Plan
+from tests import factories
+from tests.e2e.helpers import (
+    as_user,
+    check_accessible,
+    emails_to,
+    fast_password_hashing,  # noqa: F401  (autouse fixture)
+    governance_group,
+    moment,
+    person,
+    run_job,
+    success_message,
+    totp_device,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OPENED = moment(2026, 5, 4)  # the plan opened after the alerts
+FIRST_REAUDIT = moment(2026, 5, 11)
+SECOND_REAUDIT = moment(2026, 8, 12)  # three months and a day later
+
+INDICATORS = [
+    {
+        "name": "Concerns escalated within 24 hours",
+        "measure_type": "proportion",
+        "direction": "higher",
+        "target": Decimal("95"),
+        "unit": "%",
+        "frequency": "monthly",
+    },
+    {
+        "name": "Safeguarding records meeting the recording standard",
+        "measure_type": "proportion",
+        "direction": "higher",
+        "target": Decimal("90"),
+        "unit": "%",
+        "frequency": "monthly",
+    },
+    {
+        "name": "Repeat safeguarding alerts",
+        "measure_type": "count",
+        "direction": "lower",
+        "target": Decimal("0"),
+        "unit": "alerts",
+        "frequency": "monthly",
+    },
+]
+
+
+def _log(page, plan, indicator: str, *, numerator=None, denominator=None, value=None, source=None):
+    """The manager's "log a re-audit" form, from the plan page."""
+    page.goto(page.base + plan.get_absolute_url())
+    page.get_by_role("link", name="Log a re-audit").click()
+    page.get_by_label("Indicator").select_option(label=indicator)
+    if numerator is not None:
+        page.get_by_label("Met the standard").fill(str(numerator))
+        page.get_by_label("Checked").fill(str(denominator))
+    else:
+        page.get_by_label("Value").fill(str(value))
+    if source:
+        page.get_by_label("Where the result came from").select_option(label=source)
+    page.get_by_role("button", name="Save result").click()
+    success_message(page, f"Result logged for “{indicator}”")
+
+
+def _evidence(page, plan, kind: str, title: str, description: str):
+    page.goto(page.base + plan.get_absolute_url())
+    page.get_by_role("link", name="Add evidence").click()
+    page.get_by_label("Kind").select_option(label=kind)
+    page.get_by_label("Title").fill(title)
+    # The server's (travelled) date, not the browser's.
+    page.get_by_label("Date").fill(timezone.localdate().isoformat())
+    page.get_by_label("Description").fill(description)
+    page.get_by_role("button", name="Add evidence").click()
+    page.wait_for_load_state()
+    assert "/evidence/new/" not in page.url, f"evidence {title!r} was not saved"
+
+
+def test_safeguarding_plan_closes_after_sustained_improvement(
+    page, live_server, screenshots, mailoutbox
+):
+    a11y: dict = {}
+    with time_machine.travel(OPENED, tick=True) as traveller:
+        oakfield = factories.LocationFactory(name="Oakfield House")
+        lead = person("priya", "quality_lead", first="Priya", last="Shah")
+        tom = person("tom", "manager", first="Tom", last="Okafor", locations=[oakfield])
+        helen = person("helen", "governance_member", first="Helen", last="Morris")
+        device = totp_device(helen)
+        group = governance_group(name="Safeguarding Governance Group", by=lead, chair=helen)
+        plan = factories.live_plan(
+            owner=lead,
+            locations=[oakfield],
+            title="Missed escalation and poor safeguarding recording",
+            opened_on=OPENED.date(),
+            indicators=INDICATORS,
+            criteria={
+                "success_in_practice": "Every concern escalated within 24 hours and "
+                "recorded factually; no repeat alerts.",
+                "sustain_months": 3,
+                "min_reaudits": 2,
+                "required_evidence": ["re_audit", "incident_panel", "supervision"],
+                "sign_off_level": 3,
+            },
+            actions=[
+                {
+                    "description": "Safeguarding escalation refresher for every shift lead",
+                    "owner": tom,
+                    "due_date": OPENED.date() + datetime.timedelta(days=30),
+                    "status": "open",
+                    "completion_note": "",
+                }
+            ],
+        )
+        assert plan.status == Plan.Status.LIVE and plan.criteria.is_locked
+
+        # 1. First re-audit interval: Tom logs results and evidence from the plan page.
+        traveller.move_to(FIRST_REAUDIT)
+        as_user(page, "tom")
+        page.goto(page.base + plan.get_absolute_url())
+        page.get_by_role("link", name="Log a re-audit").click()
+        screenshots(page, "wt1-01-log-reaudit")
+        check_accessible(page, "log a re-audit", a11y)
+        _log(page, plan, INDICATORS[0]["name"], numerator=19, denominator=20)
+        _log(page, plan, INDICATORS[1]["name"], numerator=18, denominator=20)
+        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
+        _evidence(
+            page, plan, "Re-audit", "Safeguarding records re-audit (May)", "20 records checked."
+        )
+        check_accessible(page, "plan page (live)", a11y)
+        # Tom completes the refresher action.
+        page.get_by_role("link", name=re.compile(r"Edit.*action 1")).click()
+        page.get_by_label("Status").select_option(label="Completed")
+        page.get_by_label("What was done").fill("Delivered to all 14 shift leads on 9 May.")
+        page.get_by_role("button", name="Save action").click()
+        page.wait_for_load_state()
+
+        #    Not met yet: the window has started but not elapsed.
+        page.goto(page.base + plan.get_absolute_url())
+        assert page.get_by_text(re.compile(r"Window started 11 May 2026")).first.is_visible()
+        run_job("audits_ready_for_review")
+        assert emails_to(lead.email, "has met its sustain window") == []
+
+        # 2. Second interval, three months on: re-audits, panel outcome, supervision.
+        traveller.move_to(SECOND_REAUDIT)
+        as_user(page, "tom")
+        _log(page, plan, INDICATORS[0]["name"], numerator=20, denominator=20)
+        _log(page, plan, INDICATORS[1]["name"], numerator=19, denominator=20)
+        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
+        _evidence(
+            page,
+            plan,
+            "Re-audit",
+            "Safeguarding records re-audit (August)",
+            "19 of 20 records met the standard.",
+        )
+        _evidence(
+            page,
+            plan,
+            "Incident panel outcome",
+            "Incident panel, July",
+            "No repeat alerts; two concerns escalated the same day.",
+        )
+        _evidence(
+            page,
+            plan,
+            "Supervision record",
+            "Supervision audit of shift leads",
+            "Every supervision since June discussed recent concerns.",
+        )
+
+        #    The plan page shows every criterion met.
+        page.goto(page.base + plan.get_absolute_url())
+        for indicator in INDICATORS:
+            assert page.get_by_text(indicator["name"]).first.is_visible()
+        assert page.get_by_text(re.compile(r"Criteria met since 12 Aug 2026")).count() >= 3
+        assert page.get_by_text(re.compile(r"Window started|Not met")).count() == 0
+        screenshots(page, "wt1-02-criteria-met")
+
+        # 3. The sweep notices and emails the quality lead, once.
+        run_job("audits_ready_for_review")
+        run_job("audits_ready_for_review")
+        ready = emails_to(lead.email, f"{plan.reference}: every indicator has met")
+        assert len(ready) == 1
+
+        # 4. Priya writes the learning summary, compiles and submits the closure report.
+        as_user(page, "priya")
+        page.goto(page.base + plan.get_absolute_url())
+        page.get_by_role("link", name="Write the learning summary").first.click()
+        page.get_by_label("What happened").fill("Concerns were escalated late and recorded poorly.")
+        page.get_by_label("What changed").fill("Daily huddle, recording template, supervision.")
+        page.get_by_label("Key messages for staff").fill("Escalate the same day; record facts.")
+        page.get_by_role("button", name="Save summary").click()
+        success_message(page, "Learning summary saved.")
+        page.goto(page.base + plan.get_absolute_url())
+        page.get_by_role("link", name="Prepare closure report").click()
+        page.get_by_role("textbox", name="Residual risk").fill(
+            "Agency staff may not know the escalation route."
+        )
+        page.get_by_role("textbox", name="How it is monitored").fill(
+            "Monthly spot check of agency inductions."
+        )
+        page.get_by_role("button", name="Add residual risk").click()
+        success_message(page, "Residual risk recorded.")
+        assert page.get_by_text("Before this can be submitted").count() == 0
+        screenshots(page, "wt1-03-closure-report")
+        check_accessible(page, "closure report (live)", a11y)
+        page.get_by_label("Governance group that will decide").select_option(label=group.name)
+        page.get_by_role("button", name="Freeze and submit").click()
+        success_message(page, f"Closure report frozen and put to {group.name}")
+        plan.refresh_from_db()
+        assert plan.status == Plan.Status.CLOSURE_REVIEW
+        report = ClosureReport.objects.get(plan=plan)
+        assert len(report.sha256) == 64
+        assert emails_to(helen.email), "the chair is told a report awaits the group"
+        check_accessible(page, "closure report (frozen)", a11y)
+
+        # 5. At the meeting, Helen (chair, two-step verification) signs the closure.
+        meeting = governance_services.schedule_meeting(
+            group=group, held_on=SECOND_REAUDIT.date() + datetime.timedelta(days=7), by=lead
+        )
+        traveller.move_to(SECOND_REAUDIT + datetime.timedelta(days=7))
+        as_user(page, "helen", device)
+        page.get_by_role("link", name="Governance", exact=True).click()
+        check_accessible(page, "governance home", a11y)
+        page.goto(page.base + report.get_absolute_url())
+        page.get_by_role("link", name="Record and sign the decision").click()
+        page.get_by_label("Close", exact=True).check()
+        page.get_by_role("combobox", name="Meeting").select_option(value=str(meeting.pk))
+        page.get_by_label("I confirm the statement above.").check()
+        page.get_by_label("Your password").fill("not my password")
+        page.get_by_role("button", name="Sign the decision").click()
+        assert page.get_by_text("The password was not right. Nothing was signed.").is_visible()
+        assert not Decision.objects.exists()
+        page.get_by_label("Close", exact=True).check()
+        page.get_by_label("I confirm the statement above.").check()
+        page.get_by_label("Your password").fill(factories.PASSWORD)
+        screenshots(page, "wt1-04-sign")
+        check_accessible(page, "sign the decision", a11y)
+        page.get_by_role("button", name="Sign the decision").click()
+        success_message(page, f"Decision signed: close ({plan.reference})")
+        screenshots(page, "wt1-05-signed")
+
+        # 6. The plan is closed; its evidence and learning stay with it.
+        plan.refresh_from_db()
+        assert plan.status == Plan.Status.CLOSED
+        decision = Decision.objects.get()
+        assert decision.signed_by == helen and decision.snapshot_sha256 == report.sha256
+        assert emails_to(lead.email, f"{plan.reference}: close")
+        page.goto(page.base + plan.get_absolute_url())
+        assert page.get_by_text("Closed", exact=True).first.is_visible()
+        assert page.locator("#evidence").get_by_text("Incident panel, July").is_visible()
+        screenshots(page, "wt1-06-plan-closed")
+        check_accessible(page, "plan page (closed)", a11y)
+
+    assert a11y == {}, a11y
