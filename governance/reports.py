@@ -16,6 +16,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
+from audits.charts import chart_for, render_svg
+from audits.verdicts import plan_verdicts
 from governance import sections
 from governance.models import ResidualRisk
 from plans.models import Action, ClosureCriteria, Indicator, Plan
@@ -190,6 +192,31 @@ def _action_part(action: Action) -> dict:
     }
 
 
+def _verdicts(plan: Plan) -> dict:
+    """The plan's readiness as the data judge it, in words frozen into the report."""
+    verdicts = plan_verdicts(plan)
+    return {
+        "all_met": verdicts.all_met,
+        "met_since": _day(verdicts.met_since) if verdicts.met_since else "",
+        "readiness": list(verdicts.readiness.reasons),
+    }
+
+
+def _indicator_verdict(verdict) -> dict:
+    """Both verdicts of one indicator, and its chart (an SVG drawn by audits' renderer,
+    whose text is escaped), as plain values for the frozen snapshot."""
+    if verdict is None:
+        return {}
+    spec = chart_for(verdict, chart_id=f"report-chart-{verdict.indicator.pk}")
+    return {
+        "criteria_headline": verdict.criteria.headline(),
+        "criteria_explanation": verdict.criteria.explain(),
+        "assurance_headline": verdict.assurance.headline(),
+        "assurance_explanation": verdict.assurance.explain(),
+        "chart_svg": str(render_svg(spec)),
+    }
+
+
 def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any]:
     """Everything the governance group needs to decide, read from the plan now."""
     plan = (
@@ -200,6 +227,7 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
     criteria = ClosureCriteria.objects.filter(plan=plan).first()
     indicators = list(plan.indicators.all())
     measurements = _measurements(indicators)
+    verdicts_by_indicator = {v.indicator.pk: v for v in plan_verdicts(plan).indicators}
     actions = [
         _action_part(a)
         for a in plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
@@ -229,12 +257,11 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
                 "direction": i.get_direction_display(),
                 "frequency": i.get_frequency_display(),
                 "measurements": None if measurements is None else measurements[i.pk],
+                **_indicator_verdict(verdicts_by_indicator.get(i.pk)),
             }
             for i in indicators
         ],
-        # Filled by the audits readiness verdict (criteria verdict + SPC assurance)
-        # once audits provides it; until then the report says so plainly.
-        "verdicts": None,
+        "verdicts": _verdicts(plan),
         "measurements_available": measurements is not None,
         "evidence": _evidence(plan),
         "actions": actions,

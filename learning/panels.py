@@ -28,3 +28,33 @@ def panel_context(plan: Plan, user: User) -> dict:
         "can_write": can_write_learning(user) and (summary is None or not summary.is_retired),
         "can_share": can_share_learning(user) and summary is not None and not summary.is_retired,
     }
+
+
+def report_section(plan) -> dict:
+    """ "Where learning is embedded" for the closure report (frozen with it): the key
+    messages, then each embedding record in words."""
+    from django.utils.formats import date_format
+
+    from learning.models import Embedding, LearningSummary
+
+    summary = LearningSummary.objects.filter(plan=plan).first()
+    if summary is None:
+        return {
+            "title": "Where learning is embedded",
+            "items": [],
+            "empty": "No learning summary has been written yet.",
+        }
+    items = [f"Key messages for staff: {summary.key_messages}"]
+    for embedding in Embedding.objects.filter(summary=summary).order_by("embedded_on", "pk"):
+        when = date_format(embedding.embedded_on, "DATE_FORMAT") if embedding.embedded_on else ""
+        if embedding.status == Embedding.Status.DONE:
+            text = f"{embedding.get_kind_display()}: {when}, by {embedding.who}"
+        else:
+            due = date_format(embedding.due_on, "DATE_FORMAT") if embedding.due_on else "no date"
+            text = f"{embedding.get_kind_display()}: to do, due {due}"
+        items.append(text + (f". {embedding.note}" if embedding.note else ""))
+    return {
+        "title": "Where learning is embedded",
+        "items": items,
+        "empty": "The learning has not been embedded anywhere yet.",
+    }

@@ -6,4 +6,9 @@ class QipPortalConfig(AppConfig):
     verbose_name = "QIP Portal"
 
     def ready(self) -> None:
-        from qip_portal import digest  # noqa: F401 - registers the weekly digest job and task
+        from qip_portal import (
+            digest,  # noqa: F401 - registers the weekly digest job and task
+            pack_views,
+        )
+
+        pack_views.register_plan_panel()

@@ -2,7 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from qip_portal import accounts, views
+from qip_portal import accounts, pack_views, views
+
+# Inspection evidence packs (qip_portal/evidence_pack.py).
+pack_patterns = (
+    [
+        path("plans/<str:reference>/", pack_views.plan_pack, name="plan"),
+        path("plans/<str:reference>/evidence.zip", pack_views.plan_zip, name="plan_zip"),
+        path("register/", pack_views.register_pack, name="register"),
+        path("<int:pk>/status/", pack_views.pack_status, name="status"),
+        path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
+    ],
+    "packs",
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -45,6 +57,7 @@ urlpatterns = [
     path("audits/", include("audits.urls")),
     path("governance/", include("governance.urls")),
     path("learning/", include("learning.urls")),
+    path("packs/", include(pack_patterns)),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,330 @@
+"""Every URL of the project, requested (GET) as each role and as an outsider, compared
+with the table below. A URL pattern without an entry fails the test, so a new page
+cannot ship without someone deciding who may see it.
+
+Roles: anon (not signed in), lead (quality lead), manager (of the plan's location),
+outsider (manager of another location), viewer (read only, the plan's location),
+member (governance member of the plan's group), admin (administrator).
+
+Codes: 200 page; 302 redirect (to sign-in for anon, or onward); 404 not found or not
+theirs (the same answer, so nothing leaks); 405 a POST-only change asked with GET.
+The Django admin is left to Django's staff check and tested by one entry.
+Run with MATRIX_DISCOVER=1 to print what each URL answers (to review, never to paste
+in blindly)."""
+
+import datetime
+import os
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from audits import services as audits_services
+from audits.files import detect_type
+from governance import services as governance
+from governance.models import Membership
+from learning import services as learning
+from learning.models import Acknowledgement, LearningReview
+from plans import lifecycle
+from tests import factories
+from tests.audits.factories import PDF_BYTES, measure, upload
+from tests.governance.conftest import make_ready
+from tests.learning.helpers import close_plan, write_summary
+
+ROLES = ["anon", "lead", "manager", "outsider", "viewer", "member", "admin"]
+
+
+def codes(anon, lead, manager, outsider, viewer, member, admin):
+    return dict(zip(ROLES, [anon, lead, manager, outsider, viewer, member, admin], strict=True))
+
+
+EVERYONE = codes(302, 200, 200, 200, 200, 200, 200)
+PUBLIC = codes(200, 200, 200, 200, 200, 200, 200)
+# A plan's page and what hangs off it: the plan's people read it, the outsider gets 404.
+PLAN_READ = codes(302, 200, 200, 404, 200, 200, 200)
+PLAN_WRITE = codes(302, 200, 200, 404, 404, 404, 200)  # managers work on their plans
+PLAN_AUTHOR = codes(302, 200, 404, 404, 404, 404, 200)  # the quality lead's contract
+POST_ONLY = codes(302, 405, 405, 405, 405, 405, 405)
+GOVERNANCE = codes(302, 200, 404, 404, 404, 200, 200)
+
+TABLE = {
+    "home": EVERYONE,
+    "healthz": PUBLIC,
+    "login": codes(200, 302, 302, 302, 302, 302, 302),
+    "logout": codes(302, 405, 405, 405, 405, 405, 405),
+    "password_change": EVERYONE,
+    "password_change_done": EVERYONE,
+    "password_reset": PUBLIC,
+    "password_reset_done": PUBLIC,
+    "password_reset_confirm": PUBLIC,
+    "password_reset_complete": PUBLIC,
+    "mfa_settings": EVERYONE,
+    "mfa_setup": EVERYONE,
+    "mfa_verify": codes(302, 302, 302, 302, 302, 302, 302),  # nothing to verify: move on
+    "mfa_recovery_codes": POST_ONLY,
+    "mfa_disable": POST_ONLY,
+    "digest_preference": POST_ONLY,
+    "plans:register": EVERYONE,
+    "plans:create": codes(302, 200, 404, 404, 404, 404, 200),
+    "plans:detail": PLAN_READ,
+    "plans:edit": PLAN_AUTHOR,
+    "plans:edit_criteria": PLAN_AUTHOR,
+    "plans:add_indicator": PLAN_AUTHOR,
+    "plans:add_trigger": PLAN_AUTHOR,
+    "plans:add_action": PLAN_WRITE,
+    "plans:edit_action": PLAN_WRITE,
+    "plans:verify_action": PLAN_WRITE,
+    "plans:transition": PLAN_WRITE,
+    # Audits: managers log and import for their plans; readers may read and download.
+    "audits:due": EVERYONE,
+    "audits:log": PLAN_WRITE,
+    "audits:edit_measurement": PLAN_WRITE,
+    "audits:export": PLAN_READ,
+    "audits:add_evidence": PLAN_WRITE,
+    "audits:download_evidence": PLAN_READ,
+    "audits:import": PLAN_WRITE,
+    "audits:import_template": PLAN_WRITE,
+    "audits:import_detail": PLAN_WRITE,
+    "audits:import_commit": POST_ONLY,
+    "audits:reopen": PLAN_AUTHOR,  # re-opening after deterioration is the quality lead's
+    # Governance: the quality lead, administrators and members of the deciding group.
+    "governance:home": GOVERNANCE,
+    "governance:groups": GOVERNANCE,
+    "governance:group": GOVERNANCE,
+    "governance:group_create": codes(302, 200, 404, 404, 404, 404, 200),
+    "governance:member_add": POST_ONLY,
+    "governance:member_remove": POST_ONLY,
+    "governance:meeting_create": POST_ONLY,
+    "governance:meeting": GOVERNANCE,
+    "governance:agenda_add": POST_ONLY,
+    "governance:plan_report": GOVERNANCE,
+    "governance:risk_add": POST_ONLY,
+    "governance:risk_remove": POST_ONLY,
+    "governance:submit": POST_ONLY,
+    "governance:reports": GOVERNANCE,
+    "governance:report": GOVERNANCE,
+    # No PDF has been rendered in this world (it renders after commit): nobody gets one.
+    "governance:report_pdf": codes(302, 404, 404, 404, 404, 404, 404),
+    "governance:report_pdf_status": GOVERNANCE,
+    # Deciding is for the group's chair or delegate only; none of these roles is one.
+    "governance:decide": codes(302, 404, 404, 404, 404, 404, 404),
+    # Learning: the library is for everyone; a plan's learning for the plan's people.
+    "learning:library": EVERYONE,
+    "learning:to_read": EVERYONE,
+    "learning:reviews": EVERYONE,
+    "learning:acknowledge": POST_ONLY,
+    "learning:review": PLAN_READ,
+    "learning:review_agenda": POST_ONLY,
+    "learning:detail": PLAN_READ,
+    "learning:summary": PLAN_WRITE,
+    "learning:share": PLAN_AUTHOR,
+    "learning:add_embedding": PLAN_WRITE,
+    "learning:edit_embedding": PLAN_WRITE,
+    # Inspection evidence packs: readers of the plan; the register pack for quality leads.
+    "packs:plan": PLAN_READ,
+    "packs:plan_zip": PLAN_READ,
+    "packs:register": codes(302, 200, 404, 404, 404, 404, 200),
+    # No pack has been rendered in this world: nothing to show or download.
+    "packs:status": codes(302, 404, 404, 404, 404, 404, 404),
+    "packs:pdf": codes(302, 404, 404, 404, 404, 404, 404),
+    # The embedding in this world has no file attached.
+    "learning:embedding_file": codes(302, 404, 404, 404, 404, 404, 404),
+}
+
+
+def _patterns(patterns, namespace=None):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            ns = pattern.namespace or namespace
+            if ns == "admin":
+                continue
+            yield from _patterns(pattern.url_patterns, ns)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield f"{namespace}:{pattern.name}" if namespace else pattern.name
+
+
+def all_url_names() -> list[str]:
+    return sorted(set(_patterns(get_resolver().url_patterns)))
+
+
+def test_every_url_pattern_has_an_entry():
+    missing = [name for name in all_url_names() if name not in TABLE]
+    assert missing == [], f"Add these URLs to the permission table: {missing}"
+    stale = [name for name in TABLE if name not in all_url_names()]
+    assert stale == [], f"These entries name no URL any more: {stale}"
+
+
+@pytest.fixture
+def world(
+    quality_lead,
+    manager,
+    outsider,
+    viewer,
+    governance_member,
+    administrator,
+    oakfield,
+    settings,
+    monkeypatch,
+):
+    """One of everything, at Oakfield, visible to the plan's people."""
+    settings.MFA_REQUIRED_ROLES = set()  # enforcement has its own tests
+    # The readiness verdict has its own tests; here a plan only needs to reach review.
+    monkeypatch.setitem(lifecycle._GUARDS, "readiness", lambda plan: [])
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    today = timezone.localdate()
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    measurement = measure(plan, by=quality_lead, on=today - datetime.timedelta(days=3))
+    pdf = upload("notes.pdf", PDF_BYTES, "application/pdf")
+    evidence = audits_services.add_evidence(
+        plan=plan,
+        by=quality_lead,
+        upload=pdf,
+        file_type=detect_type(pdf),
+        fields={
+            "kind": "re_audit",
+            "title": "Audit sheet",
+            "occurred_on": today,
+            "description": "",
+        },
+    )
+    batch = audits_services.start_import(
+        plan=plan,
+        by=quality_lead,
+        kind="csv",
+        upload=upload("results.csv", b"indicator,measured_on,numerator,denominator\n", "text/csv"),
+    )
+    group = governance.create_group(
+        by=quality_lead, name="Safeguarding Governance Group", authority_level=3
+    )
+    chair = factories.UserFactory(username="chair", role="governance_member")
+    governance.set_membership(group=group, user=chair, role=Membership.Role.CHAIR, by=quality_lead)
+    membership = governance.set_membership(
+        group=group, user=governance_member, role=Membership.Role.MEMBER, by=quality_lead
+    )
+    meeting = governance.schedule_meeting(
+        group=group, held_on=today + datetime.timedelta(days=7), by=quality_lead
+    )
+    risk = governance.record_residual_risk(
+        plan=plan, by=quality_lead, description="Agency staff", monitoring="Monthly spot check"
+    )
+    ready = factories.live_plan(owner=quality_lead, locations=[oakfield], title="Ready plan")
+    make_ready(ready, quality_lead)
+    write_summary(ready, by=quality_lead)
+    report = governance.submit_for_closure(plan=ready, by=quality_lead, group=group)
+    closed = factories.live_plan(owner=quality_lead, locations=[oakfield], title="Closed plan")
+    summary = write_summary(closed, by=quality_lead)
+    close_plan(closed, by=quality_lead, when=timezone.now() - datetime.timedelta(days=100))
+    learning.share_summary(summary=summary, by=quality_lead, locations=[oakfield])
+    embedding = learning.record_embedding(
+        summary=summary, by=quality_lead, kind="induction", embedded_on=today, who="Training team"
+    )
+    from learning.sweeps import schedule_due_reviews
+
+    schedule_due_reviews(today)
+    return {
+        "plan": plan,
+        "measurement": measurement,
+        "evidence": evidence,
+        "batch": batch,
+        "group": group,
+        "membership": membership,
+        "meeting": meeting,
+        "risk": risk,
+        "report": report,
+        "closed": closed,
+        "summary": summary,
+        "embedding": embedding,
+        "ack": Acknowledgement.objects.get(manager=manager),
+        "review": LearningReview.objects.get(summary=summary, due_on__lte=today),
+        "users": {
+            "lead": quality_lead,
+            "manager": manager,
+            "outsider": outsider,
+            "viewer": viewer,
+            "member": governance_member,
+            "admin": administrator,
+        },
+    }
+
+
+def _kwargs(name: str, w: dict) -> dict:
+    """Arguments for each URL, pointing at the world's objects."""
+    plan_ref = {"reference": w["plan"].reference}
+    by_name = {
+        "password_reset_confirm": {"uidb64": "MQ", "token": "set-password"},
+        "plans:edit_action": {**plan_ref, "action_id": w["plan"].actions.first().pk},
+        "plans:verify_action": {**plan_ref, "action_id": w["plan"].actions.first().pk},
+        "plans:transition": {**plan_ref, "name": "withdraw"},
+        "audits:edit_measurement": {**plan_ref, "pk": w["measurement"].pk},
+        "audits:export": {**plan_ref, "kind": "csv"},
+        "audits:import_template": {**plan_ref, "kind": "csv"},
+        "audits:download_evidence": {"pk": w["evidence"].pk},
+        "audits:import_detail": {"pk": w["batch"].pk},
+        "audits:import_commit": {"pk": w["batch"].pk},
+        "governance:group": {"pk": w["group"].pk},
+        "governance:member_add": {"pk": w["group"].pk},
+        "governance:member_remove": {"pk": w["group"].pk, "membership_id": w["membership"].pk},
+        "governance:meeting_create": {"pk": w["group"].pk},
+        "governance:meeting": {"pk": w["meeting"].pk},
+        "governance:agenda_add": {"pk": w["meeting"].pk},
+        "governance:risk_remove": {**plan_ref, "risk_id": w["risk"].pk},
+        "governance:report": {"pk": w["report"].pk},
+        "governance:report_pdf": {"pk": w["report"].pk},
+        "governance:report_pdf_status": {"pk": w["report"].pk},
+        "governance:decide": {"pk": w["report"].pk},
+        "learning:acknowledge": {"pk": w["ack"].pk},
+        "packs:status": {"pk": 999999},
+        "packs:pdf": {"pk": 999999},
+        "learning:review": {"pk": w["review"].pk},
+        "learning:review_agenda": {"pk": w["review"].pk},
+        "learning:detail": {"reference": w["closed"].reference},
+        "learning:summary": {"reference": w["closed"].reference},
+        "learning:share": {"reference": w["closed"].reference},
+        "learning:add_embedding": {"reference": w["closed"].reference},
+        "learning:edit_embedding": {"reference": w["closed"].reference, "pk": w["embedding"].pk},
+        "learning:embedding_file": {"reference": w["closed"].reference, "pk": w["embedding"].pk},
+    }
+    if name in by_name:
+        return by_name[name]
+    try:
+        reverse(name)
+        return {}
+    except Exception:  # noqa: BLE001 - the remaining URLs take only the plan reference
+        return plan_ref
+
+
+def _answer(client, url: str) -> int:
+    return client.get(url).status_code
+
+
+def test_every_url_answers_each_role_as_the_table_says(client, world):
+    from django.test import Client
+
+    urls = {name: reverse(name, kwargs=_kwargs(name, world)) for name in all_url_names()}
+    observed: dict[str, dict[str, int]] = {name: {} for name in urls}
+    for role in ROLES:
+        role_client = Client()
+        if role != "anon":
+            role_client.force_login(world["users"][role])
+        for name, url in urls.items():
+            observed[name][role] = _answer(role_client, url)
+    if os.environ.get("MATRIX_DISCOVER") == "1":
+        for name in sorted(observed):
+            print(f'    "{name}": codes({", ".join(str(observed[name][r]) for r in ROLES)}),')
+    mismatches = [
+        f"{name} as {role}: expected {TABLE[name][role]}, got {observed[name][role]} ({urls[name]})"
+        for name in sorted(observed)
+        if name in TABLE
+        for role in ROLES
+        if observed[name][role] != TABLE[name][role]
+    ]
+    assert mismatches == [], "\n".join(mismatches)
+
+
+def test_the_admin_site_is_for_staff_only(client, world):
+    for role in ["lead", "manager", "outsider", "viewer", "member"]:
+        client.force_login(world["users"][role])
+        response = client.get("/admin/")
+        assert response.status_code == 302 and "/admin/login/" in response["Location"], role
+    client.force_login(world["users"]["admin"])
+    assert client.get("/admin/").status_code == 200
