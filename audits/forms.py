@@ -222,6 +222,8 @@ class EvidenceForm(forms.ModelForm):
 
     def __init__(self, *args, plan: Plan, **kwargs):
         super().__init__(*args, **kwargs)
+        if not self.is_bound and not self.initial.get("occurred_on"):
+            self.initial["occurred_on"] = timezone.localdate()
         self.plan = plan
         self.fields["kind"].choices = EvidenceKind.choices
         self.fields[

@@ -68,6 +68,9 @@ def record_measurement(*, plan: Plan, by: User, fields: dict) -> Measurement:
     indicator = fields["indicator"]
     if indicator.plan_id != plan.pk:
         raise MeasurementRefused(["That indicator belongs to another plan."])
+    # The form checks this too; the service is the last word for every caller.
+    if fields["measured_on"] > timezone.localdate():
+        raise MeasurementRefused(["A result cannot be dated in the future."])
     measurement = Measurement(recorded_by=by, **fields)
     measurement.value = Measurement.compute_value(
         indicator=indicator,

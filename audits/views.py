@@ -30,6 +30,7 @@ from audits.forms import (
 )
 from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_on
 from audits.verdicts import PlanVerdicts, plan_verdicts
+from core import security
 from core.exports import csv_response, xlsx_response
 from plans import lifecycle
 from plans.access import WRITE_ROLES, get_plan_for_user
@@ -215,6 +216,9 @@ def log_measurement(request: HttpRequest, reference: str) -> HttpResponse:
     plan = get_plan_for_logging(request.user, reference)
     context = MeasurementContext.for_plan(plan)
     initial = {"measured_on": timezone.localdate()}
+    only = list(plan.indicators.values_list("pk", flat=True)[:2])
+    if len(only) == 1:
+        initial["indicator"] = only[0]  # nothing to choose
     if request.method == "GET":
         if request.GET.get("indicator"):
             initial["indicator"] = request.GET["indicator"]
@@ -310,6 +314,7 @@ def export_measurements(request: HttpRequest, reference: str, kind: str) -> Http
     plan = get_plan_for_user(request.user, reference)
     if kind not in ("csv", "xlsx"):
         raise Http404("No such format.")
+    security.record("export", request=request, detail=f"results of {plan.reference} as {kind}")
     header = [
         "Indicator",
         "Date",
@@ -399,6 +404,9 @@ def download_evidence(request: HttpRequest, pk: int) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["Cache-Control"] = "private, no-store"
+    security.record(
+        "file_download", request=request, detail=f"evidence {item.pk} of {item.plan.reference}"
+    )
     return response
 
 

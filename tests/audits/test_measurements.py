@@ -300,3 +300,24 @@ def test_closed_plans_take_no_new_results(plan, manager):
     plan.refresh_from_db()
     with pytest.raises(services.MeasurementRefused):
         measure(plan, by=manager, on=plan.opened_on)
+
+
+def test_the_service_refuses_a_future_dated_result(plan, quality_lead):
+    import datetime
+
+    import pytest as _pytest
+    from django.utils import timezone as _tz
+
+    from audits.services import MeasurementRefused
+    from tests.audits.factories import measure
+
+    with _pytest.raises(MeasurementRefused, match="future"):
+        measure(plan, by=quality_lead, on=_tz.localdate() + datetime.timedelta(days=1))
+
+
+def test_downloads_and_exports_are_security_events(client, plan, quality_lead):
+    from core.models import SecurityEvent
+
+    client.force_login(quality_lead)
+    client.get(f"/audits/plans/{plan.reference}/results/export.csv")
+    assert SecurityEvent.objects.filter(kind="export", user=quality_lead).exists()

@@ -87,12 +87,91 @@ class Command(BaseCommand):
             themes = {name: Theme.objects.get_or_create(name=name)[0] for name in THEMES}
             created = self.plans(users, locations, themes)
             self.results(users)
+            self.governance(users)
+            self.learning(users, locations)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new plans)."))
         self.stdout.write("\nSign in at http://127.0.0.1:8000 as any of these demo users")
         self.stdout.write(f"(password for all: {DEMO_PASSWORD}):")
         for username, first, last, role, locs, _title in USERS:
             where = f" - {', '.join(locs)}" if locs else ""
             self.stdout.write(f"  {username:<8} {first} {last}, {User.Role(role).label}{where}")
+        self.stdout.write(
+            "helen chairs the Safeguarding Governance Group and admin administers, so both set up\n"
+            "two-step verification (any authenticator app) at their first sign-in."
+        )
+
+    def governance(self, users):
+        """The Safeguarding Governance Group: Helen chairs (so she must set up two-step
+        verification at first sign-in), David is a member; a meeting in a fortnight."""
+        from governance import services as governance
+        from governance.models import GovernanceGroup, Membership
+
+        if GovernanceGroup.objects.filter(name="Safeguarding Governance Group").exists():
+            return
+        lead = users["priya"]
+        group = governance.create_group(
+            by=lead,
+            name="Safeguarding Governance Group",
+            authority_level=3,
+            remit="Reviews safeguarding and care-quality plans and signs off their closure.",
+        )
+        governance.set_membership(
+            group=group, user=users["helen"], role=Membership.Role.CHAIR, by=lead
+        )
+        governance.set_membership(
+            group=group, user=users["david"], role=Membership.Role.MEMBER, by=lead
+        )
+        governance.schedule_meeting(
+            group=group, held_on=timezone.localdate() + datetime.timedelta(days=14), by=lead
+        )
+
+    def learning(self, users, locations):
+        """Learning from the closed hand-hygiene plan: written, shared, partly
+        acknowledged, embedded in induction and supervision, and due for review."""
+        from learning import services as learning
+        from learning.models import LearningSummary
+        from learning.sweeps import schedule_due_reviews
+
+        closed = Plan.objects.filter(title="Hand hygiene compliance below standard").first()
+        if closed is None or LearningSummary.objects.filter(plan=closed).exists():
+            return
+        lead = users["priya"]
+        today = timezone.localdate()
+        summary = learning.save_summary(
+            plan=closed,
+            by=lead,
+            what_happened="Hand hygiene audits at Oakfield House fell to 72% over the winter. "
+            "Staff skipped hand hygiene between residents on the morning medicines round.",
+            what_changed="Alcohol gel on every medicines trolley, hand hygiene champions on each "
+            "shift, and monthly observed audits fed back at handover.",
+            key_messages="Clean hands between every resident, every time, including on the "
+            "medicines round.\nIf the gel on your trolley is empty, replace it before you start.",
+        )
+        learning.share_summary(
+            summary=summary,
+            by=lead,
+            locations=[locations["Oakfield House"], locations["Riverside Court"]],
+        )
+        learning.acknowledge(
+            ack=summary.acknowledgements.get(manager=users["grace"]), by=users["grace"]
+        )
+        learning.record_embedding(
+            summary=summary,
+            by=lead,
+            kind="induction",
+            embedded_on=today - datetime.timedelta(days=100),
+            who="Tom Okafor, Registered Manager",
+            note="Hand hygiene module added to day one of induction.",
+        )
+        learning.record_embedding(
+            summary=summary,
+            by=lead,
+            kind="supervision",
+            embedded_on=today - datetime.timedelta(days=90),
+            who="Priya Shah",
+            note="The supervision template asks about hand hygiene observations.",
+        )
+        schedule_due_reviews(today)
 
     def locations(self):
         result = {}
@@ -244,7 +323,9 @@ class Command(BaseCommand):
             # Plans that reached later stages before the portal was adopted: their
             # status is carried over from the previous register, and history says so.
             plan.status = spec["status"]
-            plan.status_changed_at = timezone.now()
+            plan.status_changed_at = timezone.now() - datetime.timedelta(
+                days=spec.get("status_days_ago", 0)
+            )
             services._save(
                 plan, by=lead, reason="Demo data: status carried over from the previous register"
             )
@@ -565,6 +646,7 @@ def demo_plans(today):
                 )
             ],
             "status": Plan.Status.CLOSED,
+            "status_days_ago": 122,  # so its three-month learning review is due
         },
         {
             "title": "Agency staff induction gaps",
