@@ -32,6 +32,7 @@ from audits.models import (
     MonitoringPeriod,
 )
 from core import outbox
+from core.history import save_with_history
 from plans.models import Plan, User
 from plans.services import perform_transition, touch_plan
 
@@ -47,10 +48,7 @@ class MeasurementRefused(Exception):
         self.reasons = reasons
 
 
-def _save(obj, *, by: User | None, reason: str | None = None, **kwargs) -> None:
-    obj._history_user = by
-    obj._change_reason = reason or None
-    obj.save(**kwargs)
+_save = save_with_history
 
 
 def _check_plan_open(plan: Plan) -> None:

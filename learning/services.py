@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from core.history import save_with_history
 from governance.models import Meeting
 from learning.models import (
     Acknowledgement,
@@ -29,10 +30,7 @@ class LearningRefused(Exception):
         self.reasons = reasons
 
 
-def _save(obj, *, by: User | None, reason: str | None = None, **kwargs) -> None:
-    obj._history_user = by
-    obj._change_reason = reason or None
-    obj.save(**kwargs)
+_save = save_with_history
 
 
 SUMMARY_GUARD_MESSAGE = (

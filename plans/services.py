@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from core.history import save_with_history
 from plans import lifecycle
 from plans.models import (
     Action,
@@ -30,15 +31,7 @@ class TransitionRefused(Exception):
         self.reasons = reasons
 
 
-def _save(obj, *, by: User | None, reason: str | None = None, **kwargs) -> None:
-    """Save with the history record attributed to ``by`` and carrying ``reason``."""
-    obj._history_user = by
-    # simple-history keeps at most 100 characters of a reason (PostgreSQL enforces it);
-    # the full text stays where it was given (the report, the decision, the form).
-    if reason and len(reason) > 100:
-        reason = reason[:99] + "…"
-    obj._change_reason = reason or None
-    obj.save(**kwargs)
+_save = save_with_history
 
 
 def touch_plan(plan_id: int, when: datetime.datetime | None = None) -> None:
