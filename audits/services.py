@@ -626,7 +626,7 @@ def check_monitoring(*, period_id: int) -> int:
     from audits.monitoring import find_deteriorations
 
     period = (
-        MonitoringPeriod.objects.select_for_update()
+        MonitoringPeriod.objects.select_for_update(of=("self",))
         .select_related("plan__owner")
         .filter(pk=period_id)
         .first()

@@ -100,7 +100,7 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
         services.check_monitoring(period_id=pk)
         with transaction.atomic():
             period = (
-                MonitoringPeriod.objects.select_for_update()
+                MonitoringPeriod.objects.select_for_update(of=("self",))
                 .select_related("plan__owner")
                 .get(pk=pk)
             )

@@ -326,7 +326,6 @@ def _parse_floors(floors: dict, indicator_ids: list[int]) -> tuple[dict[str, str
     return parsed, problems
 
 
-@transaction.atomic
 def _start_monitoring(*, decision: Decision, plan: Plan, by: User) -> None:
     """Open the monitoring period the step-down decision describes; the group that
     stepped the plan down is told at once of any deterioration. A refusal undoes the
@@ -349,6 +348,7 @@ def _start_monitoring(*, decision: Decision, plan: Plan, by: User) -> None:
         raise TransitionRefused(refused.reasons) from None
 
 
+@transaction.atomic
 def sign_decision(
     *,
     report: ClosureReport,
@@ -372,7 +372,9 @@ def sign_decision(
     indicator. The report row is locked, so two chairs signing at once give exactly one
     decision; the second is told the report has been decided."""
     report = (
-        ClosureReport.objects.select_for_update().select_related("plan", "group").get(pk=report.pk)
+        ClosureReport.objects.select_for_update(of=("self",))
+        .select_related("plan", "group")
+        .get(pk=report.pk)
     )
     plan = report.plan
     reasons = (reasons or "").strip()

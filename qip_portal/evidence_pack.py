@@ -699,7 +699,7 @@ def render_pack(*, pack_id: int) -> EvidencePack:
     in-process still answers."""
     with transaction.atomic():
         pack = (
-            EvidencePack.objects.select_for_update()
+            EvidencePack.objects.select_for_update(of=("self",))
             .select_related("plan", "location", "requested_by")
             .get(pk=pack_id)
         )
