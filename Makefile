@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint jobs install clean
+.PHONY: run test lint jobs bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# The performance harness of BENCHMARKS.md: builds a large data set in its own PostgreSQL
+# database (BENCH_DATABASE_URL's server, default the local one), measures, load-tests,
+# rewrites BENCHMARKS.md, and drops the database. About 20 minutes at full scale.
+bench: $(STAMP)
+	$(BIN)/python -m scripts.bench --scale $(or $(SCALE),full)
 
 jobs: $(STAMP)
 	$(BIN)/python manage.py run_scheduled_jobs

@@ -1,0 +1,404 @@
+"""Load test of the full stack on loopback: gunicorn with the flags of
+``docker-compose.yml`` (bound to 127.0.0.1 on a free port), one Celery worker as in the
+compose file, the bench PostgreSQL database and Redis; then ``users`` concurrent
+signed-in users, each a thread with its own keep-alive connection and cookies, run a
+mix of journeys back to back (no think time: a closed loop, so the figures are the
+stack's capacity) for ``seconds``, and everything is stopped.
+
+No third-party load tool: the client is the standard library (``http.client``), so
+nothing is installed. Users sign in by posting the login form with its CSRF token,
+before the clock starts (password hashing is deliberately slow and is not what is
+measured). Each page's latency is reported with its throughput, and its "relative
+capacity": the baseline page's mean latency divided by the page's, i.e. how many
+requests of the baseline (a trivial signed-in view, the password change page) cost
+the same as one of this page, measured in the same run on the same noisy machine.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+from scripts.bench import config
+
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+BASELINE = "baseline: password change page"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- The client ---------------------------------------------------------------------
+
+
+class Session:
+    def __init__(self, port: int, timeout: float = 30):
+        self.port, self.timeout = port, timeout
+        self.cookies: dict[str, str] = {}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        return self.conn
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        headers = {"Host": "127.0.0.1", "User-Agent": "qip-bench"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        for attempt in (1, 2):  # one retry when a kept-alive connection was closed
+            try:
+                conn = self._connection()
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                text = response.read().decode("utf-8", "replace")
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt == 2:
+                    raise
+            except Exception:
+                # A timeout or protocol error leaves the connection unusable: start afresh
+                # next time rather than failing every later request at once.
+                self.close()
+                raise
+        for header in response.headers.get_all("Set-Cookie") or []:
+            cookie = SimpleCookie()
+            cookie.load(header)
+            for name, morsel in cookie.items():
+                self.cookies[name] = morsel.value
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return response.status, text
+
+    def login(self, username: str, password: str) -> bool:
+        from urllib.parse import urlencode
+
+        status, text = self.request("GET", "/accounts/login/")
+        match = CSRF_INPUT.search(text)
+        if status != 200 or not match:
+            return False
+        body = urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": match.group(1)}
+        )
+        status, _ = self.request("POST", "/accounts/login/", body)
+        return status == 302 and "sessionid" in self.cookies
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def journeys_for(role: str, data: dict) -> list[tuple[str, int, callable]]:
+    """(page, weight, path()) for a user of ``role``. ``data`` holds references and ids
+    read from the database before the run."""
+    rng = random.Random()
+    live = data["live_refs"]
+    mine = data["manager_refs"].get(data["who"], live) or live
+    review = data["review_refs"]
+    filters = [
+        lambda: f"/plans/?status=live&sort=-risk_score&location={rng.choice(data['location_ids'])}",
+        lambda: f"/plans/?status=open&theme={rng.choice(data['theme_ids'])}",
+        lambda: f"/plans/?q={rng.choice(['falls', 'medicines', 'night', 'QIP-2025'])}",
+        lambda: "/plans/?overdue=on",
+    ]
+    common = [
+        (BASELINE, 15, lambda: "/accounts/password/"),
+        ("home", 15, lambda: "/"),
+        ("register", 15, lambda: f"/plans/?page={rng.randint(1, 5)}"),
+        ("register filtered", 15, lambda: rng.choice(filters)()),
+    ]
+    if role == "manager":
+        return common + [("plan page", 40, lambda: f"/plans/{rng.choice(mine)}/")]
+    if role == "quality_lead":
+        return common + [
+            ("plan page", 30, lambda: f"/plans/{rng.choice(live)}/"),
+            ("closure report page", 10, lambda: f"/governance/plans/{rng.choice(review)}/report/"),
+        ]
+    if role == "governance_member":
+        return common + [
+            ("plan page", 20, lambda: f"/plans/{rng.choice(live)}/"),
+            ("governance home", 10, lambda: "/governance/"),
+            ("closure report page", 10, lambda: f"/governance/plans/{rng.choice(review)}/report/"),
+        ]
+    return common + [("plan page", 40, lambda: f"/plans/{rng.choice(mine)}/")]  # viewers
+
+
+def run_users(port: int, people: list[tuple[str, str]], data: dict, seconds: float) -> dict:
+    """``people``: (username, role) per virtual user. Returns per-page samples."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    error_examples: list[str] = []
+    lock = threading.Lock()
+    deadline = [0.0]
+    began = [0.0]
+
+    def start_clock() -> None:
+        # Runs once, before any thread is released, so none sees an unset deadline.
+        began[0] = time.perf_counter()
+        deadline[0] = began[0] + seconds
+
+    ready = threading.Barrier(len(people) + 1, action=start_clock)
+    login_failures = []
+    active: list[str] = []
+
+    def user(username: str, role: str) -> None:
+        session = Session(port)
+        try:
+            ok = session.login(username, config.PASSWORD)
+        except Exception as exc:  # noqa: BLE001 - counted, not raised
+            ok = False
+            login_failures.append(f"{username}: {exc}")
+        if not ok:
+            login_failures.append(username)
+        menu = journeys_for(role, dict(data, who=username))
+        weights = [w for _, w, _ in menu]
+        rng = random.Random(username)
+        ready.wait()
+        if ok:
+            active.append(username)
+        while ok and time.perf_counter() < deadline[0]:
+            page, _, path = rng.choices(menu, weights=weights)[0]
+            url = path()
+            started = time.perf_counter()
+            try:
+                status, _ = session.request("GET", url)
+            except Exception as exc:  # noqa: BLE001
+                status = f"{type(exc).__name__}"
+            elapsed = time.perf_counter() - started
+            with lock:
+                if time.perf_counter() <= deadline[0] + 5:
+                    samples[page].append(elapsed)
+                if status != 200:
+                    errors[page] += 1
+                    if len(error_examples) < 10:
+                        error_examples.append(f"{status} {url}")
+        session.close()
+
+    threads = [threading.Thread(target=user, args=p, daemon=True) for p in people]
+    for t in threads:
+        t.start()
+    ready.wait()
+    start = began[0]
+    for t in threads:
+        t.join(timeout=seconds + 60)
+    duration = time.perf_counter() - start
+    return {
+        "samples": samples,
+        "errors": errors,
+        "error_examples": error_examples,
+        "duration": duration,
+        "login_failures": login_failures,
+        "active_users": len(active),
+        "stuck_threads": sum(t.is_alive() for t in threads),
+    }
+
+
+def summarise(raw: dict, users: int) -> dict:
+    from scripts.bench.measure import percentile
+
+    duration = raw["duration"]
+    everything = [x for v in raw["samples"].values() for x in v]
+    base = raw["samples"].get(BASELINE) or [float("nan")]
+    base_mean = statistics.fmean(base)
+    pages = []
+    for page, values in sorted(raw["samples"].items(), key=lambda kv: -len(kv[1])):
+        mean = statistics.fmean(values)
+        pages.append(
+            {
+                "page": page,
+                "requests": len(values),
+                "rps": round(len(values) / duration, 1),
+                "p50_ms": round(percentile(values, 50) * 1000),
+                "p95_ms": round(percentile(values, 95) * 1000),
+                "mean_ms": round(mean * 1000),
+                "errors": raw["errors"].get(page, 0),
+                "relative_capacity": round(base_mean / mean, 2) if mean else None,
+            }
+        )
+    return {
+        "users": users,
+        "seconds": round(duration, 1),
+        "requests": len(everything),
+        "rps": round(len(everything) / duration, 1),
+        "p50_ms": round(percentile(everything, 50) * 1000) if everything else None,
+        "p95_ms": round(percentile(everything, 95) * 1000) if everything else None,
+        "errors": sum(raw["errors"].values()),
+        "error_examples": raw["error_examples"],
+        "login_failures": raw["login_failures"],
+        "active_users": raw.get("active_users"),
+        "stuck_threads": raw["stuck_threads"],
+        "pages": pages,
+    }
+
+
+def people_and_data(users: int) -> tuple[list[tuple[str, str]], dict]:
+    """Who the virtual users are (20 managers, 15 quality-lead sessions, 10 governance
+    members, 5 viewers per 50) and the references they visit."""
+    from plans.models import Location, Plan, Theme, User
+
+    def names(role, prefix):
+        return list(
+            User.objects.filter(role=role, username__startswith=prefix)
+            .order_by("username")
+            .values_list("username", flat=True)
+        )
+
+    managers = names("manager", "bench_mgr")
+    leads = names("quality_lead", "bench_lead")
+    members = names("governance_member", "bench_gov")
+    viewers = names("viewer", "bench_viewer")
+    mix = [
+        ("manager", managers, 20),
+        ("quality_lead", leads, 15),
+        ("governance_member", members, 10),
+        ("viewer", viewers, 5),
+    ]
+    people = []
+    for role, pool, share in mix:
+        n = round(users * share / 50)
+        people += [(pool[i % len(pool)], role) for i in range(n)]
+    people = people[:users]
+    live = list(
+        Plan.objects.filter(status__in=["live", "monitoring"])
+        .order_by("?")
+        .values_list("reference", flat=True)[:2000]
+    )
+    data = {
+        "live_refs": live,
+        "review_refs": list(
+            Plan.objects.filter(status="closure_review").values_list("reference", flat=True)[:500]
+        ),
+        "location_ids": list(Location.objects.values_list("pk", flat=True)),
+        "theme_ids": list(Theme.objects.values_list("pk", flat=True)),
+        "manager_refs": {},
+    }
+    for username, role in people:
+        if role in ("manager", "viewer") and username not in data["manager_refs"]:
+            user = User.objects.get(username=username)
+            data["manager_refs"][username] = list(
+                Plan.objects.filter(locations__in=user.locations.all())
+                .values_list("reference", flat=True)
+                .distinct()[:200]
+            )
+    return people, data
+
+
+# --- The stack ------------------------------------------------------------------------
+
+
+def _start(cmd: list[str], env: dict, root: Path, log: Path) -> subprocess.Popen:
+    handle = open(log, "wb")  # noqa: SIM115 - closed when the process is stopped
+    return subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    """Stop a process this harness started, and its children (its own process group)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _wait_http(port: int, path: str, timeout: float) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _wait_log(log: Path, needle: str, timeout: float) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if log.exists() and needle in log.read_text(errors="replace"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) -> dict:
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    full_env = {**os.environ, **env}
+    gunicorn = [
+        str(bin_dir / "gunicorn"),
+        "qip_portal.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "3",
+        "--threads",
+        "2",
+        "--timeout",
+        "60",
+        "--access-logfile",
+        "-",
+    ]
+    worker = [
+        str(bin_dir / "celery"),
+        "-A",
+        "qip_portal",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "2",
+    ]
+    people, data = people_and_data(users)
+    from django.db import connection
+
+    connection.close()
+    web_log, worker_log = work / "gunicorn.log", work / "worker.log"
+    procs = []
+    try:
+        procs.append(_start(worker, full_env, root, worker_log))
+        procs.append(_start(gunicorn, full_env, root, web_log))
+        if not _wait_http(port, "/healthz", 60):
+            raise RuntimeError(f"gunicorn did not answer /healthz; see {web_log}")
+        worker_ready = _wait_log(worker_log, "ready.", 60)
+        started = time.perf_counter()
+        load_before = os.getloadavg()
+        raw = run_users(port, people, data, seconds)
+        result = summarise(raw, users)
+        result["loadavg_before"] = [round(x, 2) for x in load_before]
+        result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["wall_seconds_with_logins"] = round(time.perf_counter() - started, 1)
+        result["worker_ready"] = worker_ready
+        result["gunicorn"] = " ".join(gunicorn[1:])
+        result["worker"] = " ".join(worker[1:])
+        result["redis"] = env.get("REDIS_URL", "")
+        return result
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
