@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 # The performance harness of BENCHMARKS.md: builds a large data set in its own PostgreSQL
-# database (BENCH_DATABASE_URL's server, default the local one), measures, load-tests,
+# database (server BENCH_PG, default postgres://postgres@127.0.0.1:5432), measures, load-tests,
 # rewrites BENCHMARKS.md, and drops the database. About 20 minutes at full scale.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench --scale $(or $(SCALE),full)
