@@ -8,35 +8,61 @@ import datetime
 import statistics
 from collections import Counter
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from audits.access import due_indicators
-from audits.models import next_due_on
+from audits.models import Measurement
 from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
 from learning.access import can_review_learning, visible_summaries
 from learning.models import Acknowledgement, LearningReview
 from plans.access import visible_locations, visible_plans
-from plans.models import Action, Plan, User
+from plans.models import Action, Indicator, Plan, User
 
 REAUDIT_HORIZON_DAYS = 14
 
 
 def _reaudits(user: User, today: datetime.date) -> tuple[int, int]:
-    """(overdue, due within the horizon) among indicators the user can see. One query."""
+    """(overdue, due within the horizon) among indicators of live and monitoring plans
+    the user can see. Counted in the database, one query per frequency, using the
+    (indicator, date) index: the next re-audit is due one interval after the latest
+    result (or after the plan opened, before any result), as ``audits.models.next_due_on``
+    says, so "overdue" means no result since ``today - interval``."""
     overdue = soon = 0
-    horizon = today + datetime.timedelta(days=REAUDIT_HORIZON_DAYS)
-    for indicator in due_indicators(user):
-        due = next_due_on(
-            frequency=indicator.frequency,
-            last_measured_on=indicator.last_measured_on,
-            start=indicator.plan.opened_on,
+    indicators = Indicator.objects.filter(plan__in=visible_plans(user).live_or_monitoring())
+    for frequency, days in Indicator.FREQUENCY_DAYS.items():
+        interval = datetime.timedelta(days=days)
+        latest_allowed = today + datetime.timedelta(days=REAUDIT_HORIZON_DAYS) - interval
+        results = Measurement.objects.filter(indicator=OuterRef("pk"))
+        counts = (
+            indicators.filter(frequency=frequency)
+            .annotate(
+                any_result=Exists(results),
+                recent=Exists(results.filter(measured_on__gte=today - interval)),
+                later=Exists(results.filter(measured_on__gt=latest_allowed)),
+            )
+            .aggregate(
+                overdue=Count(
+                    "pk",
+                    filter=Q(recent=False)
+                    & (Q(any_result=True) | Q(plan__opened_on__lt=today - interval)),
+                ),
+                soon=Count(
+                    "pk",
+                    filter=Q(later=False)
+                    & (
+                        Q(recent=True)
+                        | (
+                            Q(any_result=False)
+                            & Q(plan__opened_on__gte=today - interval)
+                            & Q(plan__opened_on__lte=latest_allowed)
+                        )
+                    ),
+                ),
+            )
         )
-        if due < today:
-            overdue += 1
-        elif due <= horizon:
-            soon += 1
+        overdue += counts["overdue"]
+        soon += counts["soon"]
     return overdue, soon
 
 
@@ -84,9 +110,7 @@ def register_shape(user: User, today: datetime.date) -> dict:
         .order_by("-n", "name")
         .values("pk", "name", "n")
     )
-    by_theme = (
-        open_plans.values("theme__pk", "theme__name").annotate(n=Count("pk")).order_by("-n")
-    )
+    by_theme = open_plans.values("theme__pk", "theme__name").annotate(n=Count("pk")).order_by("-n")
     first_month = (today.replace(day=1) - datetime.timedelta(days=335)).replace(day=1)
     opened = Counter(
         d.strftime("%Y-%m")
@@ -145,6 +169,9 @@ def governance_work(user: User, today: datetime.date) -> dict:
         .order_by("submitted_at")[:10]
     )
     meetings = (
-        visible_meetings(user).filter(held_on__gte=today).select_related("group").order_by("held_on")[:5]
+        visible_meetings(user)
+        .filter(held_on__gte=today)
+        .select_related("group")
+        .order_by("held_on")[:5]
     )
     return {"awaiting_reports": list(reports), "next_meetings": list(meetings)}

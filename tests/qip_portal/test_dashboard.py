@@ -77,3 +77,62 @@ def test_manager_home_shows_their_work_and_not_the_register_shape(
     response = client.get(reverse("home"))
     assert "shape" not in response.context
     assert "Audit the handover sheets" in response.content.decode()
+
+
+def test_reaudit_counts_in_the_database_agree_with_next_due_on(quality_lead, oakfield):
+    """The home page counts in SQL what audits.models.next_due_on defines in Python."""
+    from decimal import Decimal
+
+    from audits.access import due_indicators
+    from audits.models import next_due_on
+    from qip_portal import dashboard
+    from tests.audits.factories import measure
+
+    today = timezone.localdate()
+    cases = [  # (frequency, plan opened days ago, results days ago)
+        ("weekly", 3, []),
+        ("weekly", 10, []),
+        ("weekly", 40, [2]),
+        ("weekly", 40, [9]),
+        ("monthly", 5, []),
+        ("monthly", 40, []),
+        ("monthly", 200, [20]),
+        ("monthly", 200, [40]),
+        ("monthly", 200, [10]),
+        ("quarterly", 300, [85]),
+        ("quarterly", 300, [100, 200]),
+        ("fortnightly", 30, [1]),
+        ("fortnightly", 30, [15]),
+        ("monthly", 20, [25]),
+    ]
+    for number, (frequency, opened, results) in enumerate(cases):
+        plan = factories.live_plan(
+            owner=quality_lead,
+            locations=[oakfield],
+            title=f"Case {number}",
+            opened_on=today - datetime.timedelta(days=opened),
+            indicators=[
+                {
+                    "name": "Audit",
+                    "measure_type": "proportion",
+                    "direction": "higher",
+                    "target": Decimal("90"),
+                    "unit": "%",
+                    "frequency": frequency,
+                }
+            ],
+        )
+        for days_ago in results:
+            measure(plan, by=quality_lead, on=today - datetime.timedelta(days=days_ago))
+    expected_overdue = expected_soon = 0
+    horizon = today + datetime.timedelta(days=dashboard.REAUDIT_HORIZON_DAYS)
+    for indicator in due_indicators(quality_lead):
+        due = next_due_on(
+            frequency=indicator.frequency,
+            last_measured_on=indicator.last_measured_on,
+            start=indicator.plan.opened_on,
+        )
+        expected_overdue += due < today
+        expected_soon += today <= due <= horizon
+    assert dashboard._reaudits(quality_lead, today) == (expected_overdue, expected_soon)
+    assert expected_overdue > 0 and expected_soon > 0
