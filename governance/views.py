@@ -37,8 +37,11 @@ def _refused(request: HttpRequest, refused: TransitionRefused) -> None:
 
 
 def _report_rows(queryset):
-    return queryset.select_related("plan", "group", "submitted_by", "decision__signed_by").order_by(
-        "-submitted_at", "-pk"
+    # Lists never show the frozen snapshot itself: leave its (large) columns unloaded.
+    return (
+        queryset.select_related("plan", "group", "submitted_by", "decision__signed_by")
+        .defer("content_json", "content_html")
+        .order_by("-submitted_at", "-pk")
     )
 
 
