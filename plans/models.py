@@ -236,6 +236,8 @@ class Plan(models.Model):
         indexes = [
             models.Index(fields=["status", "last_activity_at"]),
             models.Index(fields=["risk_score"]),
+            # The register's default order (newest first), so a page is an index scan.
+            models.Index(fields=["-opened_on", "-reference"], name="plan_register_order"),
         ]
 
     def __str__(self) -> str:
@@ -443,7 +445,15 @@ class Action(models.Model):
 
     class Meta:
         ordering = ["due_date", "pk"]
-        indexes = [models.Index(fields=["status", "due_date"])]
+        indexes = [
+            models.Index(fields=["status", "due_date"]),
+            # Overdue actions of a plan (register column, filter and home counts).
+            models.Index(
+                fields=["plan", "due_date"],
+                condition=~models.Q(status="completed"),
+                name="action_open_by_plan",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.description[:60]

@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -46,11 +47,17 @@ def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
         .select_related("theme", "owner")
         .prefetch_related(Prefetch("locations", queryset=Location.objects.only("id", "name")))
     )
+    # A correlated subquery, evaluated only for the rows on the page (a joined Count
+    # would group every plan with every action before sorting: see BENCHMARKS.md).
+    overdue = Action.objects.filter(plan=OuterRef("pk"), due_date__lt=today).exclude(
+        status=Action.Status.COMPLETED
+    )
     plans = plans.annotate(
-        overdue_actions=Count(
-            "actions",
-            filter=Q(actions__due_date__lt=today) & ~Q(actions__status=Action.Status.COMPLETED),
-            distinct=True,
+        overdue_actions=Coalesce(
+            Subquery(
+                overdue.order_by().values("plan").annotate(n=Count("pk")).values("n")[:1]
+            ),
+            0,
         )
     )
     if not form.is_valid():
@@ -78,7 +85,7 @@ def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
         low, high = RegisterFilterForm.RISK_RANGES[data["risk"]]
         plans = plans.filter(risk_score__gte=low, risk_score__lte=high)
     if data["overdue"]:
-        plans = plans.filter(overdue_actions__gt=0)
+        plans = plans.filter(Exists(overdue))
     for field, lookup in (("opened_month", "opened_on"), ("closed_month", "status_changed_at")):
         if data[field]:
             year, month = (int(part) for part in data[field].split("-"))

@@ -170,6 +170,63 @@ def test_register_filters_search_and_sort(client, quality_lead, oakfield, rivers
     assert client.get(url, {"status": "nonsense", "page": "x", "q": "\"'<>ü"}).status_code == 200
 
 
+def test_register_counts_overdue_actions_per_plan_without_joining_every_action(
+    client, quality_lead, oakfield
+):
+    """The overdue column and filter come from a correlated subquery: the page query
+    never joins plans to all their actions (BENCHMARKS.md, fix 2)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    today = timezone.localdate()
+    late = today - datetime.timedelta(days=3)
+    action = {"owner": quality_lead, "completion_note": ""}
+    busy = factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        title="Two overdue",
+        actions=[
+            {**action, "description": "Late one", "status": "open", "due_date": late},
+            {**action, "description": "Late two", "status": "in_progress", "due_date": late},
+            {
+                **action,
+                "description": "Late but done",
+                "status": "completed",
+                "due_date": late,
+                "completion_note": "Done on the ward.",
+            },
+            {
+                **action,
+                "description": "Not due yet",
+                "status": "open",
+                "due_date": today + datetime.timedelta(days=9),
+            },
+        ],
+    )
+    calm = factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        title="Nothing late",
+        actions=[
+            {
+                **action,
+                "description": "Due next month",
+                "status": "open",
+                "due_date": today + datetime.timedelta(days=30),
+            }
+        ],
+    )
+    client.force_login(quality_lead)
+    url = reverse("plans:register")
+    with CaptureQueriesContext(connection) as captured:
+        rows = {p.pk: p.overdue_actions for p in client.get(url).context["page"].object_list}
+    assert rows == {busy.pk: 2, calm.pk: 0}
+    assert not [q["sql"] for q in captured if 'JOIN "plans_action"' in q["sql"]]
+    listed = client.get(url, {"overdue": "on"}).context["page"].object_list
+    assert [p.pk for p in listed] == [busy.pk]
+    assert "2 overdue actions" in client.get(url).content.decode()
+
+
 @pytest.mark.parametrize("rows", [1, 50])
 def test_register_runs_a_fixed_number_of_queries(
     client, quality_lead, oakfield, riverside, rows, django_assert_max_num_queries, settings
