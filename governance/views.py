@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -59,7 +61,9 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "governance/home.html",
         {
-            "awaiting": list(_report_rows(visible.awaiting_decision())),
+            "awaiting": Paginator(
+                _report_rows(visible.awaiting_decision()), settings.REGISTER_PAGE_SIZE
+            ).get_page(request.GET.get("page")),
             "decided": list(_report_rows(visible.filter(status=ClosureReport.Status.DECIDED))[:20]),
             "meetings": list(
                 access.visible_meetings(user)

@@ -263,3 +263,22 @@ def test_decided_reports_and_a_stepped_down_plan(client, chair, report, meeting,
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Plan.objects.get(pk=report.plan_id).status == Plan.Status.MONITORING
     assert make_ready  # imported for fixtures elsewhere
+
+
+def test_governance_home_pages_a_long_list_of_reports_awaiting_a_decision(
+    client, quality_lead, oakfield, group, chair, settings
+):
+    settings.REGISTER_PAGE_SIZE = 4
+    for i in range(6):
+        _many_reports(1, quality_lead, oakfield, group)  # awaiting (i % 2 == 0 above)
+    client.force_login(chair)
+    first = client.get(reverse("governance:home"))
+    assert len(first.context["awaiting"].object_list) == 4
+    assert "6 reports are waiting" in first.content.decode()
+    assert "Page 1 of 2" in first.content.decode()
+    second = client.get(reverse("governance:home"), {"page": "2"})
+    assert len(second.context["awaiting"].object_list) == 2
+    shown = {r.pk for r in first.context["awaiting"]} | {r.pk for r in second.context["awaiting"]}
+    assert len(shown) == 6
+    # A nonsense page number shows the first page, not an error.
+    assert client.get(reverse("governance:home"), {"page": "x"}).status_code == 200
