@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 from django.utils.formats import date_format
@@ -367,6 +368,46 @@ def _readiness(
     for label in missing:
         reasons.append(f"No evidence of the required kind “{label}” has been added.")
     return Readiness(reasons)
+
+
+class _Point(NamedTuple):
+    """The two columns ``criteria_verdict`` reads of a result."""
+
+    measured_on: datetime.date
+    value: Decimal
+
+
+def plans_meeting_criteria(plans: Iterable[Plan]) -> set[int]:
+    """The ids of the plans in ``plans`` whose every indicator has met its criteria (what
+    ``PlanVerdicts.all_met`` says), without the statistics and without loading results
+    as models: three queries however many plans. The nightly readiness sweep asks this
+    first and builds full verdicts only for the few plans it finds."""
+    ids = [p.pk for p in plans]
+    criteria = {c.plan_id: c for c in ClosureCriteria.objects.filter(plan_id__in=ids)}
+    indicators: dict[int, list[Indicator]] = defaultdict(list)
+    for ind in Indicator.objects.filter(plan_id__in=ids).order_by("plan_id", "position", "pk"):
+        indicators[ind.plan_id].append(ind)
+    series: dict[int, list[_Point]] = defaultdict(list)
+    for indicator_id, measured_on, value in (
+        Measurement.objects.filter(indicator__plan_id__in=ids)
+        .order_by("indicator_id", "measured_on", "pk")
+        .values_list("indicator_id", "measured_on", "value")
+    ):
+        series[indicator_id].append(_Point(measured_on, value))
+    met = set()
+    for plan_id in ids:
+        crit = criteria.get(plan_id)
+        if indicators[plan_id] and all(
+            criteria_verdict(
+                ind,
+                series[ind.pk],  # type: ignore[arg-type]
+                sustain_months=crit.sustain_months if crit else 3,
+                min_reaudits=crit.min_reaudits if crit else 1,
+            ).met
+            for ind in indicators[plan_id]
+        ):
+            met.add(plan_id)
+    return met
 
 
 def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:

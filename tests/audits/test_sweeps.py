@@ -134,3 +134,57 @@ def test_reaudits_due_and_overdue_remind_location_managers_once_each(
     measure(plan, by=manager, on=TODAY + datetime.timedelta(days=5))
     run(sweeps.reaudits_due)  # next due in a month: nothing
     assert len(mailoutbox) == 2
+
+
+def test_the_cheap_criteria_check_agrees_with_the_full_verdicts(
+    frozen, quality_lead, manager, oakfield
+):
+    """The readiness sweep asks ``plans_meeting_criteria`` first and builds full verdicts
+    only for what it finds: both must say the same of every kind of plan."""
+    from audits.verdicts import plans_meeting_criteria, verdicts_for_plans
+
+    met = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
+    for n in (120, 90, 60, 30):
+        measure(met, by=manager, on=_days_ago(n))
+    slipped = factories.live_plan(
+        owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200), title="Slipped"
+    )
+    for n in (120, 90, 60):
+        measure(slipped, by=manager, on=_days_ago(n))
+    measure(slipped, by=manager, on=_days_ago(30), numerator=10)
+    too_few = factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        opened_on=_days_ago(200),
+        title="Too few",
+        criteria={
+            "success_in_practice": "Every concern escalated.",
+            "sustain_months": 3,
+            "min_reaudits": 6,
+            "required_evidence": [],
+            "sign_off_level": 3,
+        },
+    )
+    for n in (120, 90, 60, 30):
+        measure(too_few, by=manager, on=_days_ago(n))
+    untouched = factories.live_plan(owner=quality_lead, locations=[oakfield], title="No results")
+    plans = list(Plan.objects.filter(pk__in=[p.pk for p in (met, slipped, too_few, untouched)]))
+    full = {pk for pk, v in verdicts_for_plans(plans).items() if v.all_met}
+    assert plans_meeting_criteria(plans) == full == {met.pk}
+
+
+@pytest.mark.parametrize("extra", [0, 30])
+def test_the_readiness_sweep_runs_a_bounded_number_of_queries(
+    extra, frozen, quality_lead, manager, oakfield, run, django_assert_max_num_queries
+):
+    """Queries per batch of plans, not per plan: 1 or 31 live plans, one of them ready,
+    cost the same (the ready plan's email is the same in both)."""
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
+    for n in (120, 90, 60, 30):
+        measure(plan, by=manager, on=_days_ago(n))
+    for i in range(extra):
+        other = factories.live_plan(owner=quality_lead, locations=[oakfield], title=f"Other {i}")
+        measure(other, by=manager, on=_days_ago(5))
+    # 18 measured at both sizes (plan queries, the outbox row and the rendered email).
+    with django_assert_max_num_queries(18):
+        assert run(sweeps.ready_for_closure_review).startswith("1 plan(s)")
