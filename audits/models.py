@@ -13,6 +13,7 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -44,8 +45,8 @@ class AuditTheme(models.Model):
 
 class IndicatorSchedule(models.Model):
     """What ``plans.Indicator`` cannot hold without importing upwards: the audit theme
-    it is measured by. The next due date is derived (frequency + last measurement),
-    never stored, so it cannot drift."""
+    it is measured by. The next due date is derived (frequency + the indicator's
+    ``last_measured_on``), never stored, so it cannot drift."""
 
     indicator = models.OneToOneField(Indicator, on_delete=models.CASCADE, related_name="schedule")
     audit_theme = models.ForeignKey(
@@ -63,6 +64,35 @@ def next_due_on(
     """One frequency interval after the last measurement, or after ``start`` (the
     plan's opening) when nothing has been measured yet."""
     return (last_measured_on or start) + datetime.timedelta(days=_frequency_days(frequency))
+
+
+def with_due_from(indicators: models.QuerySet[Indicator]) -> models.QuerySet[Indicator]:
+    """``indicators`` annotated with ``due_from``: the date their next re-audit is
+    counted from (the latest result, kept on the indicator, or the plan's opening)."""
+    return indicators.annotate(due_from=Coalesce("last_measured_on", "plan__opened_on"))
+
+
+def next_due_q(
+    *,
+    before: datetime.date | None = None,
+    on_or_after: datetime.date | None = None,
+    on_or_before: datetime.date | None = None,
+) -> models.Q:
+    """A filter on a ``with_due_from`` queryset by next due date (``next_due_on``,
+    computed in the database): one range on ``due_from`` per frequency, so an index
+    or a single pass answers it, whatever the number of results."""
+    either = models.Q(pk__in=[])
+    for frequency, days in Indicator.FREQUENCY_DAYS.items():
+        interval = datetime.timedelta(days=days)
+        this = models.Q(frequency=frequency)
+        if before is not None:
+            this &= models.Q(due_from__lt=before - interval)
+        if on_or_after is not None:
+            this &= models.Q(due_from__gte=on_or_after - interval)
+        if on_or_before is not None:
+            this &= models.Q(due_from__lte=on_or_before - interval)
+        either |= this
+    return either
 
 
 class Measurement(models.Model):

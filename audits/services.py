@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 from simple_history.utils import bulk_create_with_history
@@ -33,7 +34,7 @@ from audits.models import (
 )
 from core import outbox
 from core.history import save_with_history
-from plans.models import Plan, User
+from plans.models import Indicator, Plan, User
 from plans.services import perform_transition, touch_plan
 
 # How many rows between progress updates while an import is checked or committed.
@@ -54,6 +55,21 @@ _save = save_with_history
 def _check_plan_open(plan: Plan) -> None:
     if plan.is_final:
         raise MeasurementRefused(["A closed or withdrawn plan cannot take new results."])
+
+
+def refresh_last_measured(indicator_ids) -> None:
+    """Set each indicator's ``last_measured_on`` from its results (one statement).
+    Called, in the same transaction, by everything here that adds or moves a result."""
+    latest = (
+        Measurement.objects.filter(indicator=OuterRef("pk"))
+        .order_by()
+        .values("indicator")
+        .annotate(latest=Max("measured_on"))
+        .values("latest")
+    )
+    Indicator.objects.filter(pk__in=list(indicator_ids)).update(
+        last_measured_on=Subquery(latest)  # history-safe: derived, excluded from history
+    )
 
 
 @transaction.atomic
@@ -83,6 +99,7 @@ def record_measurement(*, plan: Plan, by: User, fields: dict) -> Measurement:
         raise MeasurementRefused(
             [f"“{indicator.name}” already has a result for {date_format(measurement.measured_on)}."]
         ) from None
+    refresh_last_measured([indicator.pk])
     touch_plan(plan.pk)
     queue_monitoring_check(plan)
     return measurement
@@ -113,6 +130,7 @@ def correct_measurement(
             _save(locked, by=by, reason=f"Corrected: {reason}")
     except IntegrityError:
         raise MeasurementRefused(["Another result already exists for that date."]) from None
+    refresh_last_measured([locked.indicator_id, measurement.indicator_id])
     touch_plan(plan.pk)
     queue_monitoring_check(plan)
     return locked
@@ -348,6 +366,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
                 default_user=by,
                 default_change_reason=f"Imported from {batch.original_name}",
             )
+            refresh_last_measured({m.indicator_id for m in measurements})
             batch.refresh_from_db()
             _finish(
                 batch,

@@ -10,11 +10,16 @@ import datetime
 from collections import defaultdict
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from audits import services
-from audits.models import Deterioration, MonitoringPeriod, next_due_on
+from audits.models import (
+    Deterioration,
+    MonitoringPeriod,
+    next_due_on,
+    next_due_q,
+    with_due_from,
+)
 from audits.verdicts import plans_meeting_criteria, verdicts_for_plans
 from core import jobs, outbox
 from plans.models import Indicator, Plan, User
@@ -133,11 +138,14 @@ def reaudits_due(today: datetime.date | None = None) -> str:
     only. Safe to run any number of times. Queries: three, plus those of each email."""
     today = today or timezone.localdate()
     soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
+    # Only indicators due by ``soon``, found in the database from ``last_measured_on``.
     indicators = (
-        Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
+        with_due_from(
+            Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
+        )
+        .filter(next_due_q(on_or_before=soon))
         .select_related("plan")
         .prefetch_related("plan__locations")
-        .annotate(last_measured_on=Max("measurements__measured_on"))
         .order_by("plan_id", "position", "pk")
     )
     managers: dict[int, set[str]] = defaultdict(set)

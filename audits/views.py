@@ -3,7 +3,6 @@ from __future__ import annotations
 import datetime
 
 from django.contrib import messages
-from django.db.models import Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -110,7 +109,7 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
             deteriorations=w["deteriorations"] if w else [],
         )
         charts.append({"verdict": verdict, "spec": spec, "svg": render_svg(spec)})
-    indicators = list(plan.indicators.annotate(last_measured_on=Max("measurements__measured_on")))
+    indicators = list(plan.indicators.all())
     for indicator in indicators:
         indicator.next_due_on = next_due_on(
             frequency=indicator.frequency,

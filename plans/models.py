@@ -394,7 +394,12 @@ class Indicator(models.Model):
         max_length=12, choices=Frequency.choices, default=Frequency.MONTHLY
     )
     position = models.PositiveSmallIntegerField(default=0)
-    history = HistoricalRecords()
+    # The date of the latest result: derived, kept by ``audits.services`` each time
+    # results are logged, corrected or imported (recomputed from the results, never
+    # counted up), so the re-audits due can be counted without reading every result.
+    # Not in history: the results themselves are.
+    last_measured_on = models.DateField(null=True, blank=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["last_measured_on"])
 
     class Meta:
         ordering = ["position", "pk"]

@@ -8,10 +8,10 @@ import datetime
 import statistics
 from collections import Counter
 
-from django.db.models import Count, Exists, OuterRef, Q
-from django.utils import timezone
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate, TruncMonth
 
-from audits.models import Measurement
+from audits.models import next_due_q, with_due_from
 from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
 from learning.access import can_review_learning, visible_summaries
@@ -24,46 +24,17 @@ REAUDIT_HORIZON_DAYS = 14
 
 def _reaudits(user: User, today: datetime.date) -> tuple[int, int]:
     """(overdue, due within the horizon) among indicators of live and monitoring plans
-    the user can see. Counted in the database, one query per frequency, using the
-    (indicator, date) index: the next re-audit is due one interval after the latest
-    result (or after the plan opened, before any result), as ``audits.models.next_due_on``
-    says, so "overdue" means no result since ``today - interval``."""
-    overdue = soon = 0
-    indicators = Indicator.objects.filter(plan__in=visible_plans(user).live_or_monitoring())
-    for frequency, days in Indicator.FREQUENCY_DAYS.items():
-        interval = datetime.timedelta(days=days)
-        latest_allowed = today + datetime.timedelta(days=REAUDIT_HORIZON_DAYS) - interval
-        results = Measurement.objects.filter(indicator=OuterRef("pk"))
-        counts = (
-            indicators.filter(frequency=frequency)
-            .annotate(
-                any_result=Exists(results),
-                recent=Exists(results.filter(measured_on__gte=today - interval)),
-                later=Exists(results.filter(measured_on__gt=latest_allowed)),
-            )
-            .aggregate(
-                overdue=Count(
-                    "pk",
-                    filter=Q(recent=False)
-                    & (Q(any_result=True) | Q(plan__opened_on__lt=today - interval)),
-                ),
-                soon=Count(
-                    "pk",
-                    filter=Q(later=False)
-                    & (
-                        Q(recent=True)
-                        | (
-                            Q(any_result=False)
-                            & Q(plan__opened_on__gte=today - interval)
-                            & Q(plan__opened_on__lte=latest_allowed)
-                        )
-                    ),
-                ),
-            )
-        )
-        overdue += counts["overdue"]
-        soon += counts["soon"]
-    return overdue, soon
+    the user can see, as ``audits.models.next_due_on`` defines "due": one query on the
+    indicators' stored ``last_measured_on``, never reading the results themselves."""
+    indicators = with_due_from(
+        Indicator.objects.filter(plan__in=visible_plans(user).live_or_monitoring())
+    )
+    horizon = today + datetime.timedelta(days=REAUDIT_HORIZON_DAYS)
+    counts = indicators.aggregate(
+        overdue=Count("pk", filter=next_due_q(before=today)),
+        soon=Count("pk", filter=next_due_q(on_or_after=today, on_or_before=horizon)),
+    )
+    return counts["overdue"], counts["soon"]
 
 
 def attention(user: User, today: datetime.date) -> dict:
@@ -112,27 +83,36 @@ def register_shape(user: User, today: datetime.date) -> dict:
     )
     by_theme = open_plans.values("theme__pk", "theme__name").annotate(n=Count("pk")).order_by("-n")
     first_month = (today.replace(day=1) - datetime.timedelta(days=335)).replace(day=1)
-    opened = Counter(
-        d.strftime("%Y-%m")
-        for d in plans.filter(opened_on__gte=first_month).values_list("opened_on", flat=True)
+    opened = dict(
+        plans.filter(opened_on__gte=first_month)
+        .annotate(month=TruncMonth("opened_on"))
+        .order_by()
+        .values_list("month")
+        .annotate(n=Count("pk"))
     )
+    # Closure dates in local time, computed by the database (one row per closed plan:
+    # the median needs them all, and Python's per-row time-zone work cost 30 ms per
+    # 1,000 plans in the benchmark).
     closed_rows = list(
-        plans.filter(status=Plan.Status.CLOSED).values_list("opened_on", "status_changed_at")
+        plans.filter(status=Plan.Status.CLOSED)
+        .annotate(closed_on=TruncDate("status_changed_at"))
+        .order_by()
+        .values_list("opened_on", "closed_on")
     )
-    closed = Counter(
-        timezone.localtime(changed).strftime("%Y-%m")
-        for _, changed in closed_rows
-        if timezone.localtime(changed).date() >= first_month
-    )
+    closed = Counter((d.year, d.month) for _, d in closed_rows if d >= first_month)
     months = []
     month = first_month
     while month <= today:
-        key = month.strftime("%Y-%m")
-        months.append({"key": key, "label": month, "opened": opened[key], "closed": closed[key]})
+        months.append(
+            {
+                "key": month.strftime("%Y-%m"),
+                "label": month,
+                "opened": opened.get(month, 0),
+                "closed": closed[(month.year, month.month)],
+            }
+        )
         month = (month + datetime.timedelta(days=32)).replace(day=1)
-    days_to_close = [
-        (timezone.localtime(changed).date() - opened_on).days for opened_on, changed in closed_rows
-    ]
+    days_to_close = [(closed_on - opened_on).days for opened_on, closed_on in closed_rows]
     return {
         "by_location": list(by_location),
         "by_theme": list(by_theme),
@@ -166,6 +146,7 @@ def governance_work(user: User, today: datetime.date) -> dict:
         visible_reports(user)
         .filter(status=ClosureReport.Status.AWAITING_DECISION)
         .select_related("plan", "group")
+        .defer("content_json", "content_html")  # the frozen snapshot is not shown here
         .order_by("submitted_at")[:10]
     )
     meetings = (

@@ -151,6 +151,7 @@ class Generator:
             ("governance: groups, meetings, reports, decisions", self.governance),
             ("monitoring periods", self.monitoring),
             ("learning", self.learning),
+            ("indicators' latest result dates", self.last_measured),
         ]
         for label, step in steps:
             t0 = time.perf_counter()
@@ -165,6 +166,13 @@ class Generator:
             self.timings["ANALYZE"] = round(time.perf_counter() - t0, 1)
         self.timings["total"] = round(time.perf_counter() - started, 1)
         return {"counts": dict(sorted(self.counts.items())), "timings": self.timings}
+
+    def last_measured(self) -> None:
+        # What audits.services keeps on every result logged (one statement for all).
+        from audits.services import refresh_last_measured
+        from plans.models import Indicator
+
+        refresh_last_measured(Indicator.objects.values_list("pk", flat=True))
 
     # -- people and reference data ------------------------------------------------------
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 from openpyxl import Workbook, load_workbook
@@ -122,6 +123,13 @@ def test_5000_rows_preview_and_commit(
     m = Measurement.objects.get(notes="Audit 4999")
     assert m.value == Decimal("85.000") and m.source == "import" and m.import_batch == batch
     assert m.history.get().history_user == manager
+    # Each indicator keeps the date of its latest result (the re-audit counts read it).
+    latest = dict(
+        Measurement.objects.values("indicator")
+        .annotate(d=Max("measured_on"))
+        .values_list("indicator", "d")
+    )
+    assert latest and {i.pk: i.last_measured_on for i in plan.indicators.all()} == latest
     # Committing twice does nothing more.
     _commit(client, batch, django_capture_on_commit_callbacks)
     assert Measurement.objects.count() == 5000

@@ -134,6 +134,34 @@ def test_correcting_a_result_keeps_the_old_value_in_history(plan, manager):
     assert new.history_change_reason == "Corrected: Miscounted"
 
 
+def test_each_indicator_keeps_the_date_of_its_latest_result(plan, manager):
+    """``last_measured_on`` (what the home page and the re-audit sweep count on) follows
+    the results as they are logged and corrected, whichever order they come in."""
+    indicator = plan.indicators.get()
+    assert indicator.last_measured_on is None
+    early = plan.opened_on + datetime.timedelta(days=2)
+    late = plan.opened_on + datetime.timedelta(days=9)
+    m = measure(plan, by=manager, on=late)
+    measure(plan, by=manager, on=early)  # an older result logged later changes nothing
+    indicator.refresh_from_db()
+    assert indicator.last_measured_on == late
+    fields = {
+        "indicator": indicator,
+        "measured_on": plan.opened_on + datetime.timedelta(days=5),
+        "numerator": 15,
+        "denominator": 20,
+        "value": None,
+        "location": m.location,
+        "source": "re_audit",
+        "notes": "Wrong date",
+    }
+    services.correct_measurement(measurement=m, by=manager, fields=fields, reason="Misdated")
+    indicator.refresh_from_db()
+    assert indicator.last_measured_on == plan.opened_on + datetime.timedelta(days=5)
+    # Derived, so not in the indicator's history.
+    assert indicator.history.count() == 1
+
+
 # --- Views ---------------------------------------------------------------------------
 
 
