@@ -134,6 +134,11 @@ def test_download_is_an_attachment_with_safe_headers(client, stored_item, viewer
     assert 'filename="Supervision Nov.pdf"' in response["Content-Disposition"]
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Security-Policy"].startswith("sandbox")
+    # Every download is a security event an administrator can see (issue 11).
+    from core.models import SecurityEvent
+
+    event = SecurityEvent.objects.get(kind="file_download", user=viewer)
+    assert f"evidence {stored_item.pk}" in event.detail
 
 
 def test_outsider_gets_404_even_with_the_url(client, stored_item, outsider):

@@ -134,6 +134,12 @@ def test_chair_signs_through_the_form_and_a_wrong_password_keeps_the_input(
     assert response.status_code == 302
     decision = Decision.objects.get()
     assert decision.outcome == "return" and decision.signed_by == chair
+    # The sign-off is a security event naming the plan and the snapshot hash (issue 11).
+    from core.models import SecurityEvent
+
+    event = SecurityEvent.objects.get(kind="sign_off", user=chair)
+    assert report.plan.reference in event.detail and decision.snapshot_sha256 in event.detail
+    assert not SecurityEvent.objects.filter(kind="sign_off").exclude(pk=event.pk).exists()
     page = client.get(report.get_absolute_url())
     assert decision.signature_meaning.encode() in page.content
     # Signed: the form is gone, and posting again is refused.
