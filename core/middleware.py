@@ -7,11 +7,14 @@ from django.contrib.auth import logout
 from core import security
 
 SESSION_STARTED = "qip_session_started"
+SESSION_SEEN = "qip_session_seen"
 
 
 class SessionLifetimeMiddleware:
-    """Ends a session SESSION_ABSOLUTE_SECONDS after sign-in, however active it was.
-    (The idle timeout is Django's own: SESSION_COOKIE_AGE with SESSION_SAVE_EVERY_REQUEST.)"""
+    """Ends a session SESSION_ABSOLUTE_SECONDS after sign-in, however active it was, and
+    keeps an active one alive: the idle timeout is Django's (SESSION_COOKIE_AGE from the
+    last save), and this saves a signed-in session once SESSION_REFRESH_SECONDS have
+    passed since it was last saved, instead of on every request."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -26,4 +29,12 @@ class SessionLifetimeMiddleware:
                 logout(request)
                 security.record("session_expired", request=request, user=user)
                 messages.info(request, "Your session has ended for security. Please sign in again.")
-        return self.get_response(request)
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and request.user.is_authenticated:
+            now = time.time()
+            stale = now - session.get(SESSION_SEEN, 0) >= settings.SESSION_REFRESH_SECONDS
+            if session.modified or stale:
+                # Saved by SessionMiddleware (the idle clock restarts), noting when.
+                session[SESSION_SEEN] = now
+        return response

@@ -258,7 +258,10 @@ CELERY_BEAT_SCHEDULE: dict = {
 # password or deactivating the account ends every session (Django checks the password
 # hash and is_active on each request).
 SESSION_COOKIE_AGE = read_int("SESSION_IDLE_MINUTES", default=30, minimum=1) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+# The idle clock restarts when the session is saved: at most once a minute, not on
+# every request (a database write per page view), so "idle" is exact to within a minute.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_ABSOLUTE_SECONDS = read_int("SESSION_ABSOLUTE_HOURS", default=10, minimum=1) * 3600
 SESSION_COOKIE_HTTPONLY = True

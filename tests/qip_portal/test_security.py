@@ -97,7 +97,48 @@ def test_password_reset_does_not_reveal_whether_an_account_exists(client, manage
 
 def test_sessions_expire_when_idle_and_at_the_browser_close(settings):
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST and settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+
+
+def test_an_active_session_lives_on_and_an_idle_one_ends_after_30_minutes(client, manager):
+    with time_machine.travel(
+        datetime.datetime(2026, 11, 27, 8, 0, tzinfo=datetime.UTC), tick=False
+    ) as clock:
+        _login(client, "manager")
+        for _ in range(4):  # two hours, a page every 29 minutes: never idle for 30
+            clock.shift(datetime.timedelta(minutes=29))
+            assert client.get(reverse("home")).status_code == 200
+        clock.shift(datetime.timedelta(minutes=31))
+        response = client.get(reverse("home"))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_a_busy_session_is_written_at_most_once_a_minute(client, manager):
+    """Not a database write per page view: the session row is saved again only when
+    SESSION_REFRESH_SECONDS have passed (so idle is exact to within a minute)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with time_machine.travel(
+        datetime.datetime(2026, 11, 27, 8, 0, tzinfo=datetime.UTC), tick=False
+    ) as clock:
+        _login(client, "manager")
+        client.get(reverse("home"))
+        with CaptureQueriesContext(connection) as captured:
+            for _ in range(5):
+                clock.shift(datetime.timedelta(seconds=10))
+                client.get(reverse("home"))
+        writes = [
+            q for q in captured if q["sql"].startswith("UPDATE") and "django_session" in q["sql"]
+        ]
+        assert writes == []
+        clock.shift(datetime.timedelta(seconds=20))  # 70 s since the last save
+        with CaptureQueriesContext(connection) as captured:
+            client.get(reverse("home"))
+        writes = [
+            q for q in captured if q["sql"].startswith("UPDATE") and "django_session" in q["sql"]
+        ]
+        assert len(writes) == 1
 
 
 def test_a_session_ends_after_the_absolute_limit_however_active(client, manager):
