@@ -1,10 +1,13 @@
 """A small SMTP server for tests that drive the real SMTP backend (the outside world).
 
 It can refuse every connection for a while (``refusing``: greets with 421, as a
-mail server that is down for maintenance does), and it can stall the first session at
-its DATA command until released (``hold_first_data``), so a test can kill the sending
-worker at a known moment. A message counts as delivered only once its final "." has
-been received, as for a real server."""
+mail server that is down for maintenance does), answer every MAIL command with a
+temporary error (``temporary_failure``, e.g. "451 ...": up, but not accepting mail just
+now), and stall the first session at its DATA command until released
+(``hold_first_data``), so a test can kill the sending worker at a known moment. A message
+counts as delivered only once its final "." has been received, as for a real server;
+``envelopes`` holds the RCPT TO addresses of each delivered message (``messages[i]``
+was delivered to ``envelopes[i]``)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ class SMTPServer:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.refusing = False
+        self.temporary_failure: str | None = None
+        self.envelopes: list[list[str]] = []
         self.hold_first_data = False
         self.holding = threading.Event()  # set when a session is stalled at DATA
         self.release = threading.Event()
@@ -56,6 +61,7 @@ class SMTPServer:
                 reply("421 Service not available, try again later")
                 return
             reply("220 test-smtp ready")
+            rcpts: list[str] = []
             while True:
                 line = rfile.readline()
                 if not line:
@@ -63,7 +69,16 @@ class SMTPServer:
                 verb = line.decode(errors="replace").strip().split(" ", 1)[0].upper()
                 if verb in {"EHLO", "HELO"}:
                     reply("250 test-smtp")
-                elif verb in {"MAIL", "RCPT", "RSET", "NOOP"}:
+                elif verb == "MAIL" and self.temporary_failure:
+                    reply(self.temporary_failure)
+                elif verb in {"MAIL", "RSET"}:
+                    rcpts = []
+                    reply("250 OK")
+                elif verb == "RCPT":
+                    address = line.decode(errors="replace").split(":", 1)[-1].strip()
+                    rcpts.append(address.split(">", 1)[0].lstrip("<"))
+                    reply("250 OK")
+                elif verb == "NOOP":
                     reply("250 OK")
                 elif verb == "DATA":
                     if first and self.hold_first_data:
@@ -80,6 +95,8 @@ class SMTPServer:
                         data += chunk[1:] if chunk.startswith(b"..") else chunk
                     with self._lock:
                         self.messages.append(message_from_bytes(bytes(data)))
+                        self.envelopes.append(rcpts)
+                    rcpts = []
                     reply("250 OK queued")
                 elif verb == "QUIT":
                     reply("221 Bye")

@@ -275,7 +275,7 @@ def test_governance_home_pages_a_long_list_of_reports_awaiting_a_decision(
     client, quality_lead, oakfield, group, chair, settings
 ):
     settings.REGISTER_PAGE_SIZE = 4
-    for i in range(6):
+    for _ in range(6):
         _many_reports(1, quality_lead, oakfield, group)  # awaiting (i % 2 == 0 above)
     client.force_login(chair)
     first = client.get(reverse("governance:home"))
