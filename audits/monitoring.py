@@ -14,10 +14,12 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import QuerySet
+
 from audits import spc
-from audits.models import Measurement, MonitoredIndicator
+from audits.models import Deterioration, Measurement, MonitoredIndicator, MonitoringPeriod
 from audits.verdicts import criteria_verdict, day, engine_direction, short_value
-from plans.models import Indicator
+from plans.models import Indicator, Plan
 
 # The sustained phase's limits are locked on its first 12 points (SPC.md §6.1 remark 3).
 REFERENCE_POINTS = 12
@@ -130,6 +132,15 @@ def assessment_for(monitored: MonitoredIndicator, measurements: list[Measurement
 
 
 # --- Lifecycle guards (registered in AuditsConfig.ready) ----------------------------------
+
+
+def deteriorating_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
+    """Plans in monitoring with a deterioration not yet dealt with (one subquery)."""
+    periods = MonitoringPeriod.objects.filter(
+        status=MonitoringPeriod.Status.OPEN,
+        deteriorations__status=Deterioration.Status.OPEN,
+    )
+    return plans.filter(status=Plan.Status.MONITORING, pk__in=periods.values("plan_id"))
 
 
 def _open_deteriorations(period) -> int:

@@ -32,6 +32,7 @@ from audits.models import (
     MonitoredIndicator,
     MonitoringPeriod,
 )
+from audits.verdicts import plans_meeting_criteria
 from core import outbox
 from core.history import save_with_history
 from plans.models import Indicator, Plan, User
@@ -72,6 +73,29 @@ def refresh_last_measured(indicator_ids) -> None:
     )
 
 
+def store_criteria_met(plans: list[Plan], met: dict[int, datetime.date]) -> int:
+    """Leave each plan's ``criteria_met_since`` as ``met`` says (None where absent),
+    writing only what changed: one statement per distinct date. Returns the number of
+    plans changed."""
+    changed: dict[datetime.date | None, list[int]] = {}
+    for plan in plans:
+        since = met.get(plan.pk)
+        if plan.criteria_met_since != since:
+            changed.setdefault(since, []).append(plan.pk)
+            plan.criteria_met_since = since
+    for since, ids in changed.items():
+        Plan.objects.filter(pk__in=ids).update(
+            criteria_met_since=since  # history-safe: derived, excluded from history
+        )
+    return sum(len(ids) for ids in changed.values())
+
+
+def refresh_criteria_met(plan: Plan) -> None:
+    """Re-judge one live plan's criteria after its results changed (three queries)."""
+    if plan.status == Plan.Status.LIVE:
+        store_criteria_met([plan], plans_meeting_criteria([plan]))
+
+
 @transaction.atomic
 def record_measurement(*, plan: Plan, by: User, fields: dict) -> Measurement:
     """Store one validated result (``MeasurementForm.measurement_fields()``).
@@ -100,6 +124,7 @@ def record_measurement(*, plan: Plan, by: User, fields: dict) -> Measurement:
             [f"“{indicator.name}” already has a result for {date_format(measurement.measured_on)}."]
         ) from None
     refresh_last_measured([indicator.pk])
+    refresh_criteria_met(plan)
     touch_plan(plan.pk)
     queue_monitoring_check(plan)
     return measurement
@@ -131,6 +156,7 @@ def correct_measurement(
     except IntegrityError:
         raise MeasurementRefused(["Another result already exists for that date."]) from None
     refresh_last_measured([locked.indicator_id, measurement.indicator_id])
+    refresh_criteria_met(plan)
     touch_plan(plan.pk)
     queue_monitoring_check(plan)
     return locked
@@ -367,6 +393,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
                 default_change_reason=f"Imported from {batch.original_name}",
             )
             refresh_last_measured({m.indicator_id for m in measurements})
+            refresh_criteria_met(batch.plan)
             batch.refresh_from_db()
             _finish(
                 batch,

@@ -55,6 +55,7 @@ def ready_for_closure_review() -> str:
         chunk = list(plans.filter(pk__in=ids[start : start + BATCH]))
         # Criteria first (cheap); full verdicts, for the email, only where they are met.
         met = plans_meeting_criteria(chunk)
+        services.store_criteria_met(chunk, met)  # the home page's "ready" flag
         candidates = [plan for plan in chunk if plan.pk in met]
         for plan_id, verdicts in verdicts_for_plans(candidates).items():
             if not verdicts.all_met:

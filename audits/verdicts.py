@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
+from django.db.models import QuerySet
 from django.utils.formats import date_format
 
 from audits import spc
@@ -377,11 +378,12 @@ class _Point(NamedTuple):
     value: Decimal
 
 
-def plans_meeting_criteria(plans: Iterable[Plan]) -> set[int]:
-    """The ids of the plans in ``plans`` whose every indicator has met its criteria (what
-    ``PlanVerdicts.all_met`` says), without the statistics and without loading results
-    as models: three queries however many plans. The nightly readiness sweep asks this
-    first and builds full verdicts only for the few plans it finds."""
+def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, datetime.date]:
+    """{plan id: met since} for the plans in ``plans`` whose every indicator has met its
+    criteria (what ``PlanVerdicts.all_met`` and ``met_since`` say), without the
+    statistics and without loading results as models: three queries however many
+    plans. The readiness sweep asks this first and builds full verdicts only for the
+    few plans it finds."""
     ids = [p.pk for p in plans]
     criteria = {c.plan_id: c for c in ClosureCriteria.objects.filter(plan_id__in=ids)}
     indicators: dict[int, list[Indicator]] = defaultdict(list)
@@ -394,20 +396,27 @@ def plans_meeting_criteria(plans: Iterable[Plan]) -> set[int]:
         .values_list("indicator_id", "measured_on", "value")
     ):
         series[indicator_id].append(_Point(measured_on, value))
-    met = set()
+    met = {}
     for plan_id in ids:
         crit = criteria.get(plan_id)
-        if indicators[plan_id] and all(
+        verdicts = [
             criteria_verdict(
                 ind,
                 series[ind.pk],  # type: ignore[arg-type]
                 sustain_months=crit.sustain_months if crit else 3,
                 min_reaudits=crit.min_reaudits if crit else 1,
-            ).met
+            )
             for ind in indicators[plan_id]
-        ):
-            met.add(plan_id)
+        ]
+        if verdicts and all(v.met for v in verdicts):
+            met[plan_id] = max(v.met_since for v in verdicts)  # type: ignore[type-var]
     return met
+
+
+def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
+    """Live plans flagged ready for closure review (every indicator met its criteria),
+    as the nightly sweep and each result leave ``Plan.criteria_met_since``."""
+    return plans.filter(status=Plan.Status.LIVE, criteria_met_since__isnull=False)
 
 
 def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:

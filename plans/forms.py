@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.forms import ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
+from plans.flags import flag_choices
 from plans.models import (
     Action,
     ClosureCriteria,
@@ -370,10 +371,13 @@ class RegisterFilterForm(forms.Form):
                                     widget=forms.HiddenInput)
     closed_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
                                     widget=forms.HiddenInput)
+    # Links from the home page's tiles that other apps define (plans/flags.py).
+    flag = forms.ChoiceField(choices=[], required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["location"].queryset = visible_locations(user)
+        self.fields["flag"].choices = flag_choices()
         self.fields["owner"].queryset = User.objects.filter(owned_plans__isnull=False).distinct()
         for field in self.fields.values():
             if isinstance(field.widget, forms.Select):

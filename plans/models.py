@@ -224,9 +224,13 @@ class Plan(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # Kept up to date by every service that touches the plan: the stale flag reads it.
     last_activity_at = models.DateTimeField(default=timezone.now)
+    # Derived, kept by ``audits.services`` (each result, and the nightly sweep): the date
+    # every indicator had met its closure criteria, or None. A live plan with a date is
+    # "ready for closure review" on the home page and in the register.
+    criteria_met_since = models.DateField(null=True, blank=True, editable=False)
     history = HistoricalRecords(
         m2m_fields=[locations, quality_statements, regulations],
-        excluded_fields=["last_activity_at"],
+        excluded_fields=["last_activity_at", "criteria_met_since"],
     )
 
     objects = PlanQuerySet.as_manager()

@@ -19,6 +19,7 @@ from plans.access import (
     get_plan_for_user,
     visible_plans,
 )
+from plans.flags import get_flag
 from plans.forms import (
     ActionForm,
     ActionFormSet,
@@ -94,6 +95,8 @@ def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
                 plans = plans.filter(status=Plan.Status.CLOSED)
     if data["stale"]:
         plans = plans.filter(pk__in=Plan.objects.stale().values("pk"))
+    if data["flag"] and (flag := get_flag(data["flag"])):
+        plans = flag.apply(plans)
     sort = RegisterFilterForm.SORTS.get(data["sort"] or "-opened_on", "-opened_on")
     return plans.order_by(sort, "-reference")
 

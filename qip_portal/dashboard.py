@@ -12,6 +12,8 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate, TruncMonth
 
 from audits.models import next_due_q, with_due_from
+from audits.monitoring import deteriorating_plans
+from audits.verdicts import ready_plans
 from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
 from learning.access import can_review_learning, visible_summaries
@@ -53,6 +55,8 @@ def attention(user: User, today: datetime.date) -> dict:
         "reaudits_overdue": reaudits_overdue,
         "reaudits_soon": reaudits_soon,
         "stale": plans.filter(pk__in=Plan.objects.stale().values("pk")).count(),
+        "ready_for_review": ready_plans(plans).count(),
+        "deteriorating": deteriorating_plans(plans).count(),
         "awaiting_decision": visible_reports(user)
         .filter(status=ClosureReport.Status.AWAITING_DECISION)
         .count(),

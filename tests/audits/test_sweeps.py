@@ -169,8 +169,8 @@ def test_the_cheap_criteria_check_agrees_with_the_full_verdicts(
         measure(too_few, by=manager, on=_days_ago(n))
     untouched = factories.live_plan(owner=quality_lead, locations=[oakfield], title="No results")
     plans = list(Plan.objects.filter(pk__in=[p.pk for p in (met, slipped, too_few, untouched)]))
-    full = {pk for pk, v in verdicts_for_plans(plans).items() if v.all_met}
-    assert plans_meeting_criteria(plans) == full == {met.pk}
+    full = {pk: v.met_since for pk, v in verdicts_for_plans(plans).items() if v.all_met}
+    assert plans_meeting_criteria(plans) == full and set(full) == {met.pk}
 
 
 @pytest.mark.parametrize("extra", [0, 30])
@@ -188,3 +188,26 @@ def test_the_readiness_sweep_runs_a_bounded_number_of_queries(
     # 18 measured at both sizes (plan queries, the outbox row and the rendered email).
     with django_assert_max_num_queries(18):
         assert run(sweeps.ready_for_closure_review).startswith("1 plan(s)")
+
+
+def test_each_result_keeps_the_ready_for_closure_review_flag_and_the_sweep_agrees(
+    frozen, quality_lead, manager, oakfield, run
+):
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
+    for n in (120, 90, 60):
+        measure(plan, by=manager, on=_days_ago(n))
+    plan.refresh_from_db()
+    assert plan.criteria_met_since is None  # the window has not elapsed yet
+    measure(plan, by=manager, on=_days_ago(30))
+    plan.refresh_from_db()
+    assert plan.criteria_met_since == _days_ago(30)
+    history = plan.history.count()
+    measure(plan, by=manager, on=_days_ago(20), numerator=10)  # a miss: not ready any more
+    plan.refresh_from_db()
+    assert plan.criteria_met_since is None
+    assert plan.history.count() == history  # derived: not in the plan's history
+    # The nightly sweep sets what it finds, and clears what it no longer finds.
+    Plan.objects.filter(pk=plan.pk).update(criteria_met_since=_days_ago(5))  # test set-up only
+    run(sweeps.ready_for_closure_review)
+    plan.refresh_from_db()
+    assert plan.criteria_met_since is None

@@ -150,3 +150,65 @@ def test_reaudit_counts_in_the_database_agree_with_next_due_on(quality_lead, oak
         expected_soon += today <= due <= horizon
     assert dashboard._reaudits(quality_lead, today) == (expected_overdue, expected_soon)
     assert expected_overdue > 0 and expected_soon > 0
+
+
+def test_ready_and_deteriorating_plans_are_counted_and_listed(
+    client, quality_lead, manager, oakfield, riverside, django_capture_on_commit_callbacks
+):
+    """The two tiles that come from audits: ready for closure review (every indicator
+    met) and deteriorating in monitoring, each linked to the register showing just those
+    plans; a manager sees only their own locations' plans in both."""
+    from decimal import Decimal
+
+    from audits import services as audit_services
+    from plans import services as plan_services
+    from plans.models import Plan
+    from tests.audits.factories import measure
+
+    today = timezone.localdate()
+
+    def days_ago(n):
+        return today - datetime.timedelta(days=n)
+
+    ready = factories.live_plan(
+        owner=quality_lead, locations=[riverside], opened_on=days_ago(200), title="Ready one"
+    )
+    for n in (130, 100, 70, 20):  # a window of more than three months, whatever today is
+        measure(ready, by=quality_lead, on=days_ago(n))
+    watched = factories.live_plan(
+        owner=quality_lead, locations=[oakfield], opened_on=days_ago(400), title="Watched one"
+    )
+    for i in range(6):
+        measure(watched, by=quality_lead, on=days_ago(30 * (6 - i) + 5))
+    watched.status = Plan.Status.MONITORING
+    plan_services._save(watched, by=quality_lead)
+    audit_services.start_monitoring(
+        plan=watched,
+        by=quality_lead,
+        floors={watched.indicators.get().pk: Decimal("85")},
+        end_date=today + datetime.timedelta(days=60),
+        escalate_to=[],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        measure(watched, by=quality_lead, on=today, numerator=10)  # 50 %: below 85
+    factories.live_plan(owner=quality_lead, locations=[oakfield], title="Ordinary one")
+
+    client.force_login(quality_lead)
+    response = client.get(reverse("home"))
+    attention = response.context["attention"]
+    assert (attention["ready_for_review"], attention["deteriorating"]) == (1, 1)
+    body = response.content.decode()
+    assert "?flag=ready" in body and "?flag=deteriorating" in body
+    register = reverse("plans:register")
+    listed = client.get(register, {"flag": "ready"})
+    assert [p.pk for p in listed.context["page"].object_list] == [ready.pk]
+    assert "Showing plans ready for closure review" in listed.content.decode()
+    listed = client.get(register, {"flag": "deteriorating"})
+    assert [p.pk for p in listed.context["page"].object_list] == [watched.pk]
+    nonsense = client.get(register, {"flag": "nonsense"})
+    assert nonsense.status_code == 200
+    assert "were not understood" in nonsense.content.decode()
+
+    client.force_login(manager)  # Oakfield House only
+    attention = client.get(reverse("home")).context["attention"]
+    assert (attention["ready_for_review"], attention["deteriorating"]) == (0, 1)
