@@ -18,7 +18,7 @@ from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
 from learning.access import can_review_learning, visible_summaries
 from learning.models import Acknowledgement, LearningReview
-from plans.access import visible_locations, visible_plans
+from plans.access import visible_locations, visible_plan_q, visible_plans
 from plans.models import Action, Indicator, Plan, User
 
 REAUDIT_HORIZON_DAYS = 14
@@ -29,7 +29,9 @@ def _reaudits(user: User, today: datetime.date) -> tuple[int, int]:
     the user can see, as ``audits.models.next_due_on`` defines "due": one query on the
     indicators' stored ``last_measured_on``, never reading the results themselves."""
     indicators = with_due_from(
-        Indicator.objects.filter(plan__in=visible_plans(user).live_or_monitoring())
+        Indicator.objects.filter(
+            visible_plan_q(user), plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING]
+        )
     )
     horizon = today + datetime.timedelta(days=REAUDIT_HORIZON_DAYS)
     counts = indicators.aggregate(
@@ -43,7 +45,7 @@ def attention(user: User, today: datetime.date) -> dict:
     """The counts on the "Needs your attention" row, for any role."""
     plans = visible_plans(user)
     overdue_actions = (
-        Action.objects.filter(plan__in=plans, due_date__lt=today)
+        Action.objects.filter(visible_plan_q(user), due_date__lt=today)
         .exclude(status=Action.Status.COMPLETED)
         .exclude(plan__status__in=Plan.FINAL_STATUSES)
         .aggregate(actions=Count("pk"), plans=Count("plan", distinct=True))

@@ -197,6 +197,8 @@ def test_ready_and_deteriorating_plans_are_counted_and_listed(
     response = client.get(reverse("home"))
     attention = response.context["attention"]
     assert (attention["ready_for_review"], attention["deteriorating"]) == (1, 1)
+    assert attention["overdue_actions"] == 3  # each plan's first action is overdue
+    assert (attention["reaudits_overdue"], attention["reaudits_soon"]) == (0, 2)
     body = response.content.decode()
     assert "?flag=ready" in body and "?flag=deteriorating" in body
     register = reverse("plans:register")
@@ -212,3 +214,5 @@ def test_ready_and_deteriorating_plans_are_counted_and_listed(
     client.force_login(manager)  # Oakfield House only
     attention = client.get(reverse("home")).context["attention"]
     assert (attention["ready_for_review"], attention["deteriorating"]) == (0, 1)
+    assert attention["overdue_actions"] == 2
+    assert (attention["reaudits_overdue"], attention["reaudits_soon"]) == (0, 1)
