@@ -40,13 +40,26 @@ def _display(record, field_name: str) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
+def _as_it_was(record):
+    """The object as this history record saw it, for its ``str()``. Not
+    ``record.instance``: for a model with fields left out of history (an indicator's
+    ``last_measured_on``) that reads the live row, one query per record."""
+    model = record.instance_type
+    tracked = {
+        field.attname: getattr(record, field.attname)
+        for field in model._meta.concrete_fields
+        if hasattr(record, field.attname)
+    }
+    return model(**tracked)
+
+
 def _describe(record, previous, noun: str, users: dict[int, str]) -> str | None:
     if noun == "plan":
         label = "the plan"
     elif noun == "criteria":
         label = "the closure criteria"
     else:
-        label = f"{noun} “{record.instance}”"
+        label = f"{noun} “{_as_it_was(record)}”"
     if record.history_type == "+":
         return "opened the plan" if noun == "plan" else f"added {label}"
     if record.history_type == "-":

@@ -264,6 +264,45 @@ def test_plan_page_runs_a_fixed_number_of_queries(
         client.get(plan.get_absolute_url())
 
 
+def test_plan_page_queries_do_not_grow_with_indicators_and_their_history(
+    client, quality_lead, oakfield, django_assert_max_num_queries
+):
+    """Five indicators with results (each with history records in the timeline) cost
+    what one does: the timeline names each from its history record, not by reading
+    the live row per record (simple-history's ``record.instance`` would)."""
+    from decimal import Decimal
+
+    from tests.audits.factories import measure
+
+    def indicator(name):
+        return {
+            "name": name,
+            "measure_type": "proportion",
+            "direction": "higher",
+            "target": Decimal("90"),
+            "unit": "%",
+            "frequency": "monthly",
+        }
+
+    one = factories.live_plan(owner=quality_lead, locations=[oakfield], title="One")
+    five = factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        title="Five",
+        indicators=[indicator(f"Audit {i}") for i in range(5)],
+    )
+    for plan in (one, five):
+        for ind in plan.indicators.all():
+            measure(plan, by=quality_lead, on=plan.opened_on, indicator=ind)
+    client.force_login(quality_lead)
+    client.get(one.get_absolute_url())
+    with django_assert_max_num_queries(60) as small:
+        client.get(one.get_absolute_url())
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        response = client.get(five.get_absolute_url())
+    assert "Audit 4" in response.content.decode()
+
+
 def test_export_neutralises_formula_cells(client, quality_lead, oakfield):
     factories.live_plan(owner=quality_lead, locations=[oakfield], title='=HYPERLINK("http://x")')
     client.force_login(quality_lead)
