@@ -75,7 +75,7 @@ def _changes(record) -> list[str]:
         return ["Added"]
     delta = record.diff_against(previous)
     return [
-        f"{record.instance._meta.get_field(c.field).verbose_name}: {c.old} → {c.new}"
+        f"{record.instance_type._meta.get_field(c.field).verbose_name}: {c.old} → {c.new}"
         for c in delta.changes
     ]
 
@@ -100,7 +100,7 @@ def _revisions(plan: Plan, indicators: list[Indicator]) -> list[dict]:
             continue  # an indicator saved unchanged alongside the criteria
         subject = (
             "Closure criteria"
-            if isinstance(record.instance, ClosureCriteria)
+            if record.instance_type is ClosureCriteria
             else f"Indicator “{record.name}”"
         )
         reason = record.history_change_reason.removeprefix(REVISION_PREFIX).strip()
