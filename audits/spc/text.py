@@ -27,15 +27,24 @@ def format_number(value: float, digits: int = 4) -> str:
 def formatter_for(lines: Iterable[float], values: Iterable[float]) -> Formatter:
     """The default formatter, with more digits where four would print a point (0.965) the
     same as a different line it is compared with (0.96502)."""
-    lines, values = list(lines), list(values)
+    lines, values = set(lines), set(values)
     digits = 4
-    while digits < 12 and any(
-        line != value and format_number(line, digits) == format_number(value, digits)
-        for line in lines
-        for value in values
-    ):
+    while digits < 12 and _clash(lines, values, digits):
         digits += 1
     return partial(format_number, digits=digits)
+
+
+def _clash(lines: set[float], values: set[float], digits: int) -> bool:
+    """Whether some line and some different value print the same at ``digits``
+    (each number formatted once: a chart's many limits and points stay cheap)."""
+    by_text: dict[str, set[float]] = {}
+    for line in lines:
+        by_text.setdefault(format_number(line, digits), set()).add(line)
+    for value in values:
+        same = by_text.get(format_number(value, digits))
+        if same and (len(same) > 1 or value not in same):
+            return True
+    return False
 
 
 def point_names(count: int, labels: Sequence[str] | None, prefix: str = "point") -> list[str]:

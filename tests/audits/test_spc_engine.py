@@ -452,3 +452,31 @@ def test_results_can_be_stored_as_json() -> None:
 def test_invalid_input_raises_a_clear_value_error(call: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_formatter_for_adds_digits_exactly_where_four_would_blur_a_line_and_a_point():
+    """``formatter_for`` (each number formatted once) agrees with its definition: the
+    fewest digits, from four, at which no line prints the same as a different value."""
+    import random
+
+    from audits.spc.text import format_number, formatter_for
+
+    def by_definition(lines, values):
+        digits = 4
+        while digits < 12 and any(
+            line != value and format_number(line, digits) == format_number(value, digits)
+            for line in lines
+            for value in values
+        ):
+            digits += 1
+        return digits
+
+    rng = random.Random(7)
+    assert formatter_for([0.96502], [0.965])(0.965) == "0.965"
+    assert formatter_for([0.96502], [0.965])(0.96502) == "0.96502"
+    for _ in range(300):
+        base = rng.choice([0.9, 96.0, 1234.5, 0.00456])
+        lines = [base + rng.choice([0, 1e-6, 1e-4, 0.01]) for _ in range(rng.randint(0, 6))]
+        values = [base + rng.choice([0, 2e-6, 1e-4, 0.02]) for _ in range(rng.randint(0, 8))]
+        expected = by_definition(lines, values)
+        assert formatter_for(lines, values).keywords["digits"] == expected
