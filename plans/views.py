@@ -36,7 +36,7 @@ from plans.forms import (
     WithdrawForm,
     filled,
 )
-from plans.models import Action, Location, Plan
+from plans.models import Action, Location, Plan, Trigger
 from plans.panels import panels_for
 from plans.timeline import build_timeline
 
@@ -66,12 +66,13 @@ def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
     data = form.cleaned_data
     if data["q"]:
         q = data["q"].strip()
+        # EXISTS for the triggers, not a join: no duplicate rows, so no DISTINCT to sort.
         plans = plans.filter(
             Q(reference__icontains=q)
             | Q(title__icontains=q)
             | Q(summary__icontains=q)
-            | Q(triggers__reference__icontains=q)
-        ).distinct()
+            | Exists(Trigger.objects.filter(plan=OuterRef("pk"), reference__icontains=q))
+        )
     if data["status"] == "open":
         plans = plans.filter(status__in=Plan.OPEN_STATUSES)
     elif data["status"]:

@@ -163,6 +163,12 @@ def test_register_filters_search_and_sort(client, quality_lead, oakfield, rivers
     b = factories.draft_plan(owner=quality_lead, locations=[riverside], title="Medicines rounds")
     url = reverse("plans:register")
     assert list(client.get(url, {"q": "falls"}).context["page"].object_list) == [a]
+    # A trigger reference finds its plans, each once (the factory gives both "SG-1").
+    from plans.models import Trigger
+
+    Trigger.objects.create(plan=a, kind="complaint", reference="SG-12", occurred_on=a.opened_on)
+    found = list(client.get(url, {"q": "sg-1", "sort": "title"}).context["page"].object_list)
+    assert found == [a, b]
     assert list(client.get(url, {"location": riverside.pk}).context["page"].object_list) == [b]
     assert list(client.get(url, {"status": "live"}).context["page"].object_list) == [a]
     assert list(client.get(url, {"sort": "title"}).context["page"].object_list) == [a, b]
