@@ -73,13 +73,13 @@ def refresh_last_measured(indicator_ids) -> None:
     )
 
 
-def store_criteria_met(plans: list[Plan], met: dict[int, datetime.date]) -> int:
+def store_criteria_met(plans: list[Plan], met: dict) -> int:
     """Leave each plan's ``criteria_met_since`` as ``met`` says (None where absent),
     writing only what changed: one statement per distinct date. Returns the number of
     plans changed."""
     changed: dict[datetime.date | None, list[int]] = {}
     for plan in plans:
-        since = met.get(plan.pk)
+        since = met[plan.pk].since if plan.pk in met else None
         if plan.criteria_met_since != since:
             changed.setdefault(since, []).append(plan.pk)
             plan.criteria_met_since = since

@@ -46,7 +46,9 @@ def ready_for_closure_review() -> str:
     """Email the owner and the quality leads of every live plan whose indicators have all
     met their criteria (sustain window elapsed, enough re-audits, no miss since): once per
     plan per window start, so a plan that slips and recovers is announced again. Safe to
-    run any number of times. Queries: eight per 500 plans at most, plus those of each email."""
+    run any number of times. Queries: a few per 500 plans, plus those of each new email
+    (plans already announced for their window are skipped before their verdicts are
+    built)."""
     leads = _quality_leads()
     plans = Plan.objects.filter(status=Plan.Status.LIVE).select_related("owner").order_by("pk")
     ready = queued = 0
@@ -56,11 +58,16 @@ def ready_for_closure_review() -> str:
         # Criteria first (cheap); full verdicts, for the email, only where they are met.
         met = plans_meeting_criteria(chunk)
         services.store_criteria_met(chunk, met)  # the home page's "ready" flag
-        candidates = [plan for plan in chunk if plan.pk in met]
+        ready += len(met)
+        keys = {
+            pk: f"audits-ready-for-review:{pk}:{m.window_start.isoformat()}"
+            for pk, m in met.items()
+        }
+        done = outbox.existing_keys(keys.values())
+        candidates = [plan for plan in chunk if plan.pk in met and keys[plan.pk] not in done]
         for plan_id, verdicts in verdicts_for_plans(candidates).items():
-            if not verdicts.all_met:
+            if not verdicts.all_met:  # cannot happen: the same results, judged again
                 continue
-            ready += 1
             window = verdicts.window_start
             key = f"audits-ready-for-review:{plan_id}:{window.isoformat()}"  # type: ignore[union-attr]
             alert = outbox.queue(

@@ -378,8 +378,16 @@ class _Point(NamedTuple):
     value: Decimal
 
 
-def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, datetime.date]:
-    """{plan id: met since} for the plans in ``plans`` whose every indicator has met its
+class CriteriaMet(NamedTuple):
+    """When a plan's every indicator had met its criteria, and when its windows began
+    (``PlanVerdicts.met_since`` and ``window_start``)."""
+
+    since: datetime.date
+    window_start: datetime.date
+
+
+def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, CriteriaMet]:
+    """{plan id: CriteriaMet} for the plans in ``plans`` whose every indicator has met its
     criteria (what ``PlanVerdicts.all_met`` and ``met_since`` say), without the
     statistics and without loading results as models: three queries however many
     plans. The readiness sweep asks this first and builds full verdicts only for the
@@ -409,7 +417,10 @@ def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, datetime.date]:
             for ind in indicators[plan_id]
         ]
         if verdicts and all(v.met for v in verdicts):
-            met[plan_id] = max(v.met_since for v in verdicts)  # type: ignore[type-var]
+            met[plan_id] = CriteriaMet(
+                since=max(v.met_since for v in verdicts),  # type: ignore[type-var]
+                window_start=max(v.window_start for v in verdicts),  # type: ignore[type-var]
+            )
     return met
 
 

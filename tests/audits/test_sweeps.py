@@ -169,7 +169,11 @@ def test_the_cheap_criteria_check_agrees_with_the_full_verdicts(
         measure(too_few, by=manager, on=_days_ago(n))
     untouched = factories.live_plan(owner=quality_lead, locations=[oakfield], title="No results")
     plans = list(Plan.objects.filter(pk__in=[p.pk for p in (met, slipped, too_few, untouched)]))
-    full = {pk: v.met_since for pk, v in verdicts_for_plans(plans).items() if v.all_met}
+    full = {
+        pk: (v.met_since, v.window_start)
+        for pk, v in verdicts_for_plans(plans).items()
+        if v.all_met
+    }
     assert plans_meeting_criteria(plans) == full and set(full) == {met.pk}
 
 
@@ -185,9 +189,12 @@ def test_the_readiness_sweep_runs_a_bounded_number_of_queries(
     for i in range(extra):
         other = factories.live_plan(owner=quality_lead, locations=[oakfield], title=f"Other {i}")
         measure(other, by=manager, on=_days_ago(5))
-    # 18 measured at both sizes (plan queries, the outbox row and the rendered email).
-    with django_assert_max_num_queries(18):
+    # 19 measured at both sizes (plan queries, the outbox row and the rendered email).
+    with django_assert_max_num_queries(19):
         assert run(sweeps.ready_for_closure_review).startswith("1 plan(s)")
+    # Already announced for this window: skipped before its verdicts are built.
+    with django_assert_max_num_queries(7):  # measured: 7 at both sizes
+        assert run(sweeps.ready_for_closure_review).endswith("0 email(s) queued")
 
 
 def test_each_result_keeps_the_ready_for_closure_review_flag_and_the_sweep_agrees(
