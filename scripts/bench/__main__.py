@@ -5,6 +5,8 @@ write BENCHMARKS.md, drop the database.
     python -m scripts.bench --scale small --skip-load
     python -m scripts.bench --scale full --keep     # keep qipbench_full afterwards
     python -m scripts.bench --scale full --reuse    # measure a kept database again
+    python -m scripts.bench --scale full --live-plans 10000 --only-sweeps
+                                                    # issue 7: sweeps over 10,000 live plans
 
 Needs PostgreSQL (``BENCH_PG``, default postgres://postgres@127.0.0.1:5432) and, for the
 load test, Redis (``BENCH_REDIS``, default redis://127.0.0.1:6379/12: database 12, so
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -109,6 +112,17 @@ def commit() -> str:
         return "unknown"
 
 
+def results_name(scale: str, live_plans: int | None = None, only_sweeps: bool = False) -> str:
+    """The results file of a run: ``<scale>.json`` for the default dataset and the full
+    set of measurements; a file of its own for a dataset with another number of live
+    plans, or for a sweeps-only run, so neither replaces the main results."""
+    if live_plans is not None:
+        return f"{scale}-live{live_plans}.json"
+    if only_sweeps:
+        return f"{scale}-sweeps.json"
+    return f"{scale}.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     from scripts.bench import config
 
@@ -126,6 +140,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the load test (on a new or --reuse'd database), merged into the saved results",
     )
+    parser.add_argument(
+        "--live-plans",
+        type=int,
+        metavar="N",
+        help="make exactly N of the scale's plans live (the other statuses share the rest in "
+        "their usual proportions); results go to results/<scale>-live<N>.json",
+    )
+    parser.add_argument(
+        "--only-sweeps",
+        action="store_true",
+        help="measure only the nightly sweeps (first run and repeat), no pages, engine, "
+        "import, PDF or load test; results go to a file of their own "
+        "(results/<scale>-live<N>.json, or results/<scale>-sweeps.json)",
+    )
     parser.add_argument("--load-seconds", type=int, default=60)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument(
@@ -135,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     scale = config.scale(args.scale)
+    if args.live_plans is not None and not 0 <= args.live_plans <= scale.plans:
+        parser.error(f"--live-plans must be between 0 and {scale.plans} at scale {scale.name}")
+    if args.only_sweeps and args.only_load:
+        parser.error("--only-sweeps and --only-load exclude each other")
+    results_file = RESULTS / results_name(scale.name, args.live_plans, args.only_sweeps)
     db_name = args.db_name or f"qipbench_{scale.name}"
     if not db_name.startswith("qipbench_"):
         parser.error("the database name must start with qipbench_ (it is dropped afterwards)")
@@ -159,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     logging.getLogger("weasyprint").setLevel(logging.WARNING)
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
@@ -172,21 +206,40 @@ def main(argv: list[str] | None = None) -> int:
         "commit": commit(),
         "database": db_name,
     }
+    if args.live_plans is not None:
+        result["live_plans"] = args.live_plans
+    if args.only_sweeps:
+        result["only_sweeps"] = True
     try:
+        # Import the whole application now (the URLconf imports every view, and through
+        # them the services and sweeps), not at the first page or email many minutes
+        # later: a tree being edited fails here, at once, and what is measured is the
+        # code as it was when the run started.
+        importlib.import_module(settings.ROOT_URLCONF)
         t0 = time.perf_counter()
         if not reused:
             call_command("migrate", verbosity=0, interactive=False)
         result["schema_patches"] = schema.ensure_schema()
         call_command("collectstatic", verbosity=0, interactive=False)
         print(f"Migrated and collected static files in {time.perf_counter() - t0:.0f} s")
-        previous = RESULTS / f"{scale.name}.json"
-        saved = json.loads(previous.read_text()) if previous.exists() else None
+        saved = json.loads(results_file.read_text()) if results_file.exists() else None
         if reused:
             result["dataset"] = (saved or {}).get("dataset")
+            main_file = RESULTS / f"{scale.name}.json"
+            if not result["dataset"] and args.live_plans is None and main_file.exists():
+                result["dataset"] = json.loads(main_file.read_text()).get("dataset")
         else:
-            print(f"Generating the {scale.name} dataset")
-            result["dataset"] = generate.generate(scale)
-        if args.only_load and saved:
+            live = "" if args.live_plans is None else f" with {args.live_plans:,} live plans"
+            print(f"Generating the {scale.name} dataset{live}")
+            result["dataset"] = generate.generate(scale, live_plans=args.live_plans)
+        if args.only_sweeps:
+            print("Measuring the sweeps only")
+            result["measurements"] = {
+                "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+                "sweeps": measure.measure_sweeps(),
+                "loadavg_at_end_of_sweeps": [round(x, 2) for x in os.getloadavg()],
+            }
+        elif args.only_load and saved:
             # Keep the saved measurements; add (or replace) the load test.
             result = {
                 **saved,
@@ -198,15 +251,17 @@ def main(argv: list[str] | None = None) -> int:
             print("Measuring")
             result["measurements"] = measure.measure_all(scale, requests=args.requests)
         connection.close()
-        if not args.skip_load:
+        if not (args.skip_load or args.only_sweeps):
             print(f"Load test: {args.users} users for {args.load_seconds} s")
             load_env = bench_env(db_name, work, redis_url=args.redis)
+            load_env["DB_CONN_MAX_AGE"] = "60"  # as docker-compose.yml's app services
             result["load"] = loadtest.run_stack(
                 env=load_env, users=args.users, seconds=args.load_seconds, root=ROOT, work=work
             )
         result["elapsed_seconds"] = round(time.perf_counter() - started)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{scale.name}.json").write_text(json.dumps(result, indent=2, default=str))
+        results_file.write_text(json.dumps(result, indent=2, default=str))
+        print(f"Saved {results_file}")
         report.write(Path(args.output), RESULTS)
         print(f"Wrote {args.output} ({result['elapsed_seconds']} s)")
     finally:

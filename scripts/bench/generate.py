@@ -108,9 +108,46 @@ def _history(model, objs, *, update=False, batch_size=2000):
     return model.history.bulk_history_create(objs, batch_size=batch_size, update=update)
 
 
+def plan_statuses(n: int, live_plans: int | None = None) -> list[str]:
+    """The statuses of the scale's ``n`` plans, before shuffling. By default, STATUS_MIX
+    (rounded, any shortfall made up with live plans). With ``live_plans``, exactly that
+    many are live and the other statuses share the rest in STATUS_MIX's proportions
+    (largest remainders, so the total is exact). The showcase and import plans (two more
+    live, one in closure review) come on top of these."""
+    if live_plans is None:
+        statuses = []
+        for status, share in STATUS_MIX:
+            statuses += [status] * round(n * share)
+        return (statuses + ["live"] * n)[:n]
+    if not 0 <= live_plans <= n:
+        raise ValueError(f"live_plans must be between 0 and {n}, not {live_plans}")
+    others = [(status, share) for status, share in STATUS_MIX if status != "live"]
+    rest = n - live_plans
+    weight = sum(share for _, share in others)
+    exact = [rest * share / weight for _, share in others]
+    counts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(others)), key=lambda i: exact[i] - counts[i], reverse=True)
+    for i in by_remainder[: rest - sum(counts)]:
+        counts[i] += 1
+    wanted = dict(zip((status for status, _ in others), counts, strict=True))
+    wanted["live"] = live_plans
+    statuses = []
+    for status, _ in STATUS_MIX:  # the order of STATUS_MIX, as by default
+        statuses += [status] * wanted[status]
+    return statuses
+
+
 class Generator:
-    def __init__(self, scale: config.Scale, *, seed: int = config.SEED, log=print):
+    def __init__(
+        self,
+        scale: config.Scale,
+        *,
+        seed: int = config.SEED,
+        live_plans: int | None = None,
+        log=print,
+    ):
         self.scale = scale
+        self.live_plans = live_plans
         self.rng = random.Random(seed)
         self.log = log
         self.today = timezone.localdate()
@@ -325,10 +362,7 @@ class Generator:
 
     def plans(self) -> None:
         n = self.scale.plans
-        statuses = []
-        for status, share in STATUS_MIX:
-            statuses += [status] * round(n * share)
-        statuses = (statuses + ["live"] * n)[:n]
+        statuses = plan_statuses(n, self.live_plans)
         self.rng.shuffle(statuses)
         # Indicators per plan: 1-5, three on average; measurements shared out so the
         # totals match the scale (drafts have none).
@@ -1095,8 +1129,17 @@ class Generator:
         self._bulk(LearningReview, reviews)
 
 
-def generate(scale: config.Scale, *, log=print) -> dict:
-    return Generator(scale, log=log).run()
+def generate(scale: config.Scale, *, live_plans: int | None = None, log=print) -> dict:
+    """Fill the database. ``live_plans``: make exactly that many of the scale's plans live
+    (see ``plan_statuses``); None keeps STATUS_MIX, so the same seed gives the same data."""
+    generator = Generator(scale, live_plans=live_plans, log=log)
+    result = generator.run()
+    if live_plans is not None:
+        result["live_plans_requested"] = live_plans
+        result["plans_by_status"] = {
+            status: len(generator.plans_by_status[status]) for status, _ in STATUS_MIX
+        }
+    return result
 
 
 def summary_json(result: dict) -> str:

@@ -142,8 +142,16 @@ def journeys_for(role: str, data: dict) -> list[tuple[str, int, callable]]:
     return common + [("plan page", 40, lambda: f"/plans/{rng.choice(mine)}/")]  # viewers
 
 
-def run_users(port: int, people: list[tuple[str, str]], data: dict, seconds: float) -> dict:
-    """``people``: (username, role) per virtual user. Returns per-page samples."""
+def run_users(
+    port: int,
+    people: list[tuple[str, str]],
+    data: dict,
+    seconds: float,
+    *,
+    only: str | None = None,
+) -> dict:
+    """``people``: (username, role) per virtual user. Returns per-page samples.
+    ``only``: every user requests just this page of the mix (the ceiling run)."""
     samples: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     error_examples: list[str] = []
@@ -170,6 +178,8 @@ def run_users(port: int, people: list[tuple[str, str]], data: dict, seconds: flo
         if not ok:
             login_failures.append(username)
         menu = journeys_for(role, dict(data, who=username))
+        if only:
+            menu = [journey for journey in menu if journey[0] == only]
         weights = [w for _, w, _ in menu]
         rng = random.Random(username)
         ready.wait()
@@ -391,6 +401,14 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
         load_before = os.getloadavg()
         raw = run_users(port, people, data, seconds)
         result = summarise(raw, users)
+        # The same users on the trivial page alone, right after: what this machine, this
+        # client and this stack can serve at best, so the mix's figures can be read
+        # against it (the budget is absolute; the machine is not).
+        ceiling_seconds = max(10, seconds // 3)
+        result["ceiling"] = summarise(
+            run_users(port, people, data, ceiling_seconds, only=BASELINE), users
+        )
+        result["ceiling"]["seconds_requested"] = ceiling_seconds
         result["loadavg_before"] = [round(x, 2) for x in load_before]
         result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         result["wall_seconds_with_logins"] = round(time.perf_counter() - started, 1)
@@ -398,6 +416,7 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
         result["gunicorn"] = " ".join(gunicorn[1:])
         result["worker"] = " ".join(worker[1:])
         result["redis"] = env.get("REDIS_URL", "")
+        result["conn_max_age"] = env.get("DB_CONN_MAX_AGE", "unset")
         return result
     finally:
         for proc in reversed(procs):

@@ -8,6 +8,7 @@ import json
 import pytest
 from django.db import connection
 
+from scripts.bench import __main__ as bench_main
 from scripts.bench import config, generate, loadtest, measure, report
 
 
@@ -78,6 +79,76 @@ def test_generate_measure_and_report(tmp_path):
     )
     text = report.render(results)
     assert "## Pages" in text and "## Nightly sweeps" in text and "Import of 20" in text
+
+
+def test_live_plans_option_sets_the_status_mix():
+    n = config.scale("full").plans
+    # Without the option: STATUS_MIX as it always was (same seed, same data).
+    default = generate.plan_statuses(n)
+    assert len(default) == n
+    for status, share in generate.STATUS_MIX:
+        assert default.count(status) == round(n * share)
+    # With it: exactly N live, the rest shared in STATUS_MIX's proportions.
+    mixed = generate.plan_statuses(n, 10_000)
+    assert len(mixed) == n and mixed.count("live") == 10_000
+    assert mixed.count("closed") == 5937 and mixed.count("draft") == 938
+    with pytest.raises(SystemExit):
+        bench_main.main(["--scale", "tiny", "--live-plans", str(n)])  # more than the scale
+    assert bench_main.results_name("full") == "full.json"
+    assert bench_main.results_name("full", 10_000, True) == "full-live10000.json"
+    assert bench_main.results_name("full", None, True) == "full-sweeps.json"
+
+
+@pytest.mark.django_db
+def test_live_plans_and_sweeps_only_section(tmp_path):
+    from plans.models import Plan
+
+    quiet = lambda *a: None  # noqa: E731
+    live = 12  # of the tiny scale's 20 plans; the showcase and import plans add two more
+    dataset = generate.generate(config.scale("tiny"), live_plans=live, log=quiet)
+    assert dataset["live_plans_requested"] == live
+    assert Plan.objects.filter(status="live").count() == live + 2
+    assert dataset["plans_by_status"]["live"] == live + 2
+    assert sum(dataset["plans_by_status"].values()) == Plan.objects.count()
+
+    sweeps = measure.measure_sweeps(log=quiet)
+    assert sweeps["scope"]["live_plans"] == live + 2
+    assert all(r["queries"] > 0 for r in sweeps["first"]["jobs"])
+
+    results = tmp_path / "results"
+    results.mkdir()
+    run = {
+        "scale": "tiny",
+        "factor": 0.001,
+        "date": "today",
+        "machine": "test",
+        "commit": "test",
+        "database": "test",
+        "live_plans": live,
+        "only_sweeps": True,
+        "dataset": dataset,
+        "measurements": {"sweeps": sweeps},
+    }
+    name = bench_main.results_name("tiny", live, True)
+    (results / name).write_text(json.dumps(run, default=str))
+    text = report.render(results)  # a sweeps-only file alone
+    assert f"## Nightly sweeps with {live} live plans" in text
+    assert f"Live plans: {live + 2}; monitoring plans: " in text
+    assert "| **all jobs** |" in text
+    for job in sweeps["first"]["jobs"]:
+        assert f"| {job['job']} | {job['seconds']} | {job['queries']:,} |" in text
+
+    # Beside a main results file: the main report as before, plus the section.
+    main_run = {**run, "measurements": {"sweeps": sweeps}}
+    del main_run["live_plans"], main_run["only_sweeps"]
+    (results / "tiny.json").write_text(json.dumps(main_run, default=str))
+    text = report.render(results)
+    assert "## Nightly sweeps (every job" in text
+    assert text.index("## Nightly sweeps (every job") < text.index(
+        f"## Nightly sweeps with {live} live plans"
+    )
+    (results / name).unlink()
+    assert "live plans\n" not in report.render(results).split("## Nightly sweeps (every")[1]
 
 
 @pytest.mark.django_db(transaction=True)
