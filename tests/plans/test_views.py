@@ -172,6 +172,9 @@ def test_register_filters_search_and_sort(client, quality_lead, oakfield, rivers
     assert list(client.get(url, {"location": riverside.pk}).context["page"].object_list) == [b]
     assert list(client.get(url, {"status": "live"}).context["page"].object_list) == [a]
     assert list(client.get(url, {"sort": "title"}).context["page"].object_list) == [a, b]
+    # The owner filter offers the people who own a plan, each once.
+    owners = list(client.get(url).context["form"].fields["owner"].queryset)
+    assert owners == [quality_lead]
     # Nonsense in the query string is ignored, not an error.
     assert client.get(url, {"status": "nonsense", "page": "x", "q": "\"'<>ü"}).status_code == 200
 
