@@ -82,9 +82,11 @@ def next_due_q(
     computed in the database): one range on ``due_from`` per frequency, so an index
     or a single pass answers it, whatever the number of results."""
     either = models.Q(pk__in=[])
-    for frequency, days in Indicator.FREQUENCY_DAYS.items():
+    # Each known frequency, and any other at the default interval (as _frequency_days).
+    groups = [(models.Q(frequency=f), d) for f, d in Indicator.FREQUENCY_DAYS.items()]
+    groups.append((~models.Q(frequency__in=list(Indicator.FREQUENCY_DAYS)), _frequency_days("")))
+    for this, days in groups:
         interval = datetime.timedelta(days=days)
-        this = models.Q(frequency=frequency)
         if before is not None:
             this &= models.Q(due_from__lt=before - interval)
         if on_or_after is not None:

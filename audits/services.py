@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 from simple_history.utils import bulk_create_with_history
@@ -68,7 +68,9 @@ def refresh_last_measured(indicator_ids) -> None:
         .annotate(latest=Max("measured_on"))
         .values("latest")
     )
-    Indicator.objects.filter(pk__in=list(indicator_ids)).update(
+    if not isinstance(indicator_ids, QuerySet):
+        indicator_ids = list(indicator_ids)
+    Indicator.objects.filter(pk__in=indicator_ids).update(
         last_measured_on=Subquery(latest)  # history-safe: derived, excluded from history
     )
 
@@ -91,8 +93,9 @@ def store_criteria_met(plans: list[Plan], met: dict) -> int:
 
 
 def refresh_criteria_met(plan: Plan) -> None:
-    """Re-judge one live plan's criteria after its results changed (three queries)."""
-    if plan.status == Plan.Status.LIVE:
+    """Re-judge one plan's criteria after its results changed (three queries): any plan
+    still open, so a plan returned or re-opened to live carries a current date."""
+    if not plan.is_final:
         store_criteria_met([plan], plans_meeting_criteria([plan]))
 
 
@@ -102,6 +105,9 @@ def record_measurement(*, plan: Plan, by: User, fields: dict) -> Measurement:
 
     The unique constraint on indicator and date is the last word when two people log
     the same audit at once: the second is refused, nothing half-saved."""
+    # One writer per plan at a time: the kept dates (last result, criteria met) are
+    # recomputed from the results, and must see every committed result.
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
     _check_plan_open(plan)
     indicator = fields["indicator"]
     if indicator.plan_id != plan.pk:
@@ -135,7 +141,7 @@ def correct_measurement(
     *, measurement: Measurement, by: User, fields: dict, reason: str
 ) -> Measurement:
     """Change a result. The previous values stay in history with ``reason``."""
-    plan = measurement.indicator.plan
+    plan = Plan.objects.select_for_update().get(pk=measurement.indicator.plan_id)
     _check_plan_open(plan)
     reason = (reason or "").strip()
     if not reason:
@@ -393,7 +399,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
                 default_change_reason=f"Imported from {batch.original_name}",
             )
             refresh_last_measured({m.indicator_id for m in measurements})
-            refresh_criteria_met(batch.plan)
+            refresh_criteria_met(Plan.objects.get(pk=batch.plan_id))  # locked above
             batch.refresh_from_db()
             _finish(
                 batch,

@@ -146,6 +146,10 @@ def reaudits_due(today: datetime.date | None = None) -> str:
     only. Safe to run any number of times. Queries: three, plus those of each email."""
     today = today or timezone.localdate()
     soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
+    live = Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
+    # Repair the kept latest-result dates first (one statement), so nothing a crash or
+    # a concurrent edit left behind can send a false "overdue" reminder.
+    services.refresh_last_measured(live.values("pk"))
     # Only indicators due by ``soon``, found in the database from ``last_measured_on``.
     indicators = (
         with_due_from(

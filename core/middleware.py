@@ -33,7 +33,9 @@ class SessionLifetimeMiddleware:
         session = getattr(request, "session", None)
         if session is not None and request.user.is_authenticated:
             now = time.time()
-            stale = now - session.get(SESSION_SEEN, 0) >= settings.SESSION_REFRESH_SECONDS
+            # Well inside the idle limit, however short it is configured.
+            every = min(settings.SESSION_REFRESH_SECONDS, settings.SESSION_COOKIE_AGE / 4)
+            stale = now - session.get(SESSION_SEEN, 0) >= every
             if session.modified or stale:
                 # Saved by SessionMiddleware (the idle clock restarts), noting when.
                 session[SESSION_SEEN] = now

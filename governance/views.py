@@ -62,7 +62,9 @@ def home(request: HttpRequest) -> HttpResponse:
         "governance/home.html",
         {
             "awaiting": Paginator(
-                _report_rows(visible.awaiting_decision()), settings.REGISTER_PAGE_SIZE
+                # Longest waiting first, as on the home page.
+                _report_rows(visible.awaiting_decision()).order_by("submitted_at", "pk"),
+                settings.REGISTER_PAGE_SIZE,
             ).get_page(request.GET.get("page")),
             "decided": list(_report_rows(visible.filter(status=ClosureReport.Status.DECIDED))[:20]),
             "meetings": list(

@@ -237,9 +237,26 @@ def revise_criteria(
     for indicator, fields in indicators:
         for name, value in fields.items():
             setattr(indicator, name, value)
-        _save(indicator, by=by, reason=history_reason)
+        # Never write back the derived latest-result date this instance was loaded with.
+        _save(indicator, by=by, reason=history_reason, update_fields=_INDICATOR_FIELDS)
+    _criteria_changed(locked_plan.pk)
     touch_plan(locked_plan.pk)
     return criteria
+
+
+# What a person edits on an indicator: not ``last_measured_on`` (kept by audits).
+_INDICATOR_FIELDS = [
+    f.name for f in Indicator._meta.concrete_fields if f.name not in ("id", "last_measured_on")
+]
+
+
+def _criteria_changed(plan_id: int) -> None:
+    """New criteria or indicators: the kept "criteria met since" date no longer holds.
+    Cleared here (plans cannot judge results); the next result on the plan or the
+    nightly readiness sweep judges it again."""
+    Plan.objects.filter(pk=plan_id).update(
+        criteria_met_since=None  # history-safe: derived, excluded from history
+    )
 
 
 @transaction.atomic
@@ -257,6 +274,7 @@ def add_indicator(*, plan: Plan, by: User, fields: dict, reason: str = "") -> In
         by=by,
         reason=f"Criteria revised: {reason}" if criteria.is_locked else "Indicator added",
     )
+    _criteria_changed(plan.pk)
     touch_plan(plan.pk)
     return indicator
 

@@ -218,3 +218,35 @@ def test_each_result_keeps_the_ready_for_closure_review_flag_and_the_sweep_agree
     run(sweeps.ready_for_closure_review)
     plan.refresh_from_db()
     assert plan.criteria_met_since is None
+
+
+def test_kept_dates_follow_criteria_revisions_and_are_repaired_nightly(
+    frozen, quality_lead, manager, oakfield, run
+):
+    from plans.models import Indicator
+
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
+    for n in (120, 90, 60, 30):
+        measure(plan, by=manager, on=_days_ago(n))
+    plan.refresh_from_db()
+    assert plan.criteria_met_since == _days_ago(30)
+    stale = plan.indicators.get()  # loaded before the next result
+    measure(plan, by=manager, on=_days_ago(2))
+    # Revising the criteria (with an indicator instance loaded earlier) clears the
+    # "met since" date and never writes back the stale latest-result date.
+    plan_services.revise_criteria(
+        plan=plan,
+        by=quality_lead,
+        criteria_fields={"sustain_months": 6},
+        indicators=[(stale, {"target": Decimal("97")})],
+        reason="Raised the bar after the review",
+    )
+    plan.refresh_from_db()
+    stale.refresh_from_db()
+    assert plan.criteria_met_since is None
+    assert stale.last_measured_on == _days_ago(2) and stale.target == Decimal("97")
+    # Whatever went wrong, the nightly re-audit sweep puts the kept date right.
+    Indicator.objects.filter(pk=stale.pk).update(last_measured_on=_days_ago(300))  # set-up
+    run(sweeps.reaudits_due)
+    stale.refresh_from_db()
+    assert stale.last_measured_on == _days_ago(2)

@@ -281,6 +281,8 @@ def test_governance_home_pages_a_long_list_of_reports_awaiting_a_decision(
     first = client.get(reverse("governance:home"))
     assert len(first.context["awaiting"].object_list) == 4
     assert "6 reports are waiting" in first.content.decode()
+    waited = [r.submitted_at for r in first.context["awaiting"]]
+    assert waited == sorted(waited)  # longest waiting first
     assert "Page 1 of 2" in first.content.decode()
     second = client.get(reverse("governance:home"), {"page": "2"})
     assert len(second.context["awaiting"].object_list) == 2

@@ -135,6 +135,14 @@ def test_reaudit_counts_in_the_database_agree_with_next_due_on(quality_lead, oak
         )
         for days_ago in results:
             measure(plan, by=quality_lead, on=today - datetime.timedelta(days=days_ago))
+    # A frequency outside the known ones counts at the default interval, as in Python.
+    odd = factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        title="Odd frequency",
+        opened_on=today - datetime.timedelta(days=100),
+    )
+    Indicator.objects.filter(plan=odd).update(frequency="yearly")  # legacy data (set-up)
     expected_overdue = expected_soon = 0
     horizon = today + datetime.timedelta(days=dashboard.REAUDIT_HORIZON_DAYS)
     # From the results themselves, not from the stored last_measured_on.
