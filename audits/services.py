@@ -373,7 +373,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
         return batch
     try:
         with transaction.atomic():
-            Plan.objects.select_for_update().get(pk=batch.plan_id)
+            plan = Plan.objects.select_for_update().get(pk=batch.plan_id)
             with _open_rows(batch) as rows:
                 errors, _preview, valid = _check_rows(batch=batch, rows=rows, report_progress=False)
             if errors:
@@ -399,7 +399,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
                 default_change_reason=f"Imported from {batch.original_name}",
             )
             refresh_last_measured({m.indicator_id for m in measurements})
-            refresh_criteria_met(Plan.objects.get(pk=batch.plan_id))  # locked above
+            refresh_criteria_met(plan)
             batch.refresh_from_db()
             _finish(
                 batch,

@@ -66,7 +66,7 @@ def ready_for_closure_review() -> str:
         done = outbox.existing_keys(keys.values())
         candidates = [plan for plan in chunk if plan.pk in met and keys[plan.pk] not in done]
         for plan_id, verdicts in verdicts_for_plans(candidates).items():
-            if not verdicts.all_met:  # cannot happen: the same results, judged again
+            if not verdicts.all_met:  # a result landed since: the next run judges it
                 continue
             window = verdicts.window_start
             key = f"audits-ready-for-review:{plan_id}:{window.isoformat()}"  # type: ignore[union-attr]

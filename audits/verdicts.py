@@ -386,6 +386,28 @@ class CriteriaMet(NamedTuple):
     window_start: datetime.date
 
 
+def _criteria_and_indicators(
+    ids: list[int],
+) -> tuple[dict[int, ClosureCriteria], dict[int, list[Indicator]]]:
+    """Each plan's criteria, and its indicators in display order (two queries)."""
+    criteria = {c.plan_id: c for c in ClosureCriteria.objects.filter(plan_id__in=ids)}
+    indicators: dict[int, list[Indicator]] = defaultdict(list)
+    for ind in Indicator.objects.filter(plan_id__in=ids).order_by("plan_id", "position", "pk"):
+        indicators[ind.plan_id].append(ind)
+    return criteria, indicators
+
+
+def _criteria_verdict(ind: Indicator, results, crit: ClosureCriteria | None) -> CriteriaVerdict:
+    """``criteria_verdict`` with the plan's sustain period and re-audit count (or the
+    defaults, for a plan without criteria)."""
+    return criteria_verdict(
+        ind,
+        results,
+        sustain_months=crit.sustain_months if crit else 3,
+        min_reaudits=crit.min_reaudits if crit else 1,
+    )
+
+
 def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, CriteriaMet]:
     """{plan id: CriteriaMet} for the plans in ``plans`` whose every indicator has met its
     criteria (what ``PlanVerdicts.all_met`` and ``met_since`` say), without the
@@ -393,10 +415,7 @@ def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, CriteriaMet]:
     plans. The readiness sweep asks this first and builds full verdicts only for the
     few plans it finds."""
     ids = [p.pk for p in plans]
-    criteria = {c.plan_id: c for c in ClosureCriteria.objects.filter(plan_id__in=ids)}
-    indicators: dict[int, list[Indicator]] = defaultdict(list)
-    for ind in Indicator.objects.filter(plan_id__in=ids).order_by("plan_id", "position", "pk"):
-        indicators[ind.plan_id].append(ind)
+    criteria, indicators = _criteria_and_indicators(ids)
     series: dict[int, list[_Point]] = defaultdict(list)
     for indicator_id, measured_on, value in (
         Measurement.objects.filter(indicator__plan_id__in=ids)
@@ -408,12 +427,7 @@ def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, CriteriaMet]:
     for plan_id in ids:
         crit = criteria.get(plan_id)
         verdicts = [
-            criteria_verdict(
-                ind,
-                series[ind.pk],  # type: ignore[arg-type]
-                sustain_months=crit.sustain_months if crit else 3,
-                min_reaudits=crit.min_reaudits if crit else 1,
-            )
+            _criteria_verdict(ind, series[ind.pk], crit)  # type: ignore[arg-type]
             for ind in indicators[plan_id]
         ]
         if verdicts and all(v.met for v in verdicts):
@@ -436,12 +450,8 @@ def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
     results (a window is confirmed by a result, never by the calendar alone)."""
     plans = list(plans)
     ids = [p.pk for p in plans]
-    criteria = {c.plan_id: c for c in ClosureCriteria.objects.filter(plan_id__in=ids)}
-    indicators: dict[int, list[Indicator]] = defaultdict(list)
-    by_id: dict[int, Indicator] = {}
-    for ind in Indicator.objects.filter(plan_id__in=ids).order_by("plan_id", "position", "pk"):
-        indicators[ind.plan_id].append(ind)
-        by_id[ind.pk] = ind
+    criteria, indicators = _criteria_and_indicators(ids)
+    by_id = {ind.pk: ind for inds in indicators.values() for ind in inds}
     series: dict[int, list[Measurement]] = defaultdict(list)
     rows = (
         Measurement.objects.filter(indicator__plan_id__in=ids)
@@ -471,12 +481,7 @@ def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
         verdicts = []
         for ind in indicators[plan.pk]:
             ms = series[ind.pk]
-            cv = criteria_verdict(
-                ind,
-                ms,
-                sustain_months=crit.sustain_months if crit else 3,
-                min_reaudits=crit.min_reaudits if crit else 1,
-            )
+            cv = _criteria_verdict(ind, ms, crit)
             sa = statistical_assurance(
                 ind, ms, window_start=cv.window_start, opened_on=plan.opened_on
             )
