@@ -377,12 +377,13 @@ class RegisterFilterForm(forms.Form):
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["location"].queryset = visible_locations(user)
+        # Only the columns the choices show: hundreds of rows on every register view.
+        self.fields["location"].queryset = visible_locations(user).only("pk", "name")
         self.fields["flag"].choices = flag_choices()
         # A semi-join on the owner index: not DISTINCT over every plan's owner.
         self.fields["owner"].queryset = User.objects.filter(
             Exists(Plan.objects.filter(owner=OuterRef("pk")))
-        )
+        ).only("pk", "username", "first_name", "last_name")
         for field in self.fields.values():
             if isinstance(field.widget, forms.Select):
                 field.widget.attrs["class"] = "form-select"

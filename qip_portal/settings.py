@@ -102,6 +102,8 @@ TEMPLATES = [
         },
     },
 ]
+# Django's form renderer, with drop-down lists written in Python (core/renderers.py).
+FORM_RENDERER = "core.renderers.FormRenderer"
 
 try:
     DATABASES = {
@@ -325,6 +327,10 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # Domain tunables.
 STALE_PLAN_DAYS = read_int("STALE_PLAN_DAYS", default=60)
 REGISTER_PAGE_SIZE = 25
+# Figures derived from many rows (the home page's counts) are cached, keyed on the data
+# version that every change moves on (core/freshness.py), and expire after this long
+# in any case.
+DERIVED_CACHE_SECONDS = read_int("DERIVED_CACHE_SECONDS", default=60)
 
 LOGGING = {
     "version": 1,
