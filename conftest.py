@@ -82,6 +82,15 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: cached figures (core.freshness) are keyed
+    on ids and dates that another test's rolled-back rows may have used."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _tasks_run_in_process(request):
     """Tasks run eagerly in tests even when REDIS_URL is set (CI), so a test sees what
     a task did. Tests of a real worker start one in a subprocess with its own settings."""

@@ -34,6 +34,7 @@ from audits.models import (
 )
 from audits.verdicts import plans_meeting_criteria
 from core import outbox
+from core.freshness import data_changed
 from core.history import save_with_history
 from plans.models import Indicator, Plan, User
 from plans.services import perform_transition, touch_plan
@@ -398,6 +399,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
                 default_user=by,
                 default_change_reason=f"Imported from {batch.original_name}",
             )
+            data_changed()  # bulk writes send no model signals (core.freshness)
             refresh_last_measured({m.indicator_id for m in measurements})
             refresh_criteria_met(plan)
             batch.refresh_from_db()

@@ -9,4 +9,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from core import outbox, signals  # noqa: F401 - security receivers; outbox jobs
+        from core import freshness, outbox, signals  # noqa: F401 - security receivers; outbox jobs
+
+        freshness.connect()

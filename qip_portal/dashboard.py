@@ -24,6 +24,16 @@ from plans.models import Action, Indicator, Plan, User
 REAUDIT_HORIZON_DAYS = 14
 
 
+def home_figures(user: User, today: datetime.date) -> dict:
+    """Everything the home page counts and lists for ``user``, by role."""
+    figures = {"attention": attention(user, today), **my_work(user, today)}
+    if user.role in (User.Role.GOVERNANCE_MEMBER, User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
+        figures.update(governance_work(user, today))
+    if user.role in (User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
+        figures["shape"] = register_shape(user, today)
+    return figures
+
+
 def _reaudits(user: User, today: datetime.date) -> tuple[int, int]:
     """(overdue, due within the horizon) among indicators of live and monitoring plans
     the user can see, as ``audits.models.next_due_on`` defines "due": one query on the

@@ -7,26 +7,26 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
-from plans.models import User
+from core import freshness
 from qip_portal import dashboard
 
 
 def home(request: HttpRequest) -> HttpResponse:
     """What needs my attention now, first; then what is mine to do; then (for quality
-    leads and administrators) the shape of the register."""
+    leads and administrators) the shape of the register. The figures are counted over
+    every plan the user can see, so they are cached until any data changes
+    (``core.freshness``)."""
     user = request.user
     today = timezone.localdate()
+    figures = freshness.cached(
+        f"home:{user.pk}:{today.isoformat()}", lambda: dashboard.home_figures(user, today)
+    )
     context = {
         "today": today,
         "stale_days": settings.STALE_PLAN_DAYS,
         "horizon": dashboard.REAUDIT_HORIZON_DAYS,
-        "attention": dashboard.attention(user, today),
-        **dashboard.my_work(user, today),
+        **figures,
     }
-    if user.role in (User.Role.GOVERNANCE_MEMBER, User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
-        context.update(dashboard.governance_work(user, today))
-    if user.role in (User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
-        context["shape"] = dashboard.register_shape(user, today)
     return render(request, "home.html", context)
 
 

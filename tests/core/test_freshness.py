@@ -1,0 +1,105 @@
+"""Cached figures (core.freshness): kept until any domain data changes, never longer
+than DERIVED_CACHE_SECONDS, and the home page serves them without counting again."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from core import freshness
+from core.jobs import JOBS
+from plans.models import Action, Plan
+from tests import factories
+
+
+@pytest.mark.django_db
+def test_cached_until_the_data_version_changes_or_it_expires(settings):
+    settings.DERIVED_CACHE_SECONDS = 60
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    with time_machine.travel(datetime.datetime(2026, 3, 2, 9, 0), tick=False) as clock:
+        assert freshness.cached("k", compute) == {"n": 1}
+        assert freshness.cached("k", compute) == {"n": 1}
+        freshness.data_changed()
+        assert freshness.cached("k", compute) == {"n": 2}
+        clock.shift(59)
+        assert freshness.cached("k", compute) == {"n": 2}
+        clock.shift(2)
+        assert freshness.cached("k", compute) == {"n": 3}
+
+
+@pytest.mark.django_db
+def test_saves_deletes_and_relations_of_domain_models_change_the_version(
+    quality_lead, oakfield, riverside, django_capture_on_commit_callbacks
+):
+    seen = {freshness.data_version()}
+
+    def changed() -> bool:
+        version = freshness.data_version()
+        new = version not in seen
+        seen.add(version)
+        return new
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    assert changed() and callbacks  # and again when the transaction commits
+    plan.title = "Renamed"
+    plan.save()
+    assert changed()
+    plan.locations.add(riverside)
+    assert changed()
+    plan.actions.all().delete()
+    assert changed()
+    quality_lead.locations.add(oakfield)  # who sees what
+    assert changed()
+
+
+@pytest.mark.django_db
+def test_every_scheduled_job_changes_the_version_when_it_finishes():
+    for job in JOBS:
+        before = freshness.data_version()
+        job.run()
+        assert freshness.data_version() != before, job.name
+
+
+@pytest.mark.django_db
+def test_home_counts_once_then_serves_the_figures_until_a_change(
+    client, quality_lead, oakfield, django_assert_max_num_queries
+):
+    factories.live_plan(owner=quality_lead, locations=[oakfield])
+    client.force_login(quality_lead)
+    with django_assert_max_num_queries(30) as first:
+        response = client.get(reverse("home"))
+    assert response.context["attention"]["overdue_actions"] == 1
+    with django_assert_max_num_queries(3) as second:  # session and user only
+        response = client.get(reverse("home"))
+    assert response.context["attention"]["overdue_actions"] == 1
+    assert len(second.captured_queries) < len(first.captured_queries)
+
+    action = Action.objects.get()
+    action.due_date = datetime.date.today() + datetime.timedelta(days=7)
+    action.save()
+    assert client.get(reverse("home")).context["attention"]["overdue_actions"] == 0
+    action.due_date = datetime.date.today() - datetime.timedelta(days=7)
+    action.save()
+    factories.live_plan(owner=quality_lead, locations=[oakfield], title="Another")
+    response = client.get(reverse("home"))
+    assert response.context["attention"]["overdue_actions"] == 2
+    assert response.context["shape"]["by_location"][0]["n"] == 2
+
+
+@pytest.mark.django_db
+def test_home_figures_are_each_users_own(client, quality_lead, manager, oakfield, riverside):
+    factories.live_plan(owner=quality_lead, locations=[riverside])
+    client.force_login(quality_lead)
+    assert client.get(reverse("home")).context["attention"]["overdue_actions"] == 1
+    client.force_login(manager)  # Oakfield only: the lead's cached figures are not theirs
+    assert client.get(reverse("home")).context["attention"]["overdue_actions"] == 0
+    manager.locations.add(riverside)
+    assert client.get(reverse("home")).context["attention"]["overdue_actions"] == 1
+    assert Plan.objects.count() == 1
