@@ -30,16 +30,11 @@ from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 from django.db.models import QuerySet
-from django.utils.formats import date_format
 
 from audits import spc
 from audits.models import EvidenceItem, Measurement
+from core.dates import day
 from plans.models import Action, ClosureCriteria, EvidenceKind, Indicator, Plan
-
-
-def day(value: datetime.date) -> str:
-    """Dates as the product writes them: 26 Nov 2026."""
-    return date_format(value, "j M Y")
 
 
 def engine_direction(indicator: Indicator) -> str:

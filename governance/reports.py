@@ -17,17 +17,14 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from audits.charts import chart_for, render_svg
-from audits.verdicts import plan_verdicts
+from audits.verdicts import PlanVerdicts, plan_verdicts
+from core.dates import day as _day
 from governance import sections
 from governance.models import ResidualRisk
 from plans.models import Action, ClosureCriteria, Indicator, Plan
 
 REVISION_PREFIX = "Criteria revised:"
 REPORT_VERSION = 1
-
-
-def _day(value) -> str:
-    return date_format(value, "j M Y") if value else ""
 
 
 def _moment(value) -> str:
@@ -192,9 +189,8 @@ def _action_part(action: Action) -> dict:
     }
 
 
-def _verdicts(plan: Plan) -> dict:
+def _verdicts(verdicts: PlanVerdicts) -> dict:
     """The plan's readiness as the data judge it, in words frozen into the report."""
-    verdicts = plan_verdicts(plan)
     return {
         "all_met": verdicts.all_met,
         "met_since": _day(verdicts.met_since) if verdicts.met_since else "",
@@ -227,7 +223,8 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
     criteria = ClosureCriteria.objects.filter(plan=plan).first()
     indicators = list(plan.indicators.all())
     measurements = _measurements(indicators)
-    verdicts_by_indicator = {v.indicator.pk: v for v in plan_verdicts(plan).indicators}
+    verdicts = plan_verdicts(plan)
+    verdicts_by_indicator = {v.indicator.pk: v for v in verdicts.indicators}
     actions = [
         _action_part(a)
         for a in plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
@@ -261,7 +258,7 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
             }
             for i in indicators
         ],
-        "verdicts": _verdicts(plan),
+        "verdicts": _verdicts(verdicts),
         "measurements_available": measurements is not None,
         "evidence": _evidence(plan),
         "actions": actions,

@@ -43,6 +43,7 @@ from django.utils.text import slugify
 from audits.charts import chart_for, render_svg
 from audits.models import EvidenceItem, MonitoringPeriod
 from audits.verdicts import plan_verdicts
+from core.dates import day as _day
 from core.exports import neutralise
 from governance import reports
 from governance.models import ClosureReport, Decision
@@ -61,10 +62,6 @@ CHUNK = 64 * 1024
 # A stored extension is set by the upload check (".pdf", ".docx"...); anything else is
 # dropped rather than trusted.
 _SAFE_EXTENSION = re.compile(r"^\.[a-z0-9]{1,7}$")
-
-
-def _day(value) -> str:
-    return date_format(value, "j M Y") if value else ""
 
 
 def _moment(value) -> str:
