@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core import security
+from core import freshness, security
 from governance import access, reports, services
 from governance.forms import (
     AgendaForm,
@@ -292,7 +292,12 @@ def _render_plan_report(
         "governance/plan_report.html",
         {
             "plan": plan,
-            "report": reports.compile_report(plan),
+            # Compiled afresh after any change to the data (core.freshness); submitting
+            # compiles and freezes its own.
+            "report": freshness.cached(
+                f"plan-report:{plan.pk}:{timezone.localdate().isoformat()}",
+                lambda: reports.compile_report(plan),
+            ),
             "risks": ResidualRisk.objects.filter(plan=plan).select_related("recorded_by"),
             "can_prepare": access.can_prepare_reports(request.user)
             and plan.status in services.SUBMIT_TRANSITIONS,
