@@ -29,7 +29,7 @@ from audits.forms import (
 )
 from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_on
 from audits.verdicts import PlanVerdicts, plan_verdicts
-from core import security
+from core import freshness, security
 from core.exports import csv_response, xlsx_response
 from plans import lifecycle
 from plans.access import WRITE_ROLES, get_plan_for_user
@@ -88,11 +88,9 @@ def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
     }
 
 
-def plan_panel_context(plan: Plan, user: User) -> dict:
-    """The plan page's "Sustained improvement", "Monitoring" and "Re-audits and
-    evidence" sections. A fixed number of queries (about a dozen), whatever the number
-    of indicators, results or evidence items."""
-    today = timezone.localdate()
+def _plan_figures(plan: Plan) -> dict:
+    """The verdicts, monitoring and charts of the plan page: the same for everyone who
+    can see the plan, and most of the page's cost, so cached until data changes."""
     verdicts = plan_verdicts(plan)
     monitoring_data = _monitoring_context(plan, verdicts)
     charts = []
@@ -109,6 +107,19 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
             deteriorations=w["deteriorations"] if w else [],
         )
         charts.append({"verdict": verdict, "spec": spec, "svg": render_svg(spec)})
+    return {"verdicts": verdicts, "monitoring": monitoring_data, "charts": charts}
+
+
+def plan_panel_context(plan: Plan, user: User) -> dict:
+    """The plan page's "Sustained improvement", "Monitoring" and "Re-audits and
+    evidence" sections. A fixed number of queries (about a dozen), whatever the number
+    of indicators, results or evidence items; none for the verdicts and charts while
+    nothing has changed (``core.freshness``)."""
+    today = timezone.localdate()
+    figures = freshness.cached(
+        f"plan-figures:{plan.pk}:{today.isoformat()}", lambda: _plan_figures(plan)
+    )
+    verdicts, monitoring_data = figures["verdicts"], figures["monitoring"]
     indicators = list(plan.indicators.all())
     for indicator in indicators:
         indicator.next_due_on = next_due_on(
@@ -133,7 +144,7 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
         "scheduled": plan.status in (Plan.Status.LIVE, Plan.Status.MONITORING),
         "today": today,
         "verdicts": verdicts,
-        "charts": charts,
+        "charts": figures["charts"],
         "monitoring": monitoring_data,
         "can_reopen": (
             plan.status == Plan.Status.MONITORING

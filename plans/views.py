@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from core import security
+from core import freshness, security
 from core.exports import csv_response, xlsx_response
 from plans import lifecycle, services
 from plans.access import (
@@ -249,7 +249,8 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
             "actions": actions,
             "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
             "today": today,
-            "timeline": build_timeline(plan),
+            # The same for everyone who can see the plan: cached until data changes.
+            "timeline": freshness.cached(f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)),
             "transitions": transitions,
             "criteria_gaps": services.criteria_gaps(plan) if plan.is_draft else [],
             "can_edit": can_edit_plan(request.user, plan),

@@ -8,6 +8,7 @@ from django.utils import timezone
 from audits import services
 from audits.forms import MeasurementContext, MeasurementForm
 from audits.models import Measurement
+from core import freshness
 from plans.models import Plan
 from tests import factories
 from tests.audits.factories import measure
@@ -263,6 +264,7 @@ def test_plan_page_panel_runs_a_fixed_number_of_queries(
 ):
     client.force_login(manager)
     client.get(plan.get_absolute_url())  # warm the session
+    freshness.data_changed()  # the page as computed, not as cached (core.freshness)
     with django_assert_max_num_queries(60) as baseline:
         client.get(plan.get_absolute_url())
     for i in range(rows):
@@ -271,6 +273,28 @@ def test_plan_page_panel_runs_a_fixed_number_of_queries(
         response = client.get(plan.get_absolute_url())
     # Each result once in the results table (the chart and its data table show it too).
     assert response.content.decode().count('<td class="text-nowrap">95.0% (19 of 20)</td>') == rows
+
+
+def test_plan_page_verdicts_and_charts_are_cached_until_a_result_changes_them(
+    client, plan, manager, django_assert_max_num_queries
+):
+    client.force_login(manager)
+
+    def audits_panel():
+        response = client.get(plan.get_absolute_url())
+        return next(p.data for p in response.context["panels"] if p.name == "audits")
+
+    with django_assert_max_num_queries(80) as first:
+        before = audits_panel()
+    with django_assert_max_num_queries(80) as again:
+        assert audits_panel()["charts"][0]["svg"] == before["charts"][0]["svg"]
+    assert len(again.captured_queries) < len(first.captured_queries)
+    assert [len(v.measurements) for v in before["verdicts"].indicators] == [0]
+
+    measure(plan, by=manager, on=plan.opened_on + datetime.timedelta(days=1))
+    after = audits_panel()
+    assert [len(v.measurements) for v in after["verdicts"].indicators] == [1]
+    assert after["charts"][0]["svg"] != before["charts"][0]["svg"]
 
 
 # --- Re-audits due ---------------------------------------------------------------------
