@@ -14,6 +14,9 @@ The stamp changes at once *and* again when the transaction commits: a page compu
 another request between the two (reading the rows as they were before the commit)
 is cached under the first stamp only, and the second makes it unreachable.
 
+If the cache cannot be reached, figures are computed afresh on every view (and the
+failure logged): a cache outage slows pages down, it does not break them.
+
 Keyed caches still expire (``settings.DERIVED_CACHE_SECONDS``): figures that depend on
 the clock (a plan turning stale at midnight) and a development server whose scheduled
 jobs run in another process (a per-process cache, without Redis) are at most that old.
@@ -21,6 +24,7 @@ jobs run in another process (a per-process cache, without Redis) are at most tha
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.core.cache import cache
@@ -30,17 +34,27 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 KEY = "qip:data-version"
 DOMAIN_APPS = frozenset({"plans", "audits", "governance", "learning"})
 
+logger = logging.getLogger(__name__)
 
-def data_version() -> str:
-    version = cache.get(KEY)
-    if version is None:
-        cache.add(KEY, uuid.uuid4().hex, timeout=None)
+
+def data_version() -> str | None:
+    """The current stamp; None when the cache cannot be reached."""
+    try:
         version = cache.get(KEY)
+        if version is None:
+            cache.add(KEY, uuid.uuid4().hex, timeout=None)
+            version = cache.get(KEY)
+    except Exception:  # noqa: BLE001 - any cache failure: compute without it
+        logger.warning("The cache could not be read; figures are computed afresh.", exc_info=True)
+        return None
     return version
 
 
 def _new_version() -> None:
-    cache.set(KEY, uuid.uuid4().hex, timeout=None)
+    try:
+        cache.set(KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:  # noqa: BLE001 - logged; cached figures then expire on their own
+        logger.error("The data version could not be moved on.", exc_info=True)
 
 
 def data_changed() -> None:
@@ -74,9 +88,19 @@ def cached(key: str, compute):
     """``compute()``, cached under ``key`` and the current data version."""
     from django.conf import settings
 
-    full_key = f"qip:derived:{key}:{data_version()}"
-    value = cache.get(full_key)
+    version = data_version()
+    if version is None:
+        return compute()
+    full_key = f"qip:derived:{key}:{version}"
+    try:
+        value = cache.get(full_key)
+    except Exception:  # noqa: BLE001
+        logger.warning("The cache could not be read; figures are computed afresh.", exc_info=True)
+        return compute()
     if value is None:
         value = compute()
-        cache.set(full_key, value, timeout=settings.DERIVED_CACHE_SECONDS)
+        try:
+            cache.set(full_key, value, timeout=settings.DERIVED_CACHE_SECONDS)
+        except Exception:  # noqa: BLE001
+            logger.warning("Figures could not be cached.", exc_info=True)
     return value
