@@ -5,7 +5,8 @@ last change.
 
 What changes it:
 - every save and delete of a model of the domain apps, and every change to their
-  many-to-many relations (the receivers below, connected by ``CoreConfig.ready``);
+  many-to-many relations (the receivers below, connected by ``CoreConfig.ready``),
+  except a sign-in's record of its time;
 - ``data_changed()``, which code that writes without model signals calls itself
   (bulk imports, ``QuerySet.update()``), and every scheduled job when it finishes
   (``core.jobs``).
@@ -68,7 +69,14 @@ def _is_domain_model(model) -> bool:
     return model._meta.app_label in DOMAIN_APPS and not hasattr(model, "instance_type")
 
 
-def _on_change(sender, **kwargs) -> None:
+# Saves that change nothing any figure is derived from: signing in records the time on
+# the user (a morning's sign-ins would otherwise empty every cache again and again).
+_BOOKKEEPING = frozenset({"last_login"})
+
+
+def _on_change(sender, update_fields=None, **kwargs) -> None:
+    if update_fields and set(update_fields) <= _BOOKKEEPING:
+        return
     if _is_domain_model(sender):
         data_changed()
 

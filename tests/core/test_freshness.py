@@ -57,6 +57,21 @@ def test_saves_deletes_and_relations_of_domain_models_change_the_version(
     assert changed()
     quality_lead.locations.add(oakfield)  # who sees what
     assert changed()
+    quality_lead.role = "manager"
+    quality_lead.save()
+    assert changed()
+
+
+@pytest.mark.django_db
+def test_signing_in_leaves_the_version_alone(client, quality_lead):
+    before = freshness.data_version()
+    response = client.post(
+        reverse("login"), {"username": quality_lead.username, "password": factories.PASSWORD}
+    )
+    assert response.status_code == 302
+    quality_lead.refresh_from_db()
+    assert quality_lead.last_login is not None
+    assert freshness.data_version() == before
 
 
 @pytest.mark.django_db

@@ -35,6 +35,10 @@ def test_generate_measure_and_report(tmp_path):
     pages = measure.measure_pages(requests=2, warmup=1, log=quiet)
     assert [p["page"] for p in pages if p["status"] != 200] == []
     assert all(p["queries"] > 0 for p in pages)
+    # Computed means computed: the cached figures are recomputed for every timed request.
+    by_page = {p["page"]: p for p in pages}
+    for page in ("Home: quality lead", "Closure report page (live compile)"):
+        assert by_page[page]["cached_queries"] < by_page[page]["queries"], page
 
     sweeps = measure.measure_sweeps(log=quiet)
     assert {r["job"] for r in sweeps["first"]["jobs"]} >= {
@@ -79,6 +83,7 @@ def test_generate_measure_and_report(tmp_path):
     )
     text = report.render(results)
     assert "## Pages" in text and "## Nightly sweeps" in text and "Import of 20" in text
+    assert "| cached p50 ms |" in text
 
 
 def test_live_plans_option_sets_the_status_mix():
