@@ -67,7 +67,10 @@ def _describe(record, previous, noun: str, users: dict[int, str]) -> str | None:
     if previous is None:
         return f"updated {label}"
     changes = []
-    delta = record.diff_against(previous)
+    # Many-to-many changes are not told here, and diffing them costs simple-history
+    # two queries per record (BENCHMARKS.md): left out.
+    many_to_many = {f.name for f in record.instance_type._meta.many_to_many}
+    delta = record.diff_against(previous, excluded_fields=_SKIP | many_to_many)
     for change in delta.changes:
         if change.field in _SKIP:
             continue

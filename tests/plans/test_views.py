@@ -314,6 +314,25 @@ def test_plan_page_queries_do_not_grow_with_indicators_and_their_history(
     assert "Audit 4" in response.content.decode()
 
 
+def test_plan_page_queries_do_not_grow_with_the_plans_own_changes(
+    client, quality_lead, oakfield, django_assert_max_num_queries
+):
+    """Each change to the plan is a history record diffed against the one before:
+    without its many-to-many fields, or simple-history reads their history per record."""
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    client.force_login(quality_lead)
+    client.get(plan.get_absolute_url())
+    freshness.data_changed()
+    with django_assert_max_num_queries(60) as few:
+        client.get(plan.get_absolute_url())
+    for i in range(6):
+        plan.title = f"Renamed {i}"
+        plan.save()
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(plan.get_absolute_url())
+    assert "changed the plan: title from Renamed 4 to Renamed 5" in response.content.decode()
+
+
 def test_export_neutralises_formula_cells(client, quality_lead, oakfield):
     factories.live_plan(owner=quality_lead, locations=[oakfield], title='=HYPERLINK("http://x")')
     client.force_login(quality_lead)
