@@ -12,6 +12,7 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     reports = list(
         ClosureReport.objects.filter(plan=plan)
         .select_related("group", "submitted_by", "decision__signed_by")
+        .defer("content_json", "content_html")  # the frozen snapshot is not shown here
         .order_by("-submitted_at", "-pk")[:5]
     )
     visible_ids = (

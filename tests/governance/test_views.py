@@ -329,3 +329,14 @@ def test_governance_home_reads_its_reports_in_order_from_an_index(chair, group, 
         cursor.execute("SET LOCAL enable_sort = off")
     plan = rows[:20].explain()
     assert "report_status_recent" in plan
+
+
+def test_the_plan_page_lists_reports_without_loading_their_frozen_snapshots(
+    client, quality_lead, report, django_assert_max_num_queries
+):
+    client.force_login(quality_lead)
+    with django_assert_max_num_queries(80) as captured:
+        response = client.get(report.plan.get_absolute_url())
+    assert response.status_code == 200
+    assert reverse("governance:report", args=[report.pk]) in response.content.decode()
+    assert not [q for q in captured.captured_queries if "content_html" in q["sql"]]
