@@ -448,10 +448,11 @@ def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
     criteria, indicators = _criteria_and_indicators(ids)
     by_id = {ind.pk: ind for inds in indicators.values() for ind in inds}
     series: dict[int, list[Measurement]] = defaultdict(list)
-    rows = (
-        Measurement.objects.filter(indicator__plan_id__in=ids)
-        .select_related("location", "recorded_by")
-        .order_by("indicator_id", "measured_on", "pk")
+    # Results as models (the verdicts quote them), without their location and author:
+    # no verdict or chart names either, and a plan page would load a location and a
+    # user per result (then cache them: see core.freshness).
+    rows = Measurement.objects.filter(indicator__plan_id__in=ids).order_by(
+        "indicator_id", "measured_on", "pk"
     )
     for m in rows:
         m.indicator = by_id[m.indicator_id]  # share the loaded indicator: no extra query
