@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -94,8 +95,6 @@ def connect() -> None:
 
 def cached(key: str, compute):
     """``compute()``, cached under ``key`` and the current data version."""
-    from django.conf import settings
-
     version = data_version()
     if version is None:
         return compute()
