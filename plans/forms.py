@@ -20,7 +20,6 @@ from plans.models import (
     EvidenceKind,
     Indicator,
     KeyQuestion,
-    Location,
     Plan,
     QualityStatement,
     Regulation,
@@ -354,15 +353,12 @@ class RegisterFilterForm(forms.Form):
         choices=[("", "Any status"), ("open", "Any open status")] + list(Plan.Status.choices),
         required=False,
     )
-    location = forms.ModelChoiceField(
-        queryset=Location.objects.none(), required=False, empty_label="Any location"
-    )
-    theme = forms.ModelChoiceField(
-        queryset=Theme.objects.all(), required=False, empty_label="Any theme"
-    )
-    owner = forms.ModelChoiceField(
-        queryset=User.objects.none(), required=False, empty_label="Any owner"
-    )
+    # Drop-downs of rows, as (id, label) pairs set in __init__: the register lists
+    # hundreds of locations and owners on every view, and a ModelChoiceField builds a
+    # model instance for each (BENCHMARKS.md). The cleaned value is the row's id.
+    location = forms.TypedChoiceField(coerce=int, empty_value=None, required=False)
+    theme = forms.TypedChoiceField(coerce=int, empty_value=None, required=False)
+    owner = forms.TypedChoiceField(coerce=int, empty_value=None, required=False)
     risk = forms.ChoiceField(choices=RISK_CHOICES, required=False)
     overdue = forms.BooleanField(label="Overdue actions only", required=False)
     stale = forms.BooleanField(label="Stale only", required=False)
@@ -377,13 +373,22 @@ class RegisterFilterForm(forms.Form):
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only the columns the choices show: hundreds of rows on every register view.
-        self.fields["location"].queryset = visible_locations(user).only("pk", "name")
+        self.fields["location"].choices = [("", "Any location")] + list(
+            visible_locations(user).values_list("pk", "name")
+        )
+        self.fields["theme"].choices = [("", "Any theme")] + list(
+            Theme.objects.values_list("pk", "name")
+        )
+        # A semi-join on the owner index: not DISTINCT over every plan's owner. Labelled
+        # as User.__str__ labels a person.
+        owners = User.objects.filter(Exists(Plan.objects.filter(owner=OuterRef("pk"))))
+        self.fields["owner"].choices = [("", "Any owner")] + [
+            (pk, f"{first} {last}".strip() or username)
+            for pk, first, last, username in owners.values_list(
+                "pk", "first_name", "last_name", "username"
+            )
+        ]
         self.fields["flag"].choices = flag_choices()
-        # A semi-join on the owner index: not DISTINCT over every plan's owner.
-        self.fields["owner"].queryset = User.objects.filter(
-            Exists(Plan.objects.filter(owner=OuterRef("pk")))
-        ).only("pk", "username", "first_name", "last_name")
         for field in self.fields.values():
             if isinstance(field.widget, forms.Select):
                 field.widget.attrs["class"] = "form-select"

@@ -174,10 +174,38 @@ def test_register_filters_search_and_sort(client, quality_lead, oakfield, rivers
     assert list(client.get(url, {"status": "live"}).context["page"].object_list) == [a]
     assert list(client.get(url, {"sort": "title"}).context["page"].object_list) == [a, b]
     # The owner filter offers the people who own a plan, each once.
-    owners = list(client.get(url).context["form"].fields["owner"].queryset)
-    assert owners == [quality_lead]
+    owners = list(client.get(url).context["form"].fields["owner"].choices)
+    assert owners == [("", "Any owner"), (quality_lead.pk, str(quality_lead))]
+    other = factories.UserFactory(
+        username="nobody-owns", first_name="", last_name="", role="manager", locations=[oakfield]
+    )
+    c = factories.draft_plan(owner=other, locations=[oakfield], title="Night checks")
+    form = client.get(url).context["form"]
+    assert (other.pk, "nobody-owns") in form.fields["owner"].choices  # the username if unnamed
+    assert list(client.get(url, {"owner": other.pk}).context["page"].object_list) == [c]
+    found = client.get(url, {"theme": c.theme_id, "q": "checks"}).context["page"].object_list
+    assert list(found) == [c]
     # Nonsense in the query string is ignored, not an error.
     assert client.get(url, {"status": "nonsense", "page": "x", "q": "\"'<>ü"}).status_code == 200
+    # An id that is not offered is not understood (and not used), whatever it is.
+    for bad in ("999999", "x", "1.5"):
+        response = client.get(url, {"location": bad})
+        assert response.status_code == 200
+        assert "Some filters were not understood" in response.content.decode()
+        assert len(response.context["page"].object_list) == 3
+
+
+def test_register_location_filter_offers_only_the_users_own_locations(
+    client, manager, oakfield, riverside
+):
+    client.force_login(manager)
+    url = reverse("plans:register")
+    choices = client.get(url).context["form"].fields["location"].choices
+    assert choices == [("", "Any location"), (oakfield.pk, "Oakfield House")]
+    # Riverside's id is refused as a choice: it filters nothing and reveals nothing.
+    body = client.get(url, {"location": riverside.pk}).content.decode()
+    assert "Some filters were not understood" in body
+    assert "Riverside Court" not in body
 
 
 def test_register_counts_overdue_actions_per_plan_without_joining_every_action(
