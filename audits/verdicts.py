@@ -439,13 +439,23 @@ def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
     return plans.filter(status=Plan.Status.LIVE, criteria_met_since__isnull=False)
 
 
-def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
+def verdicts_for_plans(
+    plans: Iterable[Plan], *, preloaded: bool = False
+) -> dict[int, PlanVerdicts]:
     """Both verdicts and the readiness of every plan in ``plans``: five queries in all,
     however many plans, indicators and results. The verdicts depend only on stored
-    results (a window is confirmed by a result, never by the calendar alone)."""
+    results (a window is confirmed by a result, never by the calendar alone).
+
+    ``preloaded``: the plans were read in this request with their criteria
+    (``select_related("criteria")``), indicators and actions (``prefetch_related``), as
+    the plan page reads its plan; those are used, not read again (two queries)."""
     plans = list(plans)
     ids = [p.pk for p in plans]
-    criteria, indicators = _criteria_and_indicators(ids)
+    if preloaded:
+        criteria = {p.pk: c for p in plans if (c := getattr(p, "criteria", None)) is not None}
+        indicators = {p.pk: list(p.indicators.all()) for p in plans}
+    else:
+        criteria, indicators = _criteria_and_indicators(ids)
     by_id = {ind.pk: ind for inds in indicators.values() for ind in inds}
     series: dict[int, list[Measurement]] = defaultdict(list)
     # Results as models (the verdicts quote them), without their location and author:
@@ -458,12 +468,14 @@ def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
         m.indicator = by_id[m.indicator_id]  # share the loaded indicator: no extra query
         series[m.indicator_id].append(m)
     open_actions: dict[int, list[Action]] = defaultdict(list)
-    for action in (
-        Action.objects.filter(plan_id__in=ids)
-        .exclude(status=Action.Status.COMPLETED)
-        .order_by("due_date", "pk")
-    ):
-        open_actions[action.plan_id].append(action)
+    actions = (
+        [a for p in plans for a in p.actions.all()]  # in their order: due date, then id
+        if preloaded
+        else Action.objects.filter(plan_id__in=ids).order_by("due_date", "pk")
+    )
+    for action in actions:
+        if action.status != Action.Status.COMPLETED:
+            open_actions[action.plan_id].append(action)
     kinds: dict[int, set[str]] = defaultdict(set)
     for plan_id, kind in (
         EvidenceItem.objects.filter(plan_id__in=ids).values_list("plan_id", "kind").distinct()
@@ -495,9 +507,10 @@ def verdicts_for_plans(plans: Iterable[Plan]) -> dict[int, PlanVerdicts]:
     return result
 
 
-def plan_verdicts(plan: Plan) -> PlanVerdicts:
-    """Both verdicts and the readiness of one plan, in five queries."""
-    return verdicts_for_plans([plan])[plan.pk]
+def plan_verdicts(plan: Plan, *, preloaded: bool = False) -> PlanVerdicts:
+    """Both verdicts and the readiness of one plan, in five queries (three when
+    ``preloaded``: see ``verdicts_for_plans``)."""
+    return verdicts_for_plans([plan], preloaded=preloaded)[plan.pk]
 
 
 def readiness_guard(plan: Plan) -> list[str]:

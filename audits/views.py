@@ -90,8 +90,9 @@ def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
 
 def _plan_figures(plan: Plan) -> dict:
     """The verdicts, monitoring and charts of the plan page: the same for everyone who
-    can see the plan, and most of the page's cost, so cached until data changes."""
-    verdicts = plan_verdicts(plan)
+    can see the plan, and most of the page's cost, so cached until data changes. The
+    plan page reads the plan with its criteria and indicators (``plans.views.detail``)."""
+    verdicts = plan_verdicts(plan, preloaded=True)
     monitoring_data = _monitoring_context(plan, verdicts)
     charts = []
     watched = {}

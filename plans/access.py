@@ -57,13 +57,20 @@ def can_edit_plan_details(user: User, plan: Plan) -> bool:
     return user.role in PLAN_AUTHOR_ROLES and not plan.is_final
 
 
-def get_plan_for_user(user: User, reference: str, *, write: bool = False) -> Plan:
+def get_plan_for_user(
+    user: User, reference: str, *, write: bool = False, related: tuple[str, ...] = ()
+) -> Plan:
     """The plan, if ``user`` may see it (and change it, when ``write``); otherwise 404.
+    ``related``: further relations to read in the same query (``select_related``).
 
     A read-only user asking to write also gets 404 rather than 403: the answer must
     not depend on whether the plan exists."""
     try:
-        plan = visible_plans(user).select_related("theme", "owner").get(reference=reference)
+        plan = (
+            visible_plans(user)
+            .select_related("theme", "owner", *related)
+            .get(reference=reference)
+        )
     except Plan.DoesNotExist:
         _refused(user, reference, "read")
         raise Http404("No such plan.") from None

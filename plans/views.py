@@ -3,7 +3,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -229,15 +238,22 @@ def _strip(cleaned: dict) -> dict:
 
 
 def detail(request: HttpRequest, reference: str) -> HttpResponse:
-    plan = get_plan_for_user(request.user, reference)
-    plan = (
-        Plan.objects.select_related("theme", "owner", "merged_into", "recurrence_of")
-        .prefetch_related("locations", "quality_statements", "regulations", "triggers")
-        .get(pk=plan.pk)
+    # One query for the plan and what it points to; the sections share its indicators.
+    plan = get_plan_for_user(
+        request.user, reference, related=("criteria", "merged_into", "recurrence_of")
+    )
+    prefetch_related_objects(
+        [plan],
+        "locations",
+        "quality_statements",
+        "regulations",
+        "triggers",
+        "indicators",
+        Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
     )
     criteria = getattr(plan, "criteria", None)
     today = timezone.localdate()
-    actions = list(plan.actions.select_related("owner", "verified_by"))
+    actions = list(plan.actions.all())
     transitions = lifecycle.offered_transitions(plan, request.user)
     return render(
         request,

@@ -302,6 +302,52 @@ def test_plan_page_runs_a_fixed_number_of_queries(
         client.get(plan.get_absolute_url())
 
 
+def test_plan_page_reads_the_plan_and_its_parts_once_even_when_computing_verdicts(
+    client, quality_lead, oakfield
+):
+    """The plan (with its criteria), its indicators and its actions are read once and
+    shared by the page, its sections and the verdicts, on a first view too."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core import freshness
+    from plans import services
+
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    services.save_action(
+        plan=plan,
+        by=quality_lead,
+        fields={
+            "description": "Retrain night staff",
+            "owner": quality_lead,
+            "due_date": plan.opened_on,
+            "status": "open",
+        },
+    )
+    client.force_login(quality_lead)
+    client.get(plan.get_absolute_url())
+    freshness.data_changed()  # computed afresh: verdicts, charts and timeline
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(plan.get_absolute_url())
+    assert response.status_code == 200
+    statements = [q["sql"] for q in captured.captured_queries]
+    for table in ("plans_plan", "plans_closurecriteria", "plans_indicator", "plans_action"):
+        reads = [s for s in statements if re.search(rf'FROM "{table}"', s)]
+        assert len(reads) == (0 if table == "plans_closurecriteria" else 1), (table, reads)
+    assert any('LEFT OUTER JOIN "plans_closurecriteria"' in s for s in statements)
+    # And what they feed is right: the open action holds the plan back from closure.
+    audits = next(p.data for p in response.context["panels"] if p.name == "audits")
+    open_actions = plan.actions.exclude(status="completed").count()
+    assert open_actions == 2  # the factory's and this one
+    assert audits["verdicts"].open_actions == open_actions
+    assert [v.indicator.pk for v in audits["verdicts"].indicators] == [
+        i.pk for i in plan.indicators.all()
+    ]
+    assert audits["verdicts"].criteria == plan.criteria
+
+
 def test_plan_page_queries_do_not_grow_with_indicators_and_their_history(
     client, quality_lead, oakfield, django_assert_max_num_queries
 ):
