@@ -142,6 +142,36 @@ def journeys_for(role: str, data: dict) -> list[tuple[str, int, callable]]:
     return common + [("plan page", 40, lambda: f"/plans/{rng.choice(mine)}/")]  # viewers
 
 
+def sign_in(port: int, people: list[tuple[str, str]]) -> tuple[list[Session | None], list[str]]:
+    """One signed-in ``Session`` per virtual user (None where signing in failed), signed
+    in side by side, and the failures. Runs that share them start signed in."""
+    sessions: list[Session | None] = [None] * len(people)
+    failures: list[str] = []
+
+    def one(i: int, username: str) -> None:
+        session = Session(port)
+        try:
+            ok = session.login(username, config.PASSWORD)
+        except Exception as exc:  # noqa: BLE001 - counted, not raised
+            ok = False
+            failures.append(f"{username}: {exc}")
+        if ok:
+            sessions[i] = session
+        else:
+            failures.append(username)
+            session.close()
+
+    threads = [
+        threading.Thread(target=one, args=(i, username), daemon=True)
+        for i, (username, _) in enumerate(people)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return sessions, failures
+
+
 def run_users(
     port: int,
     people: list[tuple[str, str]],
@@ -149,9 +179,12 @@ def run_users(
     seconds: float,
     *,
     only: str | None = None,
+    sessions: list[Session | None] | None = None,
 ) -> dict:
     """``people``: (username, role) per virtual user. Returns per-page samples.
-    ``only``: every user requests just this page of the mix (the ceiling run)."""
+    ``only``: every user whose journeys include this page requests just it (the others
+    sit the run out). ``sessions``: from ``sign_in``, one per user; without them each
+    user signs in first (before the clock starts)."""
     samples: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     error_examples: list[str] = []
@@ -168,18 +201,22 @@ def run_users(
     login_failures = []
     active: list[str] = []
 
-    def user(username: str, role: str) -> None:
-        session = Session(port)
-        try:
-            ok = session.login(username, config.PASSWORD)
-        except Exception as exc:  # noqa: BLE001 - counted, not raised
-            ok = False
-            login_failures.append(f"{username}: {exc}")
-        if not ok:
-            login_failures.append(username)
+    def user(i: int, username: str, role: str) -> None:
+        if sessions is None:
+            session = Session(port)
+            try:
+                ok = session.login(username, config.PASSWORD)
+            except Exception as exc:  # noqa: BLE001 - counted, not raised
+                ok = False
+                login_failures.append(f"{username}: {exc}")
+            if not ok:
+                login_failures.append(username)
+        else:
+            session, ok = sessions[i] or Session(port), sessions[i] is not None
         menu = journeys_for(role, dict(data, who=username))
         if only:
             menu = [journey for journey in menu if journey[0] == only]
+            ok = ok and bool(menu)
         weights = [w for _, w, _ in menu]
         rng = random.Random(username)
         ready.wait()
@@ -203,7 +240,9 @@ def run_users(
                         error_examples.append(f"{status} {url}")
         session.close()
 
-    threads = [threading.Thread(target=user, args=p, daemon=True) for p in people]
+    threads = [
+        threading.Thread(target=user, args=(i, *p), daemon=True) for i, p in enumerate(people)
+    ]
     for t in threads:
         t.start()
     ready.wait()
@@ -220,6 +259,44 @@ def run_users(
         "active_users": len(active),
         "stuck_threads": sum(t.is_alive() for t in threads),
     }
+
+
+def pages_alone(
+    port: int,
+    people: list[tuple[str, str]],
+    data: dict,
+    sessions: list[Session | None],
+    seconds: float,
+    baseline_rps: float,
+) -> list[dict]:
+    """Each page of the mix (but the baseline) requested alone for ``seconds`` by the
+    users whose journeys include it: requests/s, latency, errors, and throughput as a
+    share of the baseline's (``baseline_rps``, from the ceiling run)."""
+    pages: list[str] = []
+    for username, role in people:
+        for page, _, _ in journeys_for(role, dict(data, who=username)):
+            if page != BASELINE and page not in pages:
+                pages.append(page)
+    rows = []
+    for page in pages:
+        raw = run_users(port, people, data, seconds, only=page, sessions=sessions)
+        summary = summarise(raw, raw["active_users"])
+        rows.append(
+            {
+                "page": page,
+                "users": raw["active_users"],
+                "seconds": summary["seconds"],
+                "requests": summary["requests"],
+                "rps": summary["rps"],
+                "p50_ms": summary["p50_ms"],
+                "p95_ms": summary["p95_ms"],
+                "errors": summary["errors"],
+                "share_of_baseline": round(summary["rps"] / baseline_rps, 3)
+                if baseline_rps
+                else None,
+            }
+        )
+    return rows
 
 
 def summarise(raw: dict, users: int) -> dict:
@@ -404,16 +481,29 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
         worker_ready = _wait_log(worker_log, "ready.", 60)
         started = time.perf_counter()
         load_before = os.getloadavg()
-        raw = run_users(port, people, data, seconds)
+        sessions, login_failures = sign_in(port, people)
+        raw = run_users(port, people, data, seconds, sessions=sessions)
+        raw["login_failures"] = login_failures
         result = summarise(raw, users)
         # The same users on the trivial page alone, right after: what this machine, this
         # client and this stack can serve at best, so the mix's figures can be read
         # against it (the budget is absolute; the machine is not).
         ceiling_seconds = max(10, seconds // 3)
         result["ceiling"] = summarise(
-            run_users(port, people, data, ceiling_seconds, only=BASELINE), users
+            run_users(port, people, data, ceiling_seconds, only=BASELINE, sessions=sessions),
+            users,
         )
         result["ceiling"]["seconds_requested"] = ceiling_seconds
+        # Then each page of the mix alone, the same way: its throughput as a share of the
+        # trivial page's is what one request of it costs, measured on this machine in
+        # this run (latencies within the mix cannot say: every page waits in the same
+        # queue, so all come out alike).
+        result["alone"] = pages_alone(
+            port, people, data, sessions, max(5, seconds // 6), result["ceiling"]["rps"]
+        )
+        for session in sessions:
+            if session is not None:
+                session.close()
         result["loadavg_before"] = [round(x, 2) for x in load_before]
         result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         result["wall_seconds_with_logins"] = round(time.perf_counter() - started, 1)

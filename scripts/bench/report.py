@@ -452,19 +452,33 @@ def render(results: Path) -> str:
                 + ")"
             ),
             "",
-            "Relative capacity = mean latency of the baseline page (a trivial signed-in view: the "
-            "password change page) ÷ mean latency of the page, in the same run: 0.25 means one "
-            "request of this page costs about four of the baseline. It is the figure to compare "
-            "across machines.",
-            "",
-            "| page | requests | req/s | p50 ms | p95 ms | errors | relative capacity |",
-            "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in load["pages"]:
-            out.append(
+        alone = load.get("alone")
+        if alone:
+            out += [
+                "The mix, page by page:",
+                "",
+                "| page | requests | req/s | p50 ms | p95 ms | errors |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            out += [
+                f"| {row['page']} | {row['requests']:,} | {row['rps']} | {row['p50_ms']} | "
+                f"{row['p95_ms']} | {row['errors']} |"
+                for row in load["pages"]
+            ]
+        else:  # results from before the pages were also measured alone
+            out += [
+                "Relative capacity = mean latency of the baseline page ÷ mean latency of the "
+                "page, in the same run.",
+                "",
+                "| page | requests | req/s | p50 ms | p95 ms | errors | relative capacity |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+            ]
+            out += [
                 f"| {row['page']} | {row['requests']:,} | {row['rps']} | {row['p50_ms']} | "
                 f"{row['p95_ms']} | {row['errors']} | {row['relative_capacity']} |"
-            )
+                for row in load["pages"]
+            ]
         out.append("")
         ceiling = load.get("ceiling")
         if ceiling:
@@ -480,6 +494,27 @@ def render(results: Path) -> str:
                 else "**The machine's ceiling** run recorded no requests.",
                 "",
             ]
+        if alone and ceiling and ceiling.get("rps"):
+            out += [
+                "**Each page alone**, right after, on the same stack: the users whose journeys "
+                "include the page request only it, back to back. Its throughput as a share of "
+                "the trivial page's (the ceiling above) is what one request of it costs on "
+                "this machine, measured in the same run: 0.25 means one request costs about "
+                "four of the trivial page. It is the figure to compare across machines. "
+                "(Latencies inside the mix cannot tell the pages apart: every request waits "
+                "in the same queue for a free worker, so every page's latency comes out alike.)",
+                "",
+                "| page | users | seconds | req/s | p50 ms | p95 ms | errors "
+                "| share of the trivial page's throughput |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            out += [
+                f"| {row['page']} | {row['users']} | {row['seconds']} | {row['rps']} | "
+                f"{row['p50_ms']} | {row['p95_ms']} | {row['errors']} | "
+                f"{row['share_of_baseline']} |"
+                for row in alone
+            ]
+            out.append("")
     else:
         out += ["## Load test", "", "Not run for this scale (`--skip-load`).", ""]
 

@@ -157,7 +157,7 @@ def test_live_plans_and_sweeps_only_section(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_load_client_signs_in_and_browses(live_server):
+def test_load_client_signs_in_and_browses(live_server, tmp_path):
     _generate()
     port = int(live_server.url.rsplit(":", 1)[1])
     people, data = loadtest.people_and_data(4)
@@ -171,6 +171,64 @@ def test_load_client_signs_in_and_browses(live_server):
     assert raw["active_users"] == len(people)
     assert summary["requests"] > 0
     assert summary["errors"] == 0, summary["error_examples"]
+
+    # Signed in once, the sessions serve every later run: the mix, the trivial page
+    # alone (the ceiling) and each page alone, with no second sign-in.
+    sessions, failures = loadtest.sign_in(port, people)
+    assert failures == [] and all(sessions)
+    ceiling = loadtest.summarise(
+        loadtest.run_users(
+            port, people, data, seconds=1, only=loadtest.BASELINE, sessions=sessions
+        ),
+        len(people),
+    )
+    assert ceiling["requests"] > 0 and ceiling["errors"] == 0
+    assert {p["page"] for p in ceiling["pages"]} == {loadtest.BASELINE}
+    alone = loadtest.pages_alone(port, people, data, sessions, 0.5, ceiling["rps"])
+    offered = {
+        page for u, role in people for page, _, _ in loadtest.journeys_for(role, dict(data, who=u))
+    }
+    assert {row["page"] for row in alone} == offered - {loadtest.BASELINE}
+    for row in alone:
+        assert row["users"] >= 1 and row["requests"] > 0 and row["errors"] == 0, row
+        assert row["share_of_baseline"] == round(row["rps"] / ceiling["rps"], 3)
+    # A page no user's journeys include: nobody requests it, nothing breaks.
+    nobody = loadtest.run_users(port, people, data, seconds=0.3, only="no such page",
+                                sessions=sessions)
+    assert nobody["active_users"] == 0 and not nobody["samples"]
+
+    # The report shows the mix page by page and each page alone against the ceiling.
+    results = tmp_path / "results"
+    results.mkdir()
+    load = {
+        **summary,
+        "ceiling": ceiling,
+        "alone": alone,
+        "gunicorn": "g",
+        "worker": "w",
+        "redis": "r",
+    }
+    (results / "tiny.json").write_text(
+        json.dumps(
+            {
+                "scale": "tiny",
+                "factor": 0.001,
+                "date": "today",
+                "machine": "test",
+                "commit": "test",
+                "database": "test",
+                "dataset": {"counts": {}, "seconds": {}},
+                "measurements": {},
+                "load": load,
+            },
+            default=str,
+        )
+    )
+    text = report.render(results)
+    assert "**Each page alone**" in text and "relative capacity" not in text
+    for row in alone:
+        assert f"| {row['page']} | {row['users']} | " in text
+        assert f"| {row['share_of_baseline']} |" in text
 
 
 def test_load_client_starts_afresh_after_a_failed_request():
