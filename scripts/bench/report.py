@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from scripts.bench import config
+from scripts.bench.loadtest import BASELINE as BASELINE_PAGE
 
 PAGE_BUDGET_MS = 300
 SWEEP_BUDGET_S = 120
@@ -504,17 +505,32 @@ def render(results: Path) -> str:
                 "(Latencies inside the mix cannot tell the pages apart: every request waits "
                 "in the same queue for a free worker, so every page's latency comes out alike.)",
                 "",
+                "The last two columns weigh each page by how often the mix requests it: its "
+                "share of the mix's requests, and of the machine's time the mix takes (requests "
+                "÷ throughput alone, as a share of the sum over all pages).",
+                "",
                 "| page | users | seconds | req/s | p50 ms | p95 ms | errors "
-                "| share of the trivial page's throughput |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|",
+                "| share of the trivial page's throughput | share of the mix's requests "
+                "| share of the mix's time |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
-            out += [
-                f"| {row['page']} | {row['users']} | {row['seconds']} | {row['rps']} | "
-                f"{row['p50_ms']} | {row['p95_ms']} | {row['errors']} | "
-                f"{row['share_of_baseline']} |"
-                for row in alone
-            ]
+            costs = mix_costs(load)
+            for row in [{**ceiling, "page": BASELINE_PAGE, "share_of_baseline": 1.0}] + alone:
+                cost = costs["pages"].get(row["page"], {})
+                out.append(
+                    f"| {row['page']} | {row.get('users', '')} | {row['seconds']} | "
+                    f"{row['rps']} | {row['p50_ms']} | {row['p95_ms']} | {row['errors']} | "
+                    f"{row['share_of_baseline']} | {_pct(cost.get('requests'))} | "
+                    f"{_pct(cost.get('time'))} |"
+                )
             out.append("")
+            if costs["predicted_rps"]:
+                out += [
+                    "From the pages' throughput alone and their shares of the mix, the mix "
+                    f"would serve about **{costs['predicted_rps']} requests/s**; it served "
+                    f"{load['rps']}.",
+                    "",
+                ]
     else:
         out += ["## Load test", "", "Not run for this scale (`--skip-load`).", ""]
 
@@ -522,6 +538,31 @@ def render(results: Path) -> str:
     if notes.exists():
         out += [notes.read_text().rstrip(), ""]
     return "\n".join(out)
+
+
+def _pct(share: float | None) -> str:
+    return "" if share is None else f"{share:.0%}"
+
+
+def mix_costs(load: dict) -> dict:
+    """Each page's share of the mix's requests and of the time the mix takes, from its
+    throughput alone (the ceiling run for the baseline page), and the throughput the mix
+    would have if it cost just that: 1 ÷ Σ (share of requests ÷ throughput alone)."""
+    alone = {row["page"]: row["rps"] for row in load.get("alone") or []}
+    if load.get("ceiling"):
+        alone[BASELINE_PAGE] = load["ceiling"]["rps"]
+    total = sum(row["requests"] for row in load["pages"])
+    shares = {row["page"]: row["requests"] / total for row in load["pages"]} if total else {}
+    if not shares or any(not alone.get(page) for page in shares):
+        return {"pages": {p: {"requests": f} for p, f in shares.items()}, "predicted_rps": None}
+    time = {page: share / alone[page] for page, share in shares.items()}
+    whole = sum(time.values())
+    return {
+        "pages": {
+            page: {"requests": shares[page], "time": time[page] / whole} for page in shares
+        },
+        "predicted_rps": round(1 / whole, 1),
+    }
 
 
 def write(path: Path, results: Path) -> None:

@@ -236,3 +236,23 @@ def test_load_client_starts_afresh_after_a_failed_request():
     with pytest.raises(OSError):
         session.request("GET", "/")
     assert session.conn is None
+
+
+def test_mix_costs_weigh_each_page_by_its_share_and_its_throughput_alone():
+    load = {
+        "pages": [
+            {"page": loadtest.BASELINE, "requests": 100},
+            {"page": "plan page", "requests": 300},
+        ],
+        "ceiling": {"rps": 200.0},
+        "alone": [{"page": "plan page", "rps": 20.0}],
+    }
+    costs = report.mix_costs(load)
+    # 1 / (0.25 / 200 + 0.75 / 20) = 25.8 requests/s; the plan page takes 0.0375 of 0.03875.
+    assert costs["predicted_rps"] == 25.8
+    assert costs["pages"]["plan page"]["requests"] == 0.75
+    assert round(costs["pages"]["plan page"]["time"], 3) == 0.968
+    assert round(costs["pages"][loadtest.BASELINE]["time"], 3) == 0.032
+    # A page never measured alone: no prediction rather than a wrong one.
+    load["alone"] = []
+    assert report.mix_costs(load)["predicted_rps"] is None
