@@ -18,6 +18,10 @@ is cached under the first stamp only, and the second makes it unreachable.
 If the cache cannot be reached, figures are computed afresh on every view (and the
 failure logged): a cache outage slows pages down, it does not break them.
 
+A view that reads rows first and caches figures computed from them later holds the
+version from before its first read (``pinned()``): a change committed in between
+then leaves those figures under the older version, where nobody finds them.
+
 Keyed caches still expire (``settings.DERIVED_CACHE_SECONDS``): figures that depend on
 the clock (a plan turning stale at midnight) and a development server whose scheduled
 jobs run in another process (a per-process cache, without Redis) are at most that old.
@@ -25,8 +29,10 @@ jobs run in another process (a per-process cache, without Redis) are at most tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -93,9 +99,24 @@ def connect() -> None:
     m2m_changed.connect(_on_m2m_change, dispatch_uid="core.freshness.m2m")
 
 
+_pinned: ContextVar[str | None] = ContextVar("qip_pinned_data_version", default=None)
+
+
+@contextlib.contextmanager
+def pinned():
+    """Inside, ``cached`` uses the data version read on entry. Enter before reading the
+    rows the figures will be computed from."""
+    token = _pinned.set(data_version())
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
 def cached(key: str, compute):
-    """``compute()``, cached under ``key`` and the current data version."""
-    version = data_version()
+    """``compute()``, cached under ``key`` and the current data version (or the one
+    ``pinned()`` holds)."""
+    version = _pinned.get() or data_version()
     if version is None:
         return compute()
     full_key = f"qip:derived:{key}:{version}"

@@ -238,45 +238,50 @@ def _strip(cleaned: dict) -> dict:
 
 
 def detail(request: HttpRequest, reference: str) -> HttpResponse:
-    # One query for the plan and what it points to; the sections share its indicators.
-    plan = get_plan_for_user(
-        request.user, reference, related=("criteria", "merged_into", "recurrence_of")
-    )
-    prefetch_related_objects(
-        [plan],
-        "locations",
-        "quality_statements",
-        "regulations",
-        "triggers",
-        "indicators",
-        Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
-    )
-    criteria = getattr(plan, "criteria", None)
-    today = timezone.localdate()
-    actions = list(plan.actions.all())
-    transitions = lifecycle.offered_transitions(plan, request.user)
-    return render(
-        request,
-        "plans/detail.html",
-        {
-            "plan": plan,
-            "criteria": criteria,
-            "indicators": list(plan.indicators.all()),
-            "actions": actions,
-            "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
-            "today": today,
-            # The same for everyone who can see the plan: cached until data changes.
-            "timeline": freshness.cached(f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)),
-            "transitions": transitions,
-            "criteria_gaps": services.criteria_gaps(plan) if plan.is_draft else [],
-            "can_edit": can_edit_plan(request.user, plan),
-            "can_edit_details": can_edit_plan_details(request.user, plan),
-            "is_stale": plan.is_stale(),
-            "stale_days": settings.STALE_PLAN_DAYS,
-            "age_days": plan.age_days(today),
-            "panels": panels_for(plan, request.user),
-        },
-    )
+    # Cached figures are computed from rows read below: the data version is held from
+    # before the first read (core.freshness.pinned).
+    with freshness.pinned():
+        # One query for the plan and what it points to; the sections share its indicators.
+        plan = get_plan_for_user(
+            request.user, reference, related=("criteria", "merged_into", "recurrence_of")
+        )
+        prefetch_related_objects(
+            [plan],
+            "locations",
+            "quality_statements",
+            "regulations",
+            "triggers",
+            "indicators",
+            Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
+        )
+        criteria = getattr(plan, "criteria", None)
+        today = timezone.localdate()
+        actions = list(plan.actions.all())
+        transitions = lifecycle.offered_transitions(plan, request.user)
+        return render(
+            request,
+            "plans/detail.html",
+            {
+                "plan": plan,
+                "criteria": criteria,
+                "indicators": list(plan.indicators.all()),
+                "actions": actions,
+                "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
+                "today": today,
+                # The same for everyone who can see the plan: cached until data changes.
+                "timeline": freshness.cached(
+                    f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)
+                ),
+                "transitions": transitions,
+                "criteria_gaps": services.criteria_gaps(plan) if plan.is_draft else [],
+                "can_edit": can_edit_plan(request.user, plan),
+                "can_edit_details": can_edit_plan_details(request.user, plan),
+                "is_stale": plan.is_stale(),
+                "stale_days": settings.STALE_PLAN_DAYS,
+                "age_days": plan.age_days(today),
+                "panels": panels_for(plan, request.user),
+            },
+        )
 
 
 def edit(request: HttpRequest, reference: str) -> HttpResponse:

@@ -37,6 +37,26 @@ def test_cached_until_the_data_version_changes_or_it_expires(settings):
 
 
 @pytest.mark.django_db
+def test_figures_computed_inside_pinned_are_kept_under_the_version_read_on_entry():
+    """A view reads rows, another request commits a change, then the view caches what
+    it computed from the rows it read: that must not be what the next view finds."""
+    with freshness.pinned():
+        freshness.data_changed()  # the other request's commit, after the rows were read
+        assert freshness.cached("k", lambda: "from the rows before") == "from the rows before"
+        # Inside, the same version throughout: the figures are found again.
+        assert freshness.cached("k", lambda: "recomputed") == "from the rows before"
+    assert freshness.cached("k", lambda: "from the rows after") == "from the rows after"
+
+
+@pytest.mark.django_db
+def test_pinned_without_a_cache_computes_afresh(monkeypatch):
+    monkeypatch.setattr(freshness, "data_version", lambda: None)
+    with freshness.pinned():
+        assert freshness.cached("k", lambda: 1) == 1
+        assert freshness.cached("k", lambda: 2) == 2
+
+
+@pytest.mark.django_db
 def test_saves_deletes_and_relations_of_domain_models_change_the_version(
     quality_lead, oakfield, riverside, django_capture_on_commit_callbacks
 ):
