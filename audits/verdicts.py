@@ -21,6 +21,7 @@ queries (five), so the plan page and the nightly sweeps cost the same for 1 or 1
 
 from __future__ import annotations
 
+import copy as copy_module
 import datetime
 from collections import defaultdict
 from collections.abc import Iterable
@@ -439,6 +440,16 @@ def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
     return plans.filter(status=Plan.Status.LIVE, criteria_met_since__isnull=False)
 
 
+def _detached(row):
+    """A copy of a model instance without the rows it was read with (related objects,
+    prefetched lists): the same fields, and nothing else goes into a cache with it."""
+    copy = copy_module.copy(row)
+    copy._state = copy_module.copy(row._state)
+    copy._state.fields_cache = {}
+    copy.__dict__.pop("_prefetched_objects_cache", None)
+    return copy
+
+
 def verdicts_for_plans(
     plans: Iterable[Plan], *, preloaded: bool = False
 ) -> dict[int, PlanVerdicts]:
@@ -452,10 +463,16 @@ def verdicts_for_plans(
     plans = list(plans)
     ids = [p.pk for p in plans]
     if preloaded:
-        criteria = {p.pk: c for p in plans if (c := getattr(p, "criteria", None)) is not None}
-        indicators = {p.pk: list(p.indicators.all()) for p in plans}
+        # Detached copies: the verdicts are cached (pickled), and the page's rows carry
+        # what they were read with (the plan, its people, its actions).
+        criteria = {
+            p.pk: _detached(c) for p in plans if (c := getattr(p, "criteria", None)) is not None
+        }
+        indicators = {p.pk: [_detached(i) for i in p.indicators.all()] for p in plans}
+        plans_by_id = {p.pk: _detached(p) for p in plans}
     else:
         criteria, indicators = _criteria_and_indicators(ids)
+        plans_by_id = {p.pk: p for p in plans}
     by_id = {ind.pk: ind for inds in indicators.values() for ind in inds}
     series: dict[int, list[Measurement]] = defaultdict(list)
     # Results as models (the verdicts quote them), without their location and author:
@@ -465,13 +482,18 @@ def verdicts_for_plans(
         "indicator_id", "measured_on", "pk"
     )
     for m in rows:
-        m.indicator = by_id[m.indicator_id]  # share the loaded indicator: no extra query
+        indicator = by_id.get(m.indicator_id)
+        if indicator is None:  # an indicator added since the plan's were read
+            continue
+        m.indicator = indicator  # share the loaded indicator: no extra query
         series[m.indicator_id].append(m)
     open_actions: dict[int, list[Action]] = defaultdict(list)
     actions = (
         [a for p in plans for a in p.actions.all()]  # in their order: due date, then id
         if preloaded
-        else Action.objects.filter(plan_id__in=ids).order_by("due_date", "pk")
+        else Action.objects.filter(plan_id__in=ids)
+        .exclude(status=Action.Status.COMPLETED)
+        .order_by("due_date", "pk")
     )
     for action in actions:
         if action.status != Action.Status.COMPLETED:
@@ -497,7 +519,7 @@ def verdicts_for_plans(
         required = crit.required_evidence if crit else []
         missing = [labels.get(k, k) for k in required if k not in kinds[plan.pk]]
         result[plan.pk] = PlanVerdicts(
-            plan=plan,
+            plan=plans_by_id[plan.pk],
             criteria=crit,
             indicators=verdicts,
             readiness=_readiness(crit, verdicts, open_actions[plan.pk], missing),

@@ -231,3 +231,56 @@ def test_verdicts_run_a_fixed_number_of_queries(
             v.criteria.explain()
             v.assurance.explain()
             [m.value_display() for m in v.measurements]
+
+
+@pytest.mark.django_db
+def test_verdicts_from_the_plan_pages_rows_are_the_verdicts_read_afresh(quality_lead, oakfield):
+    """The plan page passes the rows it read (preloaded): indicators in display order
+    (not id order), completed actions left out, a plan without criteria, and results
+    logged on both indicators give exactly what reading everything afresh gives."""
+    from django.db.models import Prefetch, prefetch_related_objects
+
+    from audits.verdicts import verdicts_for_plans
+    from plans.models import Action, ClosureCriteria, Plan
+
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    first = plan.indicators.get()
+    second = Indicator.objects.create(
+        plan=plan, name="Reviewed within 7 days", measure_type="proportion",
+        direction="higher", target=Decimal("90"), unit="%", frequency="monthly", position=0,
+    )
+    Indicator.objects.filter(pk=first.pk).update(position=1)  # shown second, older id
+    for i, ind in enumerate([first, second]):
+        measure(plan, by=quality_lead, on=plan.opened_on + datetime.timedelta(days=i + 1),
+                indicator=ind)
+    Action.objects.create(
+        plan=plan, description="Done already", owner=quality_lead, due_date=plan.opened_on,
+        status="completed", completed_on=plan.opened_on,
+    )
+    bare = factories.live_plan(owner=quality_lead, locations=[oakfield], title="No criteria")
+    ClosureCriteria.objects.filter(plan=bare).delete()
+
+    for reference in (plan.reference, bare.reference):
+        afresh = plan_verdicts(Plan.objects.get(reference=reference))
+        page = Plan.objects.select_related("criteria").get(reference=reference)
+        prefetch_related_objects(
+            [page], "indicators",
+            Prefetch("actions", queryset=Action.objects.select_related("owner")),
+        )
+        preloaded = verdicts_for_plans([page], preloaded=True)[page.pk]
+        assert [v.indicator.pk for v in preloaded.indicators] == [
+            v.indicator.pk for v in afresh.indicators
+        ]
+        assert [[m.pk for m in v.measurements] for v in preloaded.indicators] == [
+            [m.pk for m in v.measurements] for v in afresh.indicators
+        ]
+        assert [v.criteria.explain() for v in preloaded.indicators] == [
+            v.criteria.explain() for v in afresh.indicators
+        ]
+        assert preloaded.readiness.reasons == afresh.readiness.reasons
+        assert preloaded.open_actions == afresh.open_actions
+        assert preloaded.criteria == afresh.criteria
+        assert preloaded.missing_evidence == afresh.missing_evidence
+    assert [v.indicator.pk for v in plan_verdicts(plan).indicators] == [second.pk, first.pk]
+    assert plan_verdicts(plan).open_actions == 1  # the factory's; not the completed one
+    assert plan_verdicts(bare).criteria is None

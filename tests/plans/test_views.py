@@ -348,6 +348,58 @@ def test_plan_page_reads_the_plan_and_its_parts_once_even_when_computing_verdict
     assert audits["verdicts"].criteria == plan.criteria
 
 
+def test_plan_page_never_caches_figures_from_rows_older_than_their_version(
+    client, quality_lead, oakfield, monkeypatch
+):
+    """The plan page reads its plan, indicators and actions before it computes the
+    verdicts; a change committed by someone else in between must not leave verdicts
+    from the older rows cached for everyone (core.freshness.pinned)."""
+    from core import freshness
+    from plans import views
+    from plans.models import Action
+
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    assert plan.actions.exclude(status="completed").count() == 1
+    client.force_login(quality_lead)
+    real = views.prefetch_related_objects
+
+    def read_then_someone_else_commits(*args, **kwargs):
+        real(*args, **kwargs)
+        Action.objects.filter(plan=plan).update(
+            status="completed", completed_on=plan.opened_on
+        )  # the other request's change, and its commit moving the version on
+        freshness.data_changed()
+
+    monkeypatch.setattr(views, "prefetch_related_objects", read_then_someone_else_commits)
+
+    def audits_panel():
+        response = client.get(plan.get_absolute_url())
+        return next(p.data for p in response.context["panels"] if p.name == "audits")
+
+    assert audits_panel()["verdicts"].open_actions == 1  # this view read the rows before
+    monkeypatch.setattr(views, "prefetch_related_objects", real)
+    assert audits_panel()["verdicts"].open_actions == 0  # the next one is not served them
+
+
+def test_cached_plan_figures_carry_no_ones_password_hash(client, quality_lead, oakfield):
+    """The verdicts are cached (pickled); the plan page's rows come with their owner
+    and the actions' owners. None of that goes into the cache."""
+    import pickle
+
+    from core import freshness
+
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    client.force_login(quality_lead)
+    freshness.data_changed()
+    response = client.get(plan.get_absolute_url())
+    verdicts = next(p.data for p in response.context["panels"] if p.name == "audits")["verdicts"]
+    quality_lead.refresh_from_db()
+    pickled = pickle.dumps(verdicts)
+    assert quality_lead.password and quality_lead.password.encode() not in pickled
+    assert verdicts.plan.pk == plan.pk and verdicts.indicators  # still the plan's verdicts
+    assert not getattr(verdicts.plan, "_prefetched_objects_cache", None)
+
+
 def test_plan_page_queries_do_not_grow_with_indicators_and_their_history(
     client, quality_lead, oakfield, django_assert_max_num_queries
 ):
