@@ -250,6 +250,10 @@ def run_users(
     for t in threads:
         t.join(timeout=seconds + 60)
     duration = time.perf_counter() - start
+    if sessions is not None:
+        for i, t in enumerate(threads):
+            if t.is_alive():  # still waiting on its request: its session is not free
+                sessions[i] = None
     return {
         "samples": samples,
         "errors": errors,
@@ -268,10 +272,13 @@ def pages_alone(
     sessions: list[Session | None],
     seconds: float,
     baseline_rps: float,
+    *,
+    cold=lambda: None,
 ) -> list[dict]:
     """Each page of the mix (but the baseline) requested alone for ``seconds`` by the
     users whose journeys include it: requests/s, latency, errors, and throughput as a
-    share of the baseline's (``baseline_rps``, from the ceiling run)."""
+    share of the baseline's (``baseline_rps``, from the ceiling run). ``cold()`` runs
+    before each page: the cache emptied, as at the start of the mix."""
     pages: list[str] = []
     for username, role in people:
         for page, _, _ in journeys_for(role, dict(data, who=username)):
@@ -279,6 +286,7 @@ def pages_alone(
                 pages.append(page)
     rows = []
     for page in pages:
+        cold()
         raw = run_users(port, people, data, seconds, only=page, sessions=sessions)
         summary = summarise(raw, raw["active_users"])
         rows.append(
@@ -434,6 +442,19 @@ def _wait_log(log: Path, needle: str, timeout: float) -> bool:
     return False
 
 
+def empty_cache(redis_url: str) -> int:
+    """Delete the portal's cached entries from the Redis database at ``redis_url``,
+    leaving the Celery worker's queues and bindings in the same database alone
+    (Django's cache keys all start ":1:"). Returns how many were deleted."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=":1:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
 def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) -> dict:
     bin_dir = Path(sys.executable).parent
     port = free_port()
@@ -468,6 +489,10 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
     import redis
 
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+    def cold() -> None:
+        empty_cache(env["REDIS_URL"])
+
     from django.db import connection
 
     connection.close()
@@ -499,7 +524,13 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
         # this run (latencies within the mix cannot say: every page waits in the same
         # queue, so all come out alike).
         result["alone"] = pages_alone(
-            port, people, data, sessions, max(5, seconds // 6), result["ceiling"]["rps"]
+            port,
+            people,
+            data,
+            sessions,
+            max(5, seconds // 6),
+            result["ceiling"]["rps"],
+            cold=cold,
         )
         for session in sessions:
             if session is not None:

@@ -498,7 +498,8 @@ def render(results: Path) -> str:
         if alone and ceiling and ceiling.get("rps"):
             out += [
                 "**Each page alone**, right after, on the same stack: the users whose journeys "
-                "include the page request only it, back to back. Its throughput as a share of "
+                "include the page request only it, back to back, starting with the cache "
+                "emptied as the mix did. Its throughput as a share of "
                 "the trivial page's (the ceiling above) is what one request of it costs on "
                 "this machine, measured in the same run: 0.25 means one request costs about "
                 "four of the trivial page. It is the figure to compare across machines. "
