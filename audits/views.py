@@ -46,7 +46,7 @@ def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
     the plan was never monitored)."""
     period = (
         MonitoringPeriod.objects.filter(plan=plan)
-        .select_related("audit_theme", "started_by")
+        .select_related("audit_theme")  # cached with the figures: no people in them
         .order_by("-starts_on", "-pk")
         .first()
     )

@@ -194,3 +194,22 @@ def test_reopen_page_is_the_quality_leads(stepped_down, client, manager, quality
     assert response.status_code == 302
     plan.refresh_from_db()
     assert plan.status == Plan.Status.LIVE
+
+
+def test_cached_monitoring_figures_carry_no_ones_password_hash(
+    stepped_down, client, quality_lead
+):
+    """The plan page's figures, monitoring included, go into the shared cache: no one's
+    password hash goes with them (the period's starter, the plan's owner...)."""
+    import pickle
+
+    from core import freshness
+
+    client.force_login(quality_lead)
+    freshness.data_changed()
+    response = client.get(stepped_down.plan.get_absolute_url())
+    data = next(p.data for p in response.context["panels"] if p.name == "audits")
+    assert data["monitoring"]["period"].pk == stepped_down.pk
+    pickled = pickle.dumps({k: data[k] for k in ("verdicts", "monitoring", "charts")})
+    quality_lead.refresh_from_db()
+    assert quality_lead.password and quality_lead.password.encode() not in pickled
