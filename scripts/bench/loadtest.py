@@ -198,21 +198,13 @@ def run_users(
         deadline[0] = began[0] + seconds
 
     ready = threading.Barrier(len(people) + 1, action=start_clock)
-    login_failures = []
+    login_failures: list[str] = []
+    if sessions is None:
+        sessions, login_failures = sign_in(port, people)
     active: list[str] = []
 
     def user(i: int, username: str, role: str) -> None:
-        if sessions is None:
-            session = Session(port)
-            try:
-                ok = session.login(username, config.PASSWORD)
-            except Exception as exc:  # noqa: BLE001 - counted, not raised
-                ok = False
-                login_failures.append(f"{username}: {exc}")
-            if not ok:
-                login_failures.append(username)
-        else:
-            session, ok = sessions[i] or Session(port), sessions[i] is not None
+        session, ok = sessions[i] or Session(port), sessions[i] is not None
         menu = journeys_for(role, dict(data, who=username))
         if only:
             menu = [journey for journey in menu if journey[0] == only]
@@ -250,10 +242,9 @@ def run_users(
     for t in threads:
         t.join(timeout=seconds + 60)
     duration = time.perf_counter() - start
-    if sessions is not None:
-        for i, t in enumerate(threads):
-            if t.is_alive():  # still waiting on its request: its session is not free
-                sessions[i] = None
+    for i, t in enumerate(threads):
+        if t.is_alive():  # still waiting on its request: its session is not free
+            sessions[i] = None
     return {
         "samples": samples,
         "errors": errors,

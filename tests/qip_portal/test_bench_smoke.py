@@ -28,6 +28,16 @@ def _generate():
     return result
 
 
+def _results(tmp_path, **run):
+    """A results folder holding one main run ("tiny.json") of ``run``'s parts."""
+    results = tmp_path / "results"
+    results.mkdir()
+    header = {"scale": "tiny", "factor": 0.001, "date": "today", "machine": "test"}
+    header |= {"commit": "test", "database": "test"}
+    (results / "tiny.json").write_text(json.dumps(header | run, default=str))
+    return results
+
+
 @pytest.mark.django_db
 def test_generate_measure_and_report(tmp_path):
     dataset = _generate()
@@ -58,28 +68,16 @@ def test_generate_measure_and_report(tmp_path):
     pdf = measure.measure_pdf(s["review"], s["report"], runs=1)
     assert pdf["pdf_bytes"] > 1000
 
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "tiny.json").write_text(
-        json.dumps(
-            {
-                "scale": "tiny",
-                "factor": 0.001,
-                "date": "today",
-                "machine": "test",
-                "commit": "test",
-                "database": "test",
-                "dataset": dataset,
-                "measurements": {
-                    "pages": pages,
-                    "sweeps": sweeps,
-                    "spc": spc,
-                    "import": imported,
-                    "pdf": pdf,
-                },
-            },
-            default=str,
-        )
+    results = _results(
+        tmp_path,
+        dataset=dataset,
+        measurements={
+            "pages": pages,
+            "sweeps": sweeps,
+            "spc": spc,
+            "import": imported,
+            "pdf": pdf,
+        },
     )
     text = report.render(results)
     assert "## Pages" in text and "## Nightly sweeps" in text and "Import of 20" in text
@@ -198,8 +196,6 @@ def test_load_client_signs_in_and_browses(live_server, tmp_path):
     assert nobody["active_users"] == 0 and not nobody["samples"]
 
     # The report shows the mix page by page and each page alone against the ceiling.
-    results = tmp_path / "results"
-    results.mkdir()
     load = {
         **summary,
         "ceiling": ceiling,
@@ -208,21 +204,8 @@ def test_load_client_signs_in_and_browses(live_server, tmp_path):
         "worker": "w",
         "redis": "r",
     }
-    (results / "tiny.json").write_text(
-        json.dumps(
-            {
-                "scale": "tiny",
-                "factor": 0.001,
-                "date": "today",
-                "machine": "test",
-                "commit": "test",
-                "database": "test",
-                "dataset": {"counts": {}, "seconds": {}},
-                "measurements": {},
-                "load": load,
-            },
-            default=str,
-        )
+    results = _results(
+        tmp_path, dataset={"counts": {}, "seconds": {}}, measurements={}, load=load
     )
     text = report.render(results)
     assert "**Each page alone**" in text and "relative capacity" not in text
