@@ -19,10 +19,11 @@ from django.db.models import QuerySet
 from audits import spc
 from audits.models import Deterioration, Measurement, MonitoredIndicator, MonitoringPeriod
 from audits.verdicts import criteria_verdict, day, engine_direction, short_value
+from core.thresholds import MIN_PARTITION_POINTS
 from plans.models import Indicator, Plan
 
 # The sustained phase's limits are locked on its first 12 points (SPC.md §6.1 remark 3).
-REFERENCE_POINTS = 12
+REFERENCE_POINTS = MIN_PARTITION_POINTS
 
 
 @dataclass(frozen=True)

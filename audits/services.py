@@ -36,6 +36,7 @@ from audits.verdicts import plans_meeting_criteria
 from core import outbox
 from core.freshness import data_changed
 from core.history import save_with_history
+from core.thresholds import DEFAULT_MONITORING_MONTHS
 from plans.models import Indicator, Plan, User
 from plans.services import perform_transition, touch_plan
 
@@ -449,7 +450,6 @@ class MonitoringRefused(MeasurementRefused):
 
 
 # Months a stepped-down plan is monitored unless whoever starts it says otherwise.
-DEFAULT_MONITORING_MONTHS = 6
 
 
 def _parse_floor(raw) -> Decimal:

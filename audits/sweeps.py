@@ -22,12 +22,11 @@ from audits.models import (
 )
 from audits.verdicts import plans_meeting_criteria, verdicts_for_plans
 from core import jobs, outbox
+from core.thresholds import DUE_SOON_DAYS
 from plans.models import Indicator, Plan, User
 
 # Plans judged per batch by the readiness sweep: bounds memory, not queries per plan.
 BATCH = 500
-# A re-audit is "due" this many days before its date.
-DUE_SOON_DAYS = 7
 
 
 def _quality_leads() -> set[str]:

@@ -35,6 +35,7 @@ from django.db.models import QuerySet
 from audits import spc
 from audits.models import EvidenceItem, Measurement
 from core.dates import day
+from core.thresholds import MIN_PARTITION_POINTS
 from plans.models import Action, ClosureCriteria, EvidenceKind, Indicator, Plan
 
 
@@ -184,7 +185,7 @@ def criteria_verdict(
 # --- 2. Statistical assurance ------------------------------------------------------------
 
 # The fewest results from before a plan opened that make a frozen baseline.
-BASELINE_MIN = 12
+BASELINE_MIN = MIN_PARTITION_POINTS
 
 
 @dataclass(frozen=True)

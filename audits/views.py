@@ -31,6 +31,7 @@ from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_o
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core import freshness, security
 from core.exports import csv_response, xlsx_response
+from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
 from plans.access import WRITE_ROLES, get_plan_for_user
 from plans.models import Plan, User
@@ -198,7 +199,7 @@ def due(request: HttpRequest) -> HttpResponse:
         rows.append(indicator)
     rows.sort(key=lambda i: (i.next_due_on, i.plan.reference, i.position))
     show = request.GET.get("show", "due")
-    soon = today + datetime.timedelta(days=14)
+    soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
     listed = rows if show == "all" else [r for r in rows if r.next_due_on <= soon]
     return render(
         request,

@@ -6,8 +6,8 @@ from dateutil.relativedelta import relativedelta
 from django import forms
 from django.utils import timezone
 
+from core.thresholds import DEFAULT_MONITORING_MONTHS
 from governance.models import Decision, GovernanceGroup, Meeting, Membership
-from governance.services import DEFAULT_MONITORING_MONTHS
 from plans.models import Plan, SignOffLevel, User
 
 

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits.services import MonitoringRefused, start_monitoring
+from core.thresholds import DEFAULT_MONITORING_MONTHS
 from governance import reports
 from governance.models import (
     AgendaItem,
@@ -32,8 +33,6 @@ from governance.models import (
 from plans.models import ClosureCriteria, Indicator, Plan, SignOffLevel, User
 from plans.services import TransitionRefused, _save, perform_transition, touch_plan
 
-# Months a stepped-down plan is monitored unless the group says otherwise.
-DEFAULT_MONITORING_MONTHS = 6
 # django-simple-history keeps a change reason in 100 characters; the lifecycle prefixes
 # it with the step's label ("Step down into monitoring: "). The full text is kept on the
 # report or decision itself.

@@ -14,6 +14,7 @@ from django.db.models.functions import TruncDate, TruncMonth
 from audits.models import next_due_q, with_due_from
 from audits.monitoring import deteriorating_plans
 from audits.verdicts import ready_plans
+from core.thresholds import DUE_SOON_DAYS
 from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
 from learning.access import can_review_learning, visible_summaries
@@ -21,7 +22,7 @@ from learning.models import Acknowledgement, LearningReview
 from plans.access import visible_locations, visible_plan_q, visible_plans
 from plans.models import Action, Indicator, Plan, User
 
-REAUDIT_HORIZON_DAYS = 14
+REAUDIT_HORIZON_DAYS = DUE_SOON_DAYS
 
 
 def home_figures(user: User, today: datetime.date) -> dict:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
 
+from core.thresholds import MIN_PARTITION_POINTS, MIN_SPC_POINTS
+
 from .rules import Lines, SeriesView, find_signals
 from .types import (
     Assurance,
@@ -28,11 +30,8 @@ from .types import (
     VariationIcon,
 )
 
-# MDC SQL @SettingMinimumPointsPartition: a partition or baseline needs 12 points; below
-# that its limits are "trial" limits (NHSRplotthedots locks limits at 12 too).
-MIN_PARTITION_POINTS = 12
-# MDC SQL @SettingMinimumPoints: fewer non-ghosted points are shown as a run chart.
-MIN_SPC_POINTS = 15
+# MDC SQL @SettingMinimumPointsPartition (12) and @SettingMinimumPoints (15) are
+# imported above from core/thresholds.py, where every such number lives.
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from .arithmetic import (
     to_decimal,
     to_decimals,
 )
+from .chart import MIN_PARTITION_POINTS
 from .rules import effect_of
 from .text import Formatter, format_number, plural, point_names
 from .types import (
@@ -42,8 +43,8 @@ from .xmr import xmr_chart, xmr_lines
 
 # A limit-setting phase needs 12 points before its limits are locked: MDC's partition
 # minimum, NHSRplotthedots' lock point, and Williams' 10-12 points of persistence.
-MIN_PHASE = 12
-BASELINE_MIN = 12
+MIN_PHASE = MIN_PARTITION_POINTS
+BASELINE_MIN = MIN_PARTITION_POINTS
 # "Chunk monitoring into 2-3 years" (MDC team, SPC.md S4): offer a re-baseline after 24.
 REBASELINE_AFTER = 24
 
