@@ -132,7 +132,7 @@ def assessment_for(monitored: MonitoredIndicator, measurements: list[Measurement
     )
 
 
-# --- Lifecycle guards (registered in AuditsConfig.ready) ----------------------------------
+# --- What the closure workflow asks of monitoring (qip_portal/closure.py) -------------
 
 
 def deteriorating_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
@@ -144,18 +144,13 @@ def deteriorating_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
     return plans.filter(status=Plan.Status.MONITORING, pk__in=periods.values("plan_id"))
 
 
-def _open_deteriorations(period) -> int:
-    return period.deteriorations.filter(status="open").count()
-
-
-def deterioration_guard(plan) -> list[str]:
-    """ "Re-open" needs an open deterioration in the plan's open monitoring period."""
-    from audits.models import MonitoringPeriod
-
+def reopen_gaps(plan: Plan) -> list[str]:
+    """Why ``plan`` may not be re-opened now: re-opening follows deterioration, so its
+    open monitoring period must have an open one. Empty when it may."""
     period = MonitoringPeriod.objects.filter(plan=plan, status=MonitoringPeriod.Status.OPEN).first()
     if period is None:
         return ["The plan has no open monitoring period."]
-    if not _open_deteriorations(period):
+    if not period.deteriorations.filter(status=Deterioration.Status.OPEN).exists():
         return [
             "Re-opening follows deterioration, and none has been found in this monitoring "
             "period: every result is within its floor and shows no SPC concern signal."
@@ -163,24 +158,68 @@ def deterioration_guard(plan) -> list[str]:
     return []
 
 
-def monitoring_complete_guard(plan) -> list[str]:
-    """ "Submit for final closure" needs the monitoring period's end date passed with no
-    open deterioration."""
+def final_closure_gaps(
+    plan_ids: list[int], today: datetime.date | None = None
+) -> dict[int, list[str]]:
+    """{plan id: why it may not yet go forward for final closure} for plans in
+    monitoring: its latest monitoring period must have reached its end date with no
+    open deterioration. Two queries however many plans."""
     from django.utils import timezone
 
-    from audits.models import MonitoringPeriod
-
-    period = (
-        MonitoringPeriod.objects.filter(plan=plan)
+    today = today or timezone.localdate()
+    latest: dict[int, MonitoringPeriod] = {}
+    for period in (
+        MonitoringPeriod.objects.filter(plan_id__in=plan_ids)
         .exclude(status=MonitoringPeriod.Status.REOPENED)
-        .order_by("-starts_on", "-pk")
-        .first()
+        .order_by("plan_id", "-starts_on", "-pk")
+    ):
+        latest.setdefault(period.plan_id, period)
+    open_in = set(
+        Deterioration.objects.filter(
+            period__in=[p.pk for p in latest.values()], status=Deterioration.Status.OPEN
+        ).values_list("period_id", flat=True)
     )
-    if period is None:
-        return ["No monitoring period has been started for this plan."]
-    reasons = []
-    if not period.has_ended(timezone.localdate()):
-        reasons.append(f"The monitoring period runs until {day(period.ends_on)}.")
-    if _open_deteriorations(period):
-        reasons.append("The monitoring period has an open deterioration: re-open the plan instead.")
-    return reasons
+    gaps: dict[int, list[str]] = {}
+    for plan_id in plan_ids:
+        period = latest.get(plan_id)
+        if period is None:
+            gaps[plan_id] = ["No monitoring period has been started for this plan."]
+            continue
+        reasons = []
+        if period.pk in open_in:
+            reasons.append(
+                "The monitoring period has an open deterioration: re-open the plan instead."
+            )
+        if not period.has_ended(today):
+            reasons.append(f"The monitoring period runs until {day(period.ends_on)}.")
+        gaps[plan_id] = reasons
+    return gaps
+
+
+def open_deterioration_summary(plan: Plan) -> dict | None:
+    """The plan page's deterioration banner: the latest open deterioration of the
+    plan's open monitoring period (rule, indicator, result, date, explanation) and how
+    many are open, or None. One query."""
+    rows = list(
+        Deterioration.objects.filter(
+            period__plan=plan,
+            period__status=MonitoringPeriod.Status.OPEN,
+            status=Deterioration.Status.OPEN,
+        )
+        .select_related("indicator", "measurement__indicator")
+        .order_by("-measurement__measured_on", "-pk")
+    )
+    if not rows:
+        return None
+    latest = rows[0]
+    same_result = [r for r in rows if r.measurement_id == latest.measurement_id]
+    rules = sorted({r.get_kind_display() for r in same_result})
+    return {
+        "count": len(rows),
+        "rule": " and ".join(rules),
+        "indicator": latest.indicator.name,
+        "result": latest.measurement.value_display(),
+        "measured_on": latest.measurement.measured_on,
+        "detected_at": latest.detected_at,
+        "explanation": latest.explanation,
+    }

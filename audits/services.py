@@ -38,7 +38,7 @@ from core.freshness import data_changed
 from core.history import save_with_history
 from core.thresholds import DEFAULT_MONITORING_MONTHS
 from plans.models import Indicator, Plan, User
-from plans.services import perform_transition, touch_plan
+from plans.services import touch_plan
 
 # How many rows between progress updates while an import is checked or committed.
 PROGRESS_EVERY = 250
@@ -741,10 +741,12 @@ def check_plan_monitoring(*, plan_id: int) -> int:
 
 
 @transaction.atomic
-def reopen_plan(*, plan: Plan, by: User, reason: str) -> Plan:
-    """Monitoring to live after deterioration (the "deterioration" guard must hold: the
-    open period has an open deterioration). The plan's history reason and the period's
-    history name the triggering results; the deteriorations are marked acted on."""
+def record_reopening(*, plan: Plan, by: User, reason: str) -> str:
+    """Monitoring's part of re-opening a plan after deterioration (the closure workflow,
+    ``qip_portal/closure.py``, checks it may happen and moves the plan): the open period
+    is marked re-opened, its open deteriorations acted on, and both histories name the
+    triggering results. Returns the reason for the plan's own history, which names them
+    too."""
     period = (
         MonitoringPeriod.objects.select_for_update()
         .filter(plan=plan, status=MonitoringPeriod.Status.OPEN)
@@ -759,8 +761,6 @@ def reopen_plan(*, plan: Plan, by: User, reason: str) -> Plan:
         )
     reason = (reason or "").strip()
     short, _full = _triggering(opened)
-    history_reason = _fit(reason, f" ({short})" if reason and short else "")
-    plan = perform_transition(plan=plan, name="reopen", by=by, reason=history_reason)
-    if period is not None:
+    if period is not None and reason:
         _mark_reopened(period, opened, by=by, note=f"Plan re-opened: {reason}")
-    return plan
+    return _fit(reason, f" ({short})" if reason and short else "")

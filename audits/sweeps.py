@@ -20,7 +20,6 @@ from audits.models import (
     next_due_q,
     with_due_from,
 )
-from audits.verdicts import plans_meeting_criteria, verdicts_for_plans
 from core import jobs, outbox
 from core.thresholds import DUE_SOON_DAYS
 from plans.models import Indicator, Plan, User
@@ -35,53 +34,6 @@ def _quality_leads() -> set[str]:
         .exclude(email="")
         .values_list("email", flat=True)
     )
-
-
-@jobs.register(
-    "audits_ready_for_review",
-    "Tell owners and quality leads when every indicator has met its sustain window.",
-)
-def ready_for_closure_review() -> str:
-    """Email the owner and the quality leads of every live plan whose indicators have all
-    met their criteria (sustain window elapsed, enough re-audits, no miss since): once per
-    plan per window start, so a plan that slips and recovers is announced again. Safe to
-    run any number of times. Queries: a few per 500 plans, plus those of each new email
-    (plans already announced for their window are skipped before their verdicts are
-    built)."""
-    leads = _quality_leads()
-    plans = Plan.objects.filter(status=Plan.Status.LIVE).select_related("owner").order_by("pk")
-    ready = queued = 0
-    ids = list(plans.values_list("pk", flat=True))
-    for start in range(0, len(ids), BATCH):
-        chunk = list(plans.filter(pk__in=ids[start : start + BATCH]))
-        # Criteria first (cheap); full verdicts, for the email, only where they are met.
-        met = plans_meeting_criteria(chunk)
-        services.store_criteria_met(chunk, met)  # the home page's "ready" flag
-        ready += len(met)
-        keys = {
-            pk: f"audits-ready-for-review:{pk}:{m.window_start.isoformat()}"
-            for pk, m in met.items()
-        }
-        done = outbox.existing_keys(keys.values())
-        candidates = [plan for plan in chunk if plan.pk in met and keys[plan.pk] not in done]
-        for plan_id, verdicts in verdicts_for_plans(candidates).items():
-            if not verdicts.all_met:  # a result landed since: the next run judges it
-                continue
-            window = verdicts.window_start
-            key = f"audits-ready-for-review:{plan_id}:{window.isoformat()}"  # type: ignore[union-attr]
-            alert = outbox.queue(
-                "audits-ready-for-review",
-                key=key,
-                recipients={verdicts.plan.owner.email, *leads},
-                context=lambda v=verdicts: {
-                    "plan": v.plan,
-                    "verdicts": v,
-                    "met_since": v.met_since,
-                    "readiness": v.readiness,
-                },
-            )
-            queued += alert is not None
-    return f"{ready} plan(s) with every indicator met, {queued} email(s) queued"
 
 
 @jobs.register("audits_deterioration", "Re-check every open monitoring period for deterioration.")
@@ -102,11 +54,11 @@ def deterioration() -> str:
     "audits_monitoring_ended", "Prompt final closure when monitoring ends without deterioration."
 )
 def monitoring_ended(today: datetime.date | None = None) -> str:
-    """For every open monitoring period past its end date with no open deterioration
-    (checked again first), mark it ended and ask the owner and quality leads to put the
-    plan forward for final closure: once per period. Safe to run any number of times."""
+    """Mark ended every open monitoring period past its end date with no open
+    deterioration (checked again first). Whether the plan may now go forward for final
+    closure, and the email that says so, are the closure workflow's
+    (``qip_portal.closure.announce_ready_plans``). Safe to run any number of times."""
     today = today or timezone.localdate()
-    leads = _quality_leads()
     due = MonitoringPeriod.objects.filter(
         status=MonitoringPeriod.Status.OPEN, ends_on__lt=today
     ).values_list("pk", flat=True)
@@ -127,14 +79,8 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
             period.status = MonitoringPeriod.Status.ENDED
             period.status_changed_at = timezone.now()
             services._save(period, by=None, reason="Monitoring period ended without deterioration")
-            alert = outbox.queue(
-                "audits-monitoring-ended",
-                key=f"audits-monitoring-ended:{period.pk}",
-                recipients={period.plan.owner.email, *leads},
-                context={"plan": period.plan, "period": period},
-            )
-            ended += alert is not None
-    return f"{ended} monitoring period(s) ended, final closure prompted"
+            ended += 1
+    return f"{ended} monitoring period(s) ended"
 
 
 @jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")

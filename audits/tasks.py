@@ -21,11 +21,6 @@ def check_plan_monitoring_task(plan_id: int) -> int:
 
 
 @shared_task
-def ready_for_closure_review() -> str:
-    return sweeps.ready_for_closure_review()
-
-
-@shared_task
 def deterioration() -> str:
     return sweeps.deterioration()
 

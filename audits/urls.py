@@ -25,7 +25,6 @@ urlpatterns = [
         views.import_template,
         name="import_template",
     ),
-    path("plans/<str:reference>/reopen/", views.reopen_plan, name="reopen"),
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),
     path("imports/<int:pk>/commit/", views.import_commit, name="import_commit"),
 ]

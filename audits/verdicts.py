@@ -1,6 +1,4 @@
-"""The two verdicts on a plan, and its readiness for closure, computed from stored
-measurements, never typed in (ARCHITECTURE.md, "Sustained improvement, deterioration
-and readiness").
+"""The two verdicts on a plan, computed from stored measurements, never typed in.
 
 1. **Criteria verdict** (the contract), per indicator: the latest unbroken run of results
    on the right side of the target must span at least the sustain period and hold at
@@ -12,8 +10,9 @@ and readiness").
 2. **Statistical assurance**, per indicator, from the pure engine (``audits.spc``): a
    p-chart when every result has a denominator, an XmR chart otherwise, a run chart for
    10-14 results, and "not enough data for statistical confirmation" below that.
-3. **Readiness**: every indicator's criteria met, every action completed, every required
-   kind of evidence present, and no concern signal inside the sustain window.
+
+Whether a plan may go to closure review (these verdicts, its actions, evidence, learning
+and report together) is the closure workflow's to say: ``qip_portal/closure.py``.
 
 ``verdicts_for_plans`` reads everything for any number of plans in a fixed number of
 queries (five), so the plan page and the nightly sweeps cost the same for 1 or 10,000.
@@ -25,12 +24,11 @@ import copy as copy_module
 import datetime
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import QuerySet
 
 from audits import spc
 from audits.models import EvidenceItem, Measurement
@@ -299,22 +297,15 @@ class IndicatorVerdict:
 
 
 @dataclass(frozen=True)
-class Readiness:
-    reasons: list[str]
-
-    @property
-    def is_ready(self) -> bool:
-        return not self.reasons
-
-
-@dataclass(frozen=True)
 class PlanVerdicts:
     plan: Plan
     criteria: ClosureCriteria | None
     indicators: list[IndicatorVerdict]
-    readiness: Readiness
-    open_actions: int = 0
-    missing_evidence: list[str] = field(default_factory=list)
+    # What else the closure workflow needs, read in the same queries: the descriptions
+    # of actions not completed (in due-date order), and the labels of required kinds
+    # of evidence with no item yet.
+    open_actions: tuple[str, ...] = ()
+    missing_evidence: tuple[str, ...] = ()
 
     @property
     def all_met(self) -> bool:
@@ -334,38 +325,6 @@ class PlanVerdicts:
         if not self.all_met:
             return None
         return max(dates)  # type: ignore[type-var]
-
-
-def _readiness(
-    criteria: ClosureCriteria | None,
-    verdicts: list[IndicatorVerdict],
-    open_actions: list[Action],
-    missing: list[str],
-) -> Readiness:
-    reasons: list[str] = []
-    if criteria is None:
-        return Readiness(["The plan has no closure criteria."])
-    if not verdicts:
-        reasons.append("The plan has no indicators to judge.")
-    for v in verdicts:
-        if not v.criteria.met:
-            reasons.append(f"“{v.indicator.name}”: {v.criteria.explain()}")
-        if v.assurance.concerns_in_window:
-            first = v.assurance.concerns_in_window[0]
-            reasons.append(
-                f"“{v.indicator.name}”: a concern signal inside the sustain window. "
-                f"{first.explain()}"
-            )
-    if open_actions:
-        listed = "; ".join(a.description[:80] for a in open_actions[:3])
-        more = f" and {len(open_actions) - 3} more" if len(open_actions) > 3 else ""
-        reasons.append(
-            f"{len(open_actions)} action{'s are' if len(open_actions) != 1 else ' is'} not "
-            f"completed: {listed}{more}."
-        )
-    for label in missing:
-        reasons.append(f"No evidence of the required kind “{label}” has been added.")
-    return Readiness(reasons)
 
 
 class _Point(NamedTuple):
@@ -435,12 +394,6 @@ def plans_meeting_criteria(plans: Iterable[Plan]) -> dict[int, CriteriaMet]:
     return met
 
 
-def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
-    """Live plans flagged ready for closure review (every indicator met its criteria),
-    as the nightly sweep and each result leave ``Plan.criteria_met_since``."""
-    return plans.filter(status=Plan.Status.LIVE, criteria_met_since__isnull=False)
-
-
 def _detached(row):
     """A copy of a model instance without the rows it was read with (related objects,
     prefetched lists): the same fields, and nothing else goes into a cache with it."""
@@ -454,7 +407,7 @@ def _detached(row):
 def verdicts_for_plans(
     plans: Iterable[Plan], *, preloaded: bool = False
 ) -> dict[int, PlanVerdicts]:
-    """Both verdicts and the readiness of every plan in ``plans``: five queries in all,
+    """Both verdicts of every plan in ``plans``: five queries in all,
     however many plans, indicators and results. The verdicts depend only on stored
     results (a window is confirmed by a result, never by the calendar alone).
 
@@ -523,20 +476,13 @@ def verdicts_for_plans(
             plan=plans_by_id[plan.pk],
             criteria=crit,
             indicators=verdicts,
-            readiness=_readiness(crit, verdicts, open_actions[plan.pk], missing),
-            open_actions=len(open_actions[plan.pk]),
-            missing_evidence=missing,
+            open_actions=tuple(a.description for a in open_actions[plan.pk]),
+            missing_evidence=tuple(missing),
         )
     return result
 
 
 def plan_verdicts(plan: Plan, *, preloaded: bool = False) -> PlanVerdicts:
-    """Both verdicts and the readiness of one plan, in five queries (three when
+    """Both verdicts of one plan, in five queries (three when
     ``preloaded``: see ``verdicts_for_plans``)."""
     return verdicts_for_plans([plan], preloaded=preloaded)[plan.pk]
-
-
-def readiness_guard(plan: Plan) -> list[str]:
-    """The lifecycle guard "readiness" (registered in ``AuditsConfig.ready``): the
-    plain-English reasons ``plan`` is not ready for closure; empty when it is."""
-    return plan_verdicts(plan).readiness.reasons

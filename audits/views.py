@@ -25,7 +25,6 @@ from audits.forms import (
     ImportUploadForm,
     MeasurementContext,
     MeasurementForm,
-    ReopenForm,
 )
 from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_on
 from audits.verdicts import PlanVerdicts, plan_verdicts
@@ -35,7 +34,6 @@ from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
 from plans.access import WRITE_ROLES, get_plan_for_user
 from plans.models import Plan, User
-from plans.services import TransitionRefused
 
 # How many results the plan page lists; the export has them all.
 PANEL_MEASUREMENTS = 25
@@ -154,34 +152,6 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
             and bool(monitoring_data and monitoring_data["open_deteriorations"])
         ),
     }
-
-
-def reopen_plan(request: HttpRequest, reference: str) -> HttpResponse:
-    """Re-open a plan in monitoring after deterioration: confirm (GET), do it (POST).
-    The history names the results that triggered it."""
-    plan = get_plan_for_user(request.user, reference, write=True)
-    step = lifecycle.TRANSITIONS["reopen"]
-    if not lifecycle.may_perform(step, request.user):
-        raise Http404("No such page.")  # the quality lead's decision; others see nothing
-    form = ReopenForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.reopen_plan(plan=plan, by=request.user, reason=form.cleaned_data["reason"])
-        except TransitionRefused as refused:
-            for reason in refused.reasons:
-                messages.error(request, reason)
-        else:
-            messages.success(request, f"{plan.reference} is live again.")
-            return redirect(plan)
-    return render(
-        request,
-        "audits/reopen.html",
-        {
-            "plan": plan,
-            "form": form,
-            "blocking": lifecycle.blocking_reasons(step, plan),
-        },
-    )
 
 
 def due(request: HttpRequest) -> HttpResponse:

@@ -2,8 +2,11 @@
 
 ``compile_report`` reads the plan as it is now and returns plain, JSON-ready data
 (strings, numbers, lists, dicts): the live report page renders it, and submission
-freezes it (``services.submit_for_closure``). Text typed by users stays text: it is
-escaped by the template that renders it, in HTML and in the PDF.
+freezes it (``services.freeze_report``). What it cannot know itself, whether the plan
+may close and what the higher apps add (where learning is embedded), is passed in by
+the closure workflow (``qip_portal/closure.py``), which composes the report.
+Text typed by users stays text: it is escaped by the template that renders it, in HTML
+and in the PDF.
 """
 
 from __future__ import annotations
@@ -11,15 +14,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import connection
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from audits.charts import chart_for, render_svg
+from audits.models import EvidenceItem, Measurement
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core.dates import day as _day
-from governance import sections
 from governance.models import ResidualRisk
 from plans.models import Action, ClosureCriteria, Indicator, Plan
 
@@ -27,7 +29,8 @@ REVISION_PREFIX = "Criteria revised:"
 REPORT_VERSION = 1
 
 
-def _moment(value) -> str:
+def moment(value) -> str:
+    """A date and time as reports write it: ``4 Dec 2026, 14:41`` (local time)."""
     return date_format(timezone.localtime(value), "j M Y, H:i") if value else ""
 
 
@@ -102,7 +105,7 @@ def _revisions(plan: Plan, indicators: list[Indicator]) -> list[dict]:
         )
         reason = record.history_change_reason.removeprefix(REVISION_PREFIX).strip()
         entry = {
-            "when": _moment(record.history_date),
+            "when": moment(record.history_date),
             "who": _person(record.history_user),
             "reason": reason,
             "changes": [f"{subject}: {c}" for c in changes],
@@ -120,22 +123,7 @@ def _revisions(plan: Plan, indicators: list[Indicator]) -> list[dict]:
     return revisions
 
 
-def _audits_tables_ready() -> bool:
-    """The audits app is being built alongside governance; until its tables exist the
-    report says so rather than failing. (Remove once audits ships its migrations.)"""
-    try:
-        from audits.models import EvidenceItem, Measurement
-    except ImportError:
-        return False
-    tables = set(connection.introspection.table_names())
-    return {Measurement._meta.db_table, EvidenceItem._meta.db_table} <= tables
-
-
-def _measurements(indicators: list[Indicator]) -> dict[int, list[dict]] | None:
-    if not _audits_tables_ready():
-        return None
-    from audits.models import Measurement
-
+def _measurements(indicators: list[Indicator]) -> dict[int, list[dict]]:
     by_indicator: dict[int, list[dict]] = {i.pk: [] for i in indicators}
     rows = (
         Measurement.objects.filter(indicator__in=indicators)
@@ -157,10 +145,6 @@ def _measurements(indicators: list[Indicator]) -> dict[int, list[dict]] | None:
 
 
 def _evidence(plan: Plan) -> list[dict] | None:
-    if not _audits_tables_ready():
-        return None
-    from audits.models import EvidenceItem
-
     return [
         {
             "kind": e.get_kind_display(),
@@ -189,12 +173,24 @@ def _action_part(action: Action) -> dict:
     }
 
 
-def _verdicts(verdicts: PlanVerdicts) -> dict:
-    """The plan's readiness as the data judge it, in words frozen into the report."""
+def _verdicts(verdicts: PlanVerdicts, blockers: list[str]) -> dict:
+    """The plan's readiness as the closure workflow judges it, in words frozen into the
+    report."""
     return {
         "all_met": verdicts.all_met,
         "met_since": _day(verdicts.met_since) if verdicts.met_since else "",
-        "readiness": list(verdicts.readiness.reasons),
+        "readiness": [str(text) for text in blockers],
+    }
+
+
+def section(*, name: str, title: str, items: list[str], empty: str) -> dict:
+    """A section a higher app adds to the report (plain text only: it is frozen into the
+    snapshot as JSON and escaped when rendered)."""
+    return {
+        "name": name,
+        "title": str(title),
+        "items": [str(item) for item in items],
+        "empty": str(empty),
     }
 
 
@@ -213,8 +209,16 @@ def _indicator_verdict(verdict) -> dict:
     }
 
 
-def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any]:
-    """Everything the governance group needs to decide, read from the plan now."""
+def compile_report(
+    plan: Plan,
+    *,
+    blockers: list[str],
+    sections: list[dict] = (),  # type: ignore[assignment]
+    override_rationale: str = "",
+) -> dict[str, Any]:
+    """Everything the governance group needs to decide, read from the plan now.
+    ``blockers``: why the plan may not yet go to closure review, in words (the closure
+    workflow's ``closure_blockers``); ``sections``: what higher apps add (``section``)."""
     plan = (
         Plan.objects.select_related("theme", "owner")
         .prefetch_related("locations", "regulations")
@@ -232,7 +236,7 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
     risks = ResidualRisk.objects.filter(plan=plan).select_related("recorded_by")
     return {
         "version": REPORT_VERSION,
-        "compiled_at": _moment(timezone.now()),
+        "compiled_at": moment(timezone.now()),
         "plan": _plan_part(plan),
         "triggers": [
             {
@@ -253,13 +257,13 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
                 "target": i.target_display(),
                 "direction": i.get_direction_display(),
                 "frequency": i.get_frequency_display(),
-                "measurements": None if measurements is None else measurements[i.pk],
+                "measurements": measurements[i.pk],
                 **_indicator_verdict(verdicts_by_indicator.get(i.pk)),
             }
             for i in indicators
         ],
-        "verdicts": _verdicts(verdicts),
-        "measurements_available": measurements is not None,
+        "verdicts": _verdicts(verdicts, blockers),
+        "measurements_available": True,
         "evidence": _evidence(plan),
         "actions": actions,
         "actions_summary": {
@@ -276,7 +280,7 @@ def compile_report(plan: Plan, *, override_rationale: str = "") -> dict[str, Any
             }
             for r in risks
         ],
-        "sections": sections.compile_sections(plan),
+        "sections": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in sections},
         "override_rationale": override_rationale.strip(),
         "submission": None,
     }

@@ -2,7 +2,10 @@
 transaction, each saving with history (who and why) and sending email or rendering
 PDFs only after commit.
 
-The plan's own status changes only through ``plans.services.perform_transition``.
+Submitting a plan for closure and signing a decision move the plan too; those steps are
+composed by the closure workflow (``qip_portal/closure.py``), which checks what must
+hold across apps and calls ``freeze_report`` and ``record_decision`` here for
+governance's own part.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audits.services import MonitoringRefused, start_monitoring
+from core.history import save_with_history as _save
 from core.thresholds import DEFAULT_MONITORING_MONTHS
 from governance import reports
 from governance.models import (
@@ -31,16 +34,12 @@ from governance.models import (
     snapshot_digest,
 )
 from plans.models import ClosureCriteria, Indicator, Plan, SignOffLevel, User
-from plans.services import TransitionRefused, _save, perform_transition, touch_plan
+from plans.services import TransitionRefused, touch_plan
 
 # django-simple-history keeps a change reason in 100 characters; the lifecycle prefixes
 # it with the step's label ("Step down into monitoring: "). The full text is kept on the
 # report or decision itself.
 HISTORY_REASON_CHARS = 70
-SUBMIT_TRANSITIONS = {
-    Plan.Status.LIVE: "submit_for_closure",
-    Plan.Status.MONITORING: "submit_for_final_closure",
-}
 
 
 def _short(text: str) -> str:
@@ -163,44 +162,19 @@ def remove_residual_risk(*, risk: ResidualRisk, by: User) -> None:
 # --- Closure reports ------------------------------------------------------------------
 
 
-def closure_report_gaps(plan: Plan) -> list[str]:
-    """What the report itself still needs before it can be submitted."""
-    gaps = []
-    if not ResidualRisk.objects.filter(plan=plan).exists():
-        gaps.append("Record the residual risks and how each is monitored.")
-    return gaps
+def plans_with_residual_risks(plan_ids: Iterable[int]) -> set[int]:
+    """Which of ``plan_ids`` have at least one residual risk recorded (the closure
+    report needs them): one query however many plans."""
+    return set(
+        ResidualRisk.objects.filter(plan_id__in=list(plan_ids))
+        .values_list("plan_id", flat=True)
+        .distinct()
+    )
 
 
-def closure_report_guard(plan: Plan) -> list[str]:
-    """The "closure_report" lifecycle guard: submission must have compiled and frozen a
-    report for this plan that now awaits a decision (``submit_for_closure`` creates it
-    inside the same transaction, just before the transition)."""
-    if not ClosureReport.objects.filter(plan=plan).awaiting_decision().exists():
-        return ["Compile and freeze the closure report: submit it from the report page."]
-    return []
-
-
-def governance_decision_guard(plan: Plan) -> list[str]:
-    """The "governance_decision" guard: a signed decision on the report awaiting one
-    (``sign_decision`` writes it in the same transaction, just before the transition)."""
-    report = ClosureReport.objects.filter(plan=plan).awaiting_decision().first()
-    if report is None or not Decision.objects.filter(report=report).exists():
-        return ["A governance group must decide, and its chair sign, at a meeting."]
-    return []
-
-
-@transaction.atomic
-def submit_for_closure(
-    *, plan: Plan, by: User, group: GovernanceGroup, override_rationale: str = ""
-) -> ClosureReport:
-    """Compile the closure report, freeze it (content, HTML and SHA-256), put it to
-    ``group`` and move the plan to closure review. The PDF is rendered from the frozen
-    HTML after commit. Refuses, changing nothing, if the group may not decide this
-    plan's sign-off level or the lifecycle guard does not hold."""
-    locked = Plan.objects.select_for_update().get(pk=plan.pk)
-    criteria = ClosureCriteria.objects.filter(plan=locked).first()
-    level = criteria.sign_off_level if criteria else SignOffLevel.BOARD
-    refusals = closure_report_gaps(locked)
+def group_refusals(group: GovernanceGroup, level: int) -> list[str]:
+    """Why ``group`` may not decide a plan needing sign-off at ``level``."""
+    refusals = []
     if not group.is_active:
         refusals.append(f"{group} is no longer active.")
     if not group.may_decide(level):
@@ -208,23 +182,45 @@ def submit_for_closure(
             f"{group} may decide up to “{group.get_authority_level_display()}”; this plan "
             f"needs sign-off at “{SignOffLevel(level).label}” or higher."
         )
-    name = SUBMIT_TRANSITIONS.get(locked.status, "submit_for_closure")
+    return refusals
+
+
+@transaction.atomic
+def freeze_report(
+    *,
+    plan: Plan,
+    by: User,
+    group: GovernanceGroup,
+    content: dict,
+    transition: str,
+    override_rationale: str = "",
+) -> ClosureReport:
+    """Freeze the compiled ``content`` as a closure report (content, HTML and SHA-256)
+    put to ``group``; the PDF is rendered from the frozen HTML after commit. Called by
+    the closure workflow with the plan's row locked, just before it moves the plan to
+    closure review. Refuses, changing nothing, if the group may not decide this plan's
+    sign-off level or a report already awaits a decision."""
+    criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    level = criteria.sign_off_level if criteria else SignOffLevel.BOARD
+    refusals = group_refusals(group, level)
     if refusals:
         raise TransitionRefused(refusals)
-    content = reports.compile_report(locked, override_rationale=override_rationale)
     now = timezone.now()
-    content["submission"] = {
-        "submitted_by": str(by),
-        "submitted_at": reports._moment(now),
-        "group": group.name,
-        "group_authority": group.get_authority_level_display(),
+    content = {
+        **content,
+        "submission": {
+            "submitted_by": str(by),
+            "submitted_at": reports.moment(now),
+            "group": group.name,
+            "group_authority": group.get_authority_level_display(),
+        },
     }
     content_json = reports.canonical_json(content)
     content_html = reports.render_body(content)
     report = ClosureReport(
-        plan=locked,
+        plan=plan,
         group=group,
-        transition=name,
+        transition=transition,
         submitted_by=by,
         submitted_at=now,
         sign_off_level=level,
@@ -240,16 +236,6 @@ def submit_for_closure(
         raise TransitionRefused(
             ["A closure report for this plan already awaits a decision."]
         ) from None
-    reason = f"override: {_short(override_rationale)}" if override_rationale.strip() else ""
-    # A written rationale sets aside the readiness verdict (and only that); the
-    # rationale is frozen into the report and shown prominently on it.
-    perform_transition(
-        plan=locked,
-        name=name,
-        by=by,
-        reason=reason,
-        override_guards=("readiness",) if override_rationale.strip() else (),
-    )
     _after_commit_submit(report.pk)
     return report
 
@@ -325,30 +311,8 @@ def _parse_floors(floors: dict, indicator_ids: list[int]) -> tuple[dict[str, str
     return parsed, problems
 
 
-def _start_monitoring(*, decision: Decision, plan: Plan, by: User) -> None:
-    """Open the monitoring period the step-down decision describes; the group that
-    stepped the plan down is told at once of any deterioration. A refusal undoes the
-    whole decision (we are inside its transaction)."""
-    group_emails = list(
-        decision.report.group.memberships.exclude(user__email="").values_list(
-            "user__email", flat=True
-        )
-    )
-    try:
-        start_monitoring(
-            plan=plan,
-            by=by,
-            floors={int(pk): Decimal(floor) for pk, floor in decision.monitoring_floors.items()},
-            end_date=decision.monitoring_ends_on,
-            escalate_to=group_emails,
-            audit_theme=decision.monitoring_audit_theme or None,
-        )
-    except MonitoringRefused as refused:
-        raise TransitionRefused(refused.reasons) from None
-
-
 @transaction.atomic
-def sign_decision(
+def record_decision(
     *,
     report: ClosureReport,
     meeting: Meeting,
@@ -360,16 +324,20 @@ def sign_decision(
     monitoring_floors: dict | None = None,
     monitoring_audit_theme: str = "",
     monitoring_ends_on: datetime.date | None = None,
+    other_refusals: Iterable[str] = (),
 ) -> Decision:
-    """Record the group's decision on ``report``, signed by ``by``, and move the plan on
-    (close, step down into monitoring, or return to live).
+    """Governance's part of signing a decision on ``report`` (the closure workflow,
+    ``qip_portal/closure.py``, composes the whole step and moves the plan on): the
+    signed ``Decision`` row, the agenda item and the report marked decided.
 
-    Refuses, changing nothing, unless: the password is right; ``by`` chairs the report's
-    group (or is recorded as its delegate chair); ``by`` did not submit the report; the
-    group's authority reaches the criteria's sign-off level; the meeting is the group's;
-    a return has reasons; a step-down names what is monitored, with a floor for each
-    indicator. The report row is locked, so two chairs signing at once give exactly one
-    decision; the second is told the report has been decided."""
+    Refuses, changing nothing, unless: the password is right (checked first and alone);
+    ``by`` chairs the report's group (or is recorded as its delegate chair); the group's
+    authority reaches the criteria's sign-off level; the meeting is the group's; a
+    return has reasons; a step-down names what is monitored, with a floor for each
+    indicator. ``other_refusals`` are the closure workflow's (segregation of duties),
+    reported after the password check with governance's own. The report row is locked,
+    so two chairs signing at once give exactly one decision; the second is told the
+    report has been decided."""
     report = (
         ClosureReport.objects.select_for_update(of=("self",))
         .select_related("plan", "group")
@@ -377,19 +345,17 @@ def sign_decision(
     )
     plan = report.plan
     reasons = (reasons or "").strip()
-    refusals: list[str] = []
     if not report.is_awaiting_decision or Decision.objects.filter(report=report).exists():
         raise TransitionRefused(["This closure report has already been decided."])
     if not password or not by.check_password(password):
         # Checked first and alone: say nothing else to someone who may not be the signer.
         raise TransitionRefused(["The password was not right. Nothing was signed."])
+    refusals: list[str] = list(other_refusals)
     membership = Membership.objects.filter(group=report.group, user=by).first()
     if membership is None or not membership.can_sign:
         refusals.append(
             f"Only the chair of {report.group} (or a delegate recorded as such) may sign."
         )
-    if by.pk == report.submitted_by_id:
-        refusals.append("You submitted this report, so you cannot sign its decision.")
     criteria = ClosureCriteria.objects.filter(plan=plan).first()
     level = max(report.sign_off_level, criteria.sign_off_level if criteria else 0)
     if not report.group.may_decide(level):
@@ -442,15 +408,6 @@ def sign_decision(
     # A decision is taken on an agenda item; record it there if it was taken ad hoc.
     put_on_agenda(meeting=meeting, report=report, by=by)
     _save(decision, by=by, reason=f"Signed: {decision.get_outcome_display()}")
-    # The guard reads the decision written above, inside this same transaction.
-    transition_reason = (
-        _short(reasons) if reasons else f"signed by {by} ({membership.get_role_display().lower()})"
-    )
-    perform_transition(
-        plan=plan, name=Decision.TRANSITIONS[outcome], by=by, reason=_short(transition_reason)
-    )
-    if outcome == Decision.Outcome.STEP_DOWN:
-        _start_monitoring(decision=decision, plan=plan, by=by)
     report.status = ClosureReport.Status.DECIDED
     _save(report, by=by, reason=f"Decided: {decision.get_outcome_display()}")
     decision_id = decision.pk
@@ -462,3 +419,21 @@ def sign_decision(
 
     transaction.on_commit(_queue)
     return decision
+
+
+def transition_reason(decision: Decision) -> str:
+    """The plan's history reason for the step a decision takes (history keeps 100
+    characters; the full text is on the decision)."""
+    if decision.reasons:
+        return _short(decision.reasons)
+    return _short(f"signed by {decision.signed_by} ({decision.get_signed_as_display().lower()})")
+
+
+def monitoring_escalation_addresses(decision: Decision) -> list[str]:
+    """Who is told at once of deterioration in the monitoring a step-down starts: the
+    members of the group that stepped the plan down."""
+    return list(
+        decision.report.group.memberships.exclude(user__email="").values_list(
+            "user__email", flat=True
+        )
+    )

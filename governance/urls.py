@@ -4,6 +4,9 @@ from governance import views
 
 app_name = "governance"
 
+# The live closure report, its submission and the decision form are the closure
+# workflow's pages, added under this namespace by qip_portal/urls.py.
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("groups/", views.group_list, name="groups"),
@@ -18,17 +21,8 @@ urlpatterns = [
     path("groups/<int:pk>/meetings/", views.meeting_create, name="meeting_create"),
     path("meetings/<int:pk>/", views.meeting_detail, name="meeting"),
     path("meetings/<int:pk>/agenda/", views.agenda_add, name="agenda_add"),
-    path("plans/<str:reference>/report/", views.plan_report, name="plan_report"),
-    path("plans/<str:reference>/risks/", views.risk_add, name="risk_add"),
-    path(
-        "plans/<str:reference>/risks/<int:risk_id>/remove/",
-        views.risk_remove,
-        name="risk_remove",
-    ),
-    path("plans/<str:reference>/submit/", views.submit, name="submit"),
     path("reports/", views.report_list, name="reports"),
     path("reports/<int:pk>/", views.report_detail, name="report"),
     path("reports/<int:pk>/pdf/", views.report_pdf, name="report_pdf"),
     path("reports/<int:pk>/pdf/status/", views.report_pdf_status, name="report_pdf_status"),
-    path("reports/<int:pk>/decide/", views.decide, name="decide"),
 ]

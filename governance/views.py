@@ -9,27 +9,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core import freshness, security
-from governance import access, reports, services
+from core import security
+from governance import access, services
 from governance.forms import (
     AgendaForm,
-    DecisionForm,
     GroupForm,
     MeetingForm,
     MeetingRecordForm,
     MembershipForm,
-    ResidualRiskForm,
-    SubmitForm,
 )
 from governance.models import (
     AgendaItem,
     ClosureReport,
     Decision,
-    Meeting,
     Membership,
-    ResidualRisk,
 )
-from plans import lifecycle
 from plans.services import TransitionRefused
 
 
@@ -267,105 +261,6 @@ def agenda_add(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(meeting)
 
 
-# --- The live closure report of a plan ------------------------------------------------
-
-
-def plan_report(request: HttpRequest, reference: str) -> HttpResponse:
-    """The report compiled from the plan as it is now, with residual risks and the
-    submit form for the quality lead."""
-    plan = access.get_plan_for_report(request.user, reference)
-    return _render_plan_report(request, plan)
-
-
-def _render_plan_report(
-    request: HttpRequest, plan, *, risk_form=None, submit_form=None, status: int = 200
-) -> HttpResponse:
-    """The live report page; bound forms are passed back so what was typed is kept."""
-    submit_step = lifecycle.TRANSITIONS[
-        services.SUBMIT_TRANSITIONS.get(plan.status, "submit_for_closure")
-    ]
-    # The closure-report guard is what submitting satisfies: do not list it as a blocker.
-    own_guard = services.closure_report_guard(plan)
-    blocking = [r for r in lifecycle.blocking_reasons(submit_step, plan) if r not in own_guard]
-    return render(
-        request,
-        "governance/plan_report.html",
-        {
-            "plan": plan,
-            # Compiled afresh after any change to the data (core.freshness); submitting
-            # compiles and freezes its own.
-            "report": freshness.cached(
-                f"plan-report:{plan.pk}:{timezone.localdate().isoformat()}",
-                lambda: reports.compile_report(plan),
-            ),
-            "risks": ResidualRisk.objects.filter(plan=plan).select_related("recorded_by"),
-            "can_prepare": access.can_prepare_reports(request.user)
-            and plan.status in services.SUBMIT_TRANSITIONS,
-            "risk_form": risk_form or ResidualRiskForm(),
-            "submit_form": submit_form or SubmitForm(plan=plan),
-            "blocking": blocking + services.closure_report_gaps(plan),
-            "submit_step": submit_step,
-            "latest": _report_rows(access.visible_reports(request.user).filter(plan=plan)).first(),
-        },
-        status=status,
-    )
-
-
-def _plan_for_preparing(request: HttpRequest, reference: str):
-    plan = access.get_plan_for_report(request.user, reference)
-    if not access.can_prepare_reports(request.user):
-        raise Http404("No such page.")
-    return plan
-
-
-@require_POST
-def risk_add(request: HttpRequest, reference: str) -> HttpResponse:
-    plan = _plan_for_preparing(request, reference)
-    form = ResidualRiskForm(request.POST)
-    if form.is_valid():
-        try:
-            services.record_residual_risk(plan=plan, by=request.user, **form.cleaned_data)
-        except TransitionRefused as refused:
-            _refused(request, refused)
-        else:
-            messages.success(request, "Residual risk recorded.")
-            return redirect("governance:plan_report", reference=plan.reference)
-    else:
-        messages.error(request, "The risk was not saved. Please correct the errors marked below.")
-    return _render_plan_report(request, plan, risk_form=form, status=400)
-
-
-@require_POST
-def risk_remove(request: HttpRequest, reference: str, risk_id: int) -> HttpResponse:
-    plan = _plan_for_preparing(request, reference)
-    risk = get_object_or_404(ResidualRisk, pk=risk_id, plan=plan)
-    try:
-        services.remove_residual_risk(risk=risk, by=request.user)
-    except TransitionRefused as refused:
-        _refused(request, refused)
-    else:
-        messages.success(request, "Residual risk removed.")
-    return redirect("governance:plan_report", reference=plan.reference)
-
-
-@require_POST
-def submit(request: HttpRequest, reference: str) -> HttpResponse:
-    plan = _plan_for_preparing(request, reference)
-    form = SubmitForm(request.POST, plan=plan)
-    if not form.is_valid():
-        messages.error(request, "Nothing was submitted. Please correct the errors marked below.")
-        return _render_plan_report(request, plan, submit_form=form, status=400)
-    try:
-        report = services.submit_for_closure(plan=plan, by=request.user, **form.cleaned_data)
-    except TransitionRefused as refused:
-        _refused(request, refused)
-        return _render_plan_report(request, plan, submit_form=form, status=400)
-    messages.success(
-        request, f"Closure report frozen and put to {report.group}. The PDF is being prepared."
-    )
-    return redirect(report)
-
-
 # --- Submitted reports and decisions --------------------------------------------------
 
 
@@ -424,66 +319,3 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     )
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def decide(request: HttpRequest, pk: int) -> HttpResponse:
-    report = access.get_report_for_user(request.user, pk)
-    if not access.can_sign_for(request.user, report):
-        raise Http404("No such page.")
-    meetings = Meeting.objects.filter(group=report.group).order_by("-held_on")
-    form = DecisionForm(request.POST or None, report=report, meetings=meetings)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                decision = services.sign_decision(
-                    report=report,
-                    meeting=data["meeting"],
-                    by=request.user,
-                    password=data["password"],
-                    outcome=data["outcome"],
-                    reasons=data["reasons"],
-                    monitoring_indicators=data["monitoring_indicators"] or [],
-                    monitoring_floors=form.floors(),
-                    monitoring_audit_theme=data["monitoring_audit_theme"],
-                    monitoring_ends_on=form.ends_on(),
-                )
-            except TransitionRefused as refused:
-                _refused(request, refused)
-                status = 400
-            else:
-                security.record(
-                    "sign_off",
-                    request=request,
-                    detail=f"{decision.get_outcome_display()} {report.plan.reference} "
-                    f"snapshot {decision.snapshot_sha256}",
-                )
-                messages.success(
-                    request,
-                    f"Decision signed: {decision.get_outcome_display().lower()} "
-                    f"({report.plan.reference}).",
-                )
-                return redirect(report)
-        else:
-            messages.error(request, "Nothing was signed. Please correct the errors marked below.")
-            status = 400
-    return render(
-        request,
-        "governance/decide.html",
-        {
-            "report": report,
-            "form": form,
-            "has_meetings": meetings.exists(),
-            "meanings": {
-                outcome: services.signature_meaning(
-                    outcome=outcome,
-                    reference=report.plan.reference,
-                    sha256=report.sha256,
-                    ends_on=form.fields["monitoring_ends_on"].initial,
-                )
-                for outcome in Decision.Outcome.values
-            },
-        },
-        status=status,
-    )

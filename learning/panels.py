@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from governance.reports import section
 from learning.access import can_share_learning, can_write_learning
 from learning.models import LearningSummary
 from plans.models import Plan, User
@@ -32,18 +33,20 @@ def panel_context(plan: Plan, user: User) -> dict:
 
 def report_section(plan) -> dict:
     """ "Where learning is embedded" for the closure report (frozen with it): the key
-    messages, then each embedding record in words."""
+    messages, then each embedding record in words. The closure workflow adds it to the
+    report (``qip_portal/closure.py``)."""
     from django.utils.formats import date_format
 
     from learning.models import Embedding, LearningSummary
 
     summary = LearningSummary.objects.filter(plan=plan).first()
     if summary is None:
-        return {
-            "title": "Where learning is embedded",
-            "items": [],
-            "empty": "No learning summary has been written yet.",
-        }
+        return section(
+            name="learning",
+            title="Where learning is embedded",
+            items=[],
+            empty="No learning summary has been written yet.",
+        )
     items = [f"Key messages for staff: {summary.key_messages}"]
     for embedding in Embedding.objects.filter(summary=summary).order_by("embedded_on", "pk"):
         when = date_format(embedding.embedded_on, "DATE_FORMAT") if embedding.embedded_on else ""
@@ -53,8 +56,9 @@ def report_section(plan) -> dict:
             due = date_format(embedding.due_on, "DATE_FORMAT") if embedding.due_on else "no date"
             text = f"{embedding.get_kind_display()}: to do, due {due}"
         items.append(text + (f". {embedding.note}" if embedding.note else ""))
-    return {
-        "title": "Where learning is embedded",
-        "items": items,
-        "empty": "The learning has not been embedded anywhere yet.",
-    }
+    return section(
+        name="learning",
+        title="Where learning is embedded",
+        items=items,
+        empty="The learning has not been embedded anywhere yet.",
+    )

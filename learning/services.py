@@ -39,13 +39,14 @@ SUMMARY_GUARD_MESSAGE = (
 )
 
 
-def learning_summary_gaps(plan: Plan) -> list[str]:
-    """The ``learning_summary`` guard on submitting for closure: a complete summary
-    must exist. Registered with ``plans.lifecycle`` in ``LearningConfig.ready()``."""
-    summary = LearningSummary.objects.filter(plan=plan).first()
-    if summary is None or not summary.is_complete:
-        return [SUMMARY_GUARD_MESSAGE]
-    return []
+def plans_with_complete_summary(plan_ids: Iterable[int]) -> set[int]:
+    """Which of ``plan_ids`` have a complete learning summary (what happened, what
+    changed, the key messages): one query however many plans. The closure workflow
+    (``qip_portal/closure.py``) asks this before a plan may go to closure review."""
+    rows = LearningSummary.objects.filter(plan_id__in=list(plan_ids)).values_list(
+        "plan_id", "what_happened", "what_changed", "key_messages"
+    )
+    return {plan_id for plan_id, *texts in rows if all(text.strip() for text in texts)}
 
 
 @transaction.atomic

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from core.forms import ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
-from plans.flags import flag_choices
 from plans.models import (
     Action,
     ClosureCriteria,
@@ -368,10 +367,12 @@ class RegisterFilterForm(forms.Form):
                                     widget=forms.HiddenInput)
     closed_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
                                     widget=forms.HiddenInput)
-    # Links from the home page's tiles that other apps define (plans/flags.py).
+    # Named filters linked from the home page's tiles; their choices are passed in by the
+    # page that composes the register (qip_portal/plan_pages.py).
     flag = forms.ChoiceField(choices=[], required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, user: User, **kwargs):
+    def __init__(self, *args, user: User, flags: dict[str, str] | None = None, **kwargs):
+        """``flags``: {name: label} of the named filters the register offers."""
         super().__init__(*args, **kwargs)
         self.fields["location"].choices = [("", "Any location")] + list(
             visible_locations(user).values_list("pk", "name")
@@ -388,7 +389,7 @@ class RegisterFilterForm(forms.Form):
                 "pk", "first_name", "last_name", "username"
             )
         ]
-        self.fields["flag"].choices = flag_choices()
+        self.fields["flag"].choices = [("", "")] + list((flags or {}).items())
         for field in self.fields.values():
             if isinstance(field.widget, forms.Select):
                 field.widget.attrs["class"] = "form-select"

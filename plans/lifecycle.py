@@ -1,24 +1,21 @@
 """The plan lifecycle table (ARCHITECTURE.md, "Plan lifecycle"), in one place.
 
-Each transition names the states it leaves and enters, who may perform it, and the
-guards it needs. Guards that belong to higher apps (readiness in ``audits``, the closure
-report in ``governance``, the learning summary in ``learning``) are *registered* by those
-apps when they load, so ``plans`` never imports upwards. A transition whose guards are
-not all registered yet is simply not offered: it is never faked.
+Each transition names the states it leaves and enters and who may perform it. What must
+hold *across apps* before a plan may go to closure review, be signed off, stepped down,
+returned or re-opened (results, evidence, the closure report, learning, monitoring) is
+decided by the closure workflow at the top layer, ``qip_portal/closure.py``; those
+transitions are marked ``composed`` here, and ``plans.services.perform_transition``
+performs them only when that workflow says it has checked them. ``plans`` knows only
+its own rules: the state graph, the roles, and the reasons a step needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from plans.models import Plan, User
-
-# A guard returns a list of plain-English reasons the transition may not happen now
-# (an empty list means it may).
-Guard = Callable[["Plan"], list[str]]
 
 
 @dataclass(frozen=True)
@@ -28,14 +25,14 @@ class Transition:
     sources: tuple[str, ...]
     target: str
     needs_reason: bool
-    required_guards: tuple[str, ...] = ()
-    # Performed from another app's page (e.g. governance sign-off), not a plan button.
-    offered_on_plan_page: bool = True
+    # Guarded by the closure workflow (qip_portal/closure.py), which checks what must
+    # hold across apps and then performs it; never offered as a plain plan button.
+    composed: bool = False
     roles: tuple[str, ...] = ("quality_lead", "administrator")
 
 
 # Governance decisions are signed by a group's chair (who has the governance member
-# role); governance itself checks the chair, the authority level and the password.
+# role); the closure workflow checks the chair, the authority level and the signature.
 GOVERNANCE_ROLES = ("governance_member",)
 
 
@@ -49,7 +46,7 @@ TRANSITIONS: dict[str, Transition] = {
             ("live",),
             "closure_review",
             needs_reason=False,
-            required_guards=("readiness", "learning_summary", "closure_report"),
+            composed=True,
         ),
         Transition(
             "sign_off_closure",
@@ -57,8 +54,7 @@ TRANSITIONS: dict[str, Transition] = {
             ("closure_review",),
             "closed",
             needs_reason=True,
-            required_guards=("governance_decision",),
-            offered_on_plan_page=False,
+            composed=True,
             roles=GOVERNANCE_ROLES,
         ),
         Transition(
@@ -67,8 +63,7 @@ TRANSITIONS: dict[str, Transition] = {
             ("closure_review",),
             "monitoring",
             needs_reason=True,
-            required_guards=("governance_decision",),
-            offered_on_plan_page=False,
+            composed=True,
             roles=GOVERNANCE_ROLES,
         ),
         Transition(
@@ -77,19 +72,11 @@ TRANSITIONS: dict[str, Transition] = {
             ("closure_review",),
             "live",
             needs_reason=True,
-            required_guards=("governance_decision",),
-            offered_on_plan_page=False,
+            composed=True,
             roles=GOVERNANCE_ROLES,
         ),
         Transition(
-            "reopen",
-            "Re-open",
-            ("monitoring",),
-            "live",
-            needs_reason=True,
-            required_guards=("deterioration",),
-            # Re-opened from the monitoring panel, which links the triggering results.
-            offered_on_plan_page=False,
+            "reopen", "Re-open", ("monitoring",), "live", needs_reason=True, composed=True
         ),
         Transition(
             "submit_for_final_closure",
@@ -97,66 +84,36 @@ TRANSITIONS: dict[str, Transition] = {
             ("monitoring",),
             "closure_review",
             needs_reason=False,
-            required_guards=("monitoring_complete", "closure_report"),
+            composed=True,
         ),
         Transition("withdraw", "Withdraw", ("draft", "live"), "withdrawn", needs_reason=True),
     ]
 }
 
-_GUARDS: dict[str, Guard] = {}
-
-
-def register_guard(name: str, guard: Guard) -> None:
-    """Called from a higher app's ``AppConfig.ready()``."""
-    _GUARDS[name] = guard
-
-
-def unregister_guard(name: str) -> None:
-    _GUARDS.pop(name, None)
-
-
-def is_available(transition: Transition) -> bool:
-    """Every guard this transition needs has been provided by the app that owns it."""
-    return all(name in _GUARDS for name in transition.required_guards)
-
-
-# Guards a person may override with a written rationale (ARCHITECTURE.md: closure
-# without every indicator met, "an override with a written rationale, shown prominently
-# on the report"). No other guard can be overridden.
-OVERRIDABLE_GUARDS = frozenset({"readiness"})
-
-
-def blocking_reasons(
-    transition: Transition, plan: Plan, *, overridden: frozenset[str] = frozenset()
-) -> list[str]:
-    """Why ``transition`` may not happen to ``plan`` now; empty when it may.
-    ``overridden`` names guards (from OVERRIDABLE_GUARDS) a rationale has set aside."""
-    if not is_available(transition):
-        return [f"{transition.label} is not available in this version of the portal."]
-    if plan.status not in transition.sources:
-        return [
-            f"{transition.label} is not possible while the plan is "
-            f"{plan.get_status_display().lower()}."
-        ]
-    reasons: list[str] = []
-    for name in transition.required_guards:
-        if name in overridden & OVERRIDABLE_GUARDS:
-            continue
-        reasons.extend(_GUARDS[name](plan))
-    return reasons
+# The step that takes a plan in each status to closure review.
+SUBMIT_TRANSITIONS = {"live": "submit_for_closure", "monitoring": "submit_for_final_closure"}
 
 
 def may_perform(transition: Transition, user: User) -> bool:
     return user.role in transition.roles
 
 
-def offered_transitions(plan: Plan, user: User) -> list[Transition]:
-    """Transitions to show as buttons on the plan page for this user."""
+def plan_refusals(transition: Transition, plan: Plan) -> list[str]:
+    """The plan's own reason ``transition`` cannot happen now (its status); empty when
+    the state graph allows it. Rules across apps are the closure workflow's."""
+    if plan.status not in transition.sources:
+        return [
+            f"{transition.label} is not possible while the plan is "
+            f"{plan.get_status_display().lower()}."
+        ]
+    return []
+
+
+def plan_page_transitions(plan: Plan, user: User) -> list[Transition]:
+    """The plan's own transitions (activate, withdraw) this user may perform now. The
+    closure steps are offered by the closure workflow, only when they can succeed."""
     return [
         t
         for t in TRANSITIONS.values()
-        if t.offered_on_plan_page
-        and plan.status in t.sources
-        and is_available(t)
-        and may_perform(t, user)
+        if not t.composed and plan.status in t.sources and may_perform(t, user)
     ]

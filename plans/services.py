@@ -152,24 +152,27 @@ def perform_transition(
     by: User,
     reason: str = "",
     extra_reasons: Iterable[str] = (),
-    override_guards: Iterable[str] = (),
+    checked_by_closure_workflow: bool = False,
 ) -> Plan:
-    """Move ``plan`` along the lifecycle. Locks the row, re-checks the guard against
-    the locked state (so two people acting at once cannot both succeed), saves with
-    history and queues the email after commit. Raises ``TransitionRefused``, having
-    changed nothing, when the guard does not hold."""
+    """Move ``plan`` along the lifecycle. Locks the row, re-checks the state graph and
+    the role against the locked state (so two people acting at once cannot both
+    succeed), saves with history and queues the email after commit. Raises
+    ``TransitionRefused``, having changed nothing, when a rule does not hold.
+
+    A ``composed`` transition (closure review, sign-off, step-down, return, re-open)
+    is performed only by the closure workflow (``qip_portal/closure.py``), which checks
+    what must hold across apps first and says so with ``checked_by_closure_workflow``."""
     transition = lifecycle.TRANSITIONS[name]
+    if transition.composed and not checked_by_closure_workflow:
+        raise TransitionRefused(
+            [f"{transition.label} goes through the closure workflow, which checks it first."]
+        )
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
     reasons = list(extra_reasons)
     if not lifecycle.may_perform(transition, by):
         reasons.append(f"Your role may not {transition.label.lower()} a plan.")
     reason = (reason or "").strip()
-    overridden = frozenset(override_guards)
-    if overridden - lifecycle.OVERRIDABLE_GUARDS:
-        reasons.append("Only the readiness verdict can be overridden.")
-    if overridden and not reason:
-        reasons.append("An override needs a written rationale.")
-    reasons.extend(lifecycle.blocking_reasons(transition, locked, overridden=overridden))
+    reasons.extend(lifecycle.plan_refusals(transition, locked))
     if transition.needs_reason and not reason:
         reasons.append("Give a reason.")
     if reasons:

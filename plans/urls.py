@@ -5,9 +5,7 @@ from plans import views
 app_name = "plans"
 
 urlpatterns = [
-    path("", views.register, name="register"),
     path("new/", views.create, name="create"),
-    path("<str:reference>/", views.detail, name="detail"),
     path("<str:reference>/edit/", views.edit, name="edit"),
     path("<str:reference>/criteria/", views.edit_criteria, name="edit_criteria"),
     path("<str:reference>/indicators/new/", views.add_indicator, name="add_indicator"),

@@ -28,7 +28,6 @@ from plans.access import (
     get_plan_for_user,
     visible_plans,
 )
-from plans.flags import get_flag
 from plans.forms import (
     ActionForm,
     ActionFormSet,
@@ -46,11 +45,10 @@ from plans.forms import (
     filled,
 )
 from plans.models import Action, Location, Plan, Trigger
-from plans.panels import panels_for
 from plans.timeline import build_timeline
 
 
-def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
+def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[Plan]:
     today = timezone.localdate()
     plans = (
         visible_plans(user)
@@ -105,15 +103,21 @@ def _register_queryset(user, form: RegisterFilterForm) -> QuerySet[Plan]:
                 plans = plans.filter(status=Plan.Status.CLOSED)
     if data["stale"]:
         plans = plans.filter(pk__in=Plan.objects.stale().values("pk"))
-    if data["flag"] and (flag := get_flag(data["flag"])):
+    if data["flag"] and (flag := flags.get(data["flag"])):
         plans = flag.apply(plans)
     sort = RegisterFilterForm.SORTS.get(data["sort"] or "-opened_on", "-opened_on")
     return plans.order_by(sort, "-reference")
 
 
-def register(request: HttpRequest) -> HttpResponse:
-    form = RegisterFilterForm(request.GET or None, user=request.user)
-    plans = _register_queryset(request.user, form)
+def register(request: HttpRequest, *, flags: dict | None = None) -> HttpResponse:
+    """The plan register. ``flags``: the named filters (``name`` -> an object with
+    ``label`` and ``apply(queryset)``) that the composing page offers: "ready for
+    closure review" is the closure workflow's (qip_portal/plan_pages.py)."""
+    flags = flags or {}
+    form = RegisterFilterForm(
+        request.GET or None, user=request.user, flags={k: f.label for k, f in flags.items()}
+    )
+    plans = _register_queryset(request.user, form, flags)
     export = request.GET.get("export")
     if export in ("csv", "xlsx"):
         security.record("export", request=request, detail=f"plan register as {export}")
@@ -237,51 +241,47 @@ def _strip(cleaned: dict) -> dict:
     return {k: v for k, v in cleaned.items() if k != "DELETE"}
 
 
-def detail(request: HttpRequest, reference: str) -> HttpResponse:
-    # Cached figures are computed from rows read below: the data version is held from
-    # before the first read (core.freshness.pinned).
-    with freshness.pinned():
-        # One query for the plan and what it points to; the sections share its indicators.
-        plan = get_plan_for_user(
-            request.user, reference, related=("criteria", "merged_into", "recurrence_of")
-        )
-        prefetch_related_objects(
-            [plan],
-            "locations",
-            "quality_statements",
-            "regulations",
-            "triggers",
-            "indicators",
-            Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
-        )
-        criteria = getattr(plan, "criteria", None)
-        today = timezone.localdate()
-        actions = list(plan.actions.all())
-        transitions = lifecycle.offered_transitions(plan, request.user)
-        return render(
-            request,
-            "plans/detail.html",
-            {
-                "plan": plan,
-                "criteria": criteria,
-                "indicators": list(plan.indicators.all()),
-                "actions": actions,
-                "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
-                "today": today,
-                # The same for everyone who can see the plan: cached until data changes.
-                "timeline": freshness.cached(
-                    f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)
-                ),
-                "transitions": transitions,
-                "criteria_gaps": services.criteria_gaps(plan) if plan.is_draft else [],
-                "can_edit": can_edit_plan(request.user, plan),
-                "can_edit_details": can_edit_plan_details(request.user, plan),
-                "is_stale": plan.is_stale(),
-                "stale_days": settings.STALE_PLAN_DAYS,
-                "age_days": plan.age_days(today),
-                "panels": panels_for(plan, request.user),
-            },
-        )
+def detail_context(request: HttpRequest, reference: str) -> dict:
+    """The plan page's own part: the plan (read once, with what it points to; the
+    other sections share its indicators and actions), its criteria, actions, timeline
+    and flags. The page itself is composed in ``qip_portal/plan_pages.py``, which adds
+    each higher app's section. Call it inside ``core.freshness.pinned()``: cached
+    figures are computed from the rows read here."""
+    plan = get_plan_for_user(
+        request.user, reference, related=("criteria", "merged_into", "recurrence_of")
+    )
+    prefetch_related_objects(
+        [plan],
+        "locations",
+        "quality_statements",
+        "regulations",
+        "triggers",
+        "indicators",
+        Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
+    )
+    user = request.user
+    today = timezone.localdate()
+    actions = list(plan.actions.all())
+    gaps = services.criteria_gaps(plan) if plan.is_draft else []
+    activate = lifecycle.TRANSITIONS["activate"]
+    return {
+        "plan": plan,
+        "criteria": getattr(plan, "criteria", None),
+        "indicators": list(plan.indicators.all()),
+        "actions": actions,
+        "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
+        "today": today,
+        # The same for everyone who can see the plan: cached until data changes.
+        "timeline": freshness.cached(f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)),
+        "criteria_gaps": gaps,
+        # Offered only when it can succeed: the gaps are listed instead.
+        "can_activate": plan.is_draft and not gaps and lifecycle.may_perform(activate, user),
+        "can_edit": can_edit_plan(user, plan),
+        "can_edit_details": can_edit_plan_details(user, plan),
+        "is_stale": plan.is_stale(),
+        "stale_days": settings.STALE_PLAN_DAYS,
+        "age_days": plan.age_days(today),
+    }
 
 
 def edit(request: HttpRequest, reference: str) -> HttpResponse:
@@ -443,10 +443,12 @@ def verify_action(request: HttpRequest, reference: str, action_id: int) -> HttpR
 
 
 def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
-    """Confirm page (GET) and the change itself (POST) for plan-page transitions."""
+    """Confirm page (GET) and the change itself (POST) for the plan's own transitions
+    (activate, withdraw). The closure steps have their own pages, composed by the
+    closure workflow (qip_portal/closure_views.py)."""
     plan = get_plan_for_user(request.user, reference, write=True)
     step = lifecycle.TRANSITIONS.get(name)
-    if step is None or not step.offered_on_plan_page or not lifecycle.is_available(step):
+    if step is None or step.composed:
         raise Http404("No such action.")
     if name == "withdraw":
         form = WithdrawForm(request.POST or None, plans=visible_plans(request.user))
@@ -464,17 +466,18 @@ def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                     merged_into=form.cleaned_data["merged_into"],
                 )
-            else:
-                services.perform_transition(
-                    plan=plan, name=name, by=request.user, reason=form.cleaned_data["reason"]
-                )
         except services.TransitionRefused as refused:
             for reason in refused.reasons:
                 messages.error(request, reason)
         else:
-            messages.success(request, f"{plan.reference}: {step.label.lower()} done.")
+            done = "now live" if name == "activate" else "withdrawn"
+            messages.success(request, f"{plan.reference}: {done}.")
             return redirect(plan)
-    blocking = lifecycle.blocking_reasons(step, plan)
+    blocking = lifecycle.plan_refusals(step, plan)
+    if not lifecycle.may_perform(step, request.user):
+        blocking.append(f"Your role may not {step.label.lower()} a plan.")
+    if name == "activate" and plan.is_draft:
+        blocking += services.criteria_gaps(plan)
     if name == "activate" and plan.is_draft:
         blocking += services.criteria_gaps(plan)
     return render(

@@ -6,9 +6,8 @@ class QipPortalConfig(AppConfig):
     verbose_name = "QIP Portal"
 
     def ready(self) -> None:
-        from qip_portal import (
-            digest,  # noqa: F401 - registers the weekly digest job and task
-            pack_views,
+        from qip_portal import (  # noqa: F401 - each registers its scheduled jobs and tasks
+            closure,
+            digest,
+            pack_tasks,
         )
-
-        pack_views.register_plan_panel()

@@ -13,7 +13,6 @@ from django.db.models.functions import TruncDate, TruncMonth
 
 from audits.models import next_due_q, with_due_from
 from audits.monitoring import deteriorating_plans
-from audits.verdicts import ready_plans
 from core.thresholds import DUE_SOON_DAYS
 from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
@@ -21,6 +20,7 @@ from learning.access import can_review_learning, visible_summaries
 from learning.models import Acknowledgement, LearningReview
 from plans.access import visible_locations, visible_plan_q, visible_plans
 from plans.models import Action, Indicator, Plan, User
+from qip_portal import closure
 
 REAUDIT_HORIZON_DAYS = DUE_SOON_DAYS
 
@@ -68,7 +68,8 @@ def attention(user: User, today: datetime.date) -> dict:
         "reaudits_overdue": reaudits_overdue,
         "reaudits_soon": reaudits_soon,
         "stale": plans.filter(pk__in=Plan.objects.stale().values("pk")).count(),
-        "ready_for_review": ready_plans(plans).count(),
+        # The closure workflow's one meaning of "ready" (qip_portal/closure.py).
+        "ready_for_review": len(closure.ready_plan_ids(plans)),
         "deteriorating": deteriorating_plans(plans).count(),
         "awaiting_decision": visible_reports(user)
         .filter(status=ClosureReport.Status.AWAITING_DECISION)

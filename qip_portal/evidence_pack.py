@@ -45,12 +45,12 @@ from audits.models import EvidenceItem, MonitoringPeriod
 from audits.verdicts import plan_verdicts
 from core.dates import day as _day
 from core.exports import neutralise
-from governance import reports
 from governance.models import ClosureReport, Decision
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Location, Plan, User
 from plans.services import _save
 from plans.timeline import build_timeline
+from qip_portal import closure
 from qip_portal.models import EvidencePack
 
 if TYPE_CHECKING:
@@ -447,7 +447,7 @@ def compile_plan_pack(plan: Plan) -> dict:
     # The closure report's own compilation: plan facts, triggers, criteria and their
     # revisions (with reasons), actions and residual risks, exactly as governance
     # presents them to the deciding group.
-    report = reports.compile_report(plan)
+    report = closure.compile_report(plan)
     periods = list(
         MonitoringPeriod.objects.filter(plan=plan)
         .select_related("audit_theme", "started_by")
@@ -458,6 +458,7 @@ def compile_plan_pack(plan: Plan) -> dict:
         .order_by("-starts_on", "-pk")
     )
     charts, verdicts = _charts(plan, periods)
+    blockers = closure.closure_blockers(plan, verdicts=verdicts)
     evidence = list(
         EvidenceItem.objects.filter(plan=plan)
         .select_related("uploaded_by")
@@ -492,7 +493,8 @@ def compile_plan_pack(plan: Plan) -> dict:
         "plan": plan,
         "report": report,
         "charts": charts,
-        "readiness": verdicts.readiness,
+        # The closure workflow's one answer, in words (qip_portal/closure.py).
+        "readiness": {"reasons": [b.text for b in blockers]},
         "all_met": verdicts.all_met,
         "evidence": evidence_rows,
         "files_count": len(files),

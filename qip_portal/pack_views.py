@@ -71,22 +71,6 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     }
 
 
-def register_plan_panel() -> None:
-    """Called from ``QipPortalConfig.ready``: the plan page's "Inspection evidence pack"
-    section, and the render task (imported so a worker knows it)."""
-    from plans.panels import Panel, register_panel
-    from qip_portal import pack_tasks  # noqa: F401 - registers the task with Celery
-
-    register_panel(
-        Panel(
-            name="evidence_pack",
-            template="evidence_pack/_plan_panel.html",
-            context=plan_panel_context,
-            order=400,
-        )
-    )
-
-
 # --- Plan packs -----------------------------------------------------------------------
 
 

@@ -238,7 +238,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=6, minute=40),
     },
     "audits-ready-for-review": {
-        "task": "audits.tasks.ready_for_closure_review",
+        "task": "qip_portal.tasks.announce_ready_plans",
         "schedule": crontab(hour=6, minute=50),
     },
     "audits-reaudits-due": {

@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from qip_portal import accounts, pack_views, views
+from audits import urls as audits_urls
+from governance import urls as governance_urls
+from plans import urls as plans_urls
+from qip_portal import accounts, closure_views, pack_views, plan_pages, views
 
 # Inspection evidence packs (qip_portal/evidence_pack.py).
 pack_patterns = (
@@ -14,6 +17,40 @@ pack_patterns = (
         path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
     ],
     "packs",
+)
+
+# The plan page and the register are composed from every app (qip_portal/plan_pages.py);
+# the closure workflow's pages (qip_portal/closure_views.py) keep the names of the
+# records they show. "new/" is matched before a plan's reference.
+plan_patterns = (
+    [
+        path("", plan_pages.register, name="register"),
+        *plans_urls.urlpatterns,
+        path("<str:reference>/", plan_pages.detail, name="detail"),
+    ],
+    "plans",
+)
+audit_patterns = (
+    [
+        *audits_urls.urlpatterns,
+        path("plans/<str:reference>/reopen/", closure_views.reopen, name="reopen"),
+    ],
+    "audits",
+)
+governance_patterns = (
+    [
+        *governance_urls.urlpatterns,
+        path("plans/<str:reference>/report/", closure_views.plan_report, name="plan_report"),
+        path("plans/<str:reference>/risks/", closure_views.risk_add, name="risk_add"),
+        path(
+            "plans/<str:reference>/risks/<int:risk_id>/remove/",
+            closure_views.risk_remove,
+            name="risk_remove",
+        ),
+        path("plans/<str:reference>/submit/", closure_views.submit, name="submit"),
+        path("reports/<int:pk>/decide/", closure_views.decide, name="decide"),
+    ],
+    "governance",
 )
 
 urlpatterns = [
@@ -53,9 +90,9 @@ urlpatterns = [
     path("accounts/mfa/recovery-codes/", accounts.regenerate_codes, name="mfa_recovery_codes"),
     path("accounts/mfa/disable/", accounts.disable, name="mfa_disable"),
     path("accounts/digest/", accounts.digest_preference, name="digest_preference"),
-    path("plans/", include("plans.urls")),
-    path("audits/", include("audits.urls")),
-    path("governance/", include("governance.urls")),
+    path("plans/", include(plan_patterns)),
+    path("audits/", include(audit_patterns)),
+    path("governance/", include(governance_patterns)),
     path("learning/", include("learning.urls")),
     path("packs/", include(pack_patterns)),
     path("admin/", admin.site.urls),

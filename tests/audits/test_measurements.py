@@ -16,15 +16,6 @@ from tests.audits.factories import measure
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _only_the_audits_panel(monkeypatch):
-    """Render the plan page with this app's panel only, so these tests do not depend on
-    the state of other apps' panels."""
-    from plans import panels
-
-    monkeypatch.setattr(panels, "_PANELS", {"audits": panels._PANELS["audits"]})
-
-
 def _form(plan, **data):
     indicator = plan.indicators.first()
     payload = {
@@ -282,7 +273,7 @@ def test_plan_page_verdicts_and_charts_are_cached_until_a_result_changes_them(
 
     def audits_panel():
         response = client.get(plan.get_absolute_url())
-        return next(p.data for p in response.context["panels"] if p.name == "audits")
+        return response.context["audits"]
 
     with django_assert_max_num_queries(80) as first:
         before = audits_panel()

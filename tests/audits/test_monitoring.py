@@ -9,9 +9,10 @@ import time_machine
 
 from audits import services, sweeps
 from audits.models import Deterioration, MonitoringPeriod
-from plans import lifecycle
+from audits.monitoring import final_closure_gaps, reopen_gaps
 from plans import services as plan_services
 from plans.models import Plan
+from qip_portal import closure
 from tests import factories
 from tests.audits.factories import measure
 
@@ -129,13 +130,12 @@ def test_reopen_needs_an_open_deterioration_and_links_the_results(
     stepped_down, quality_lead, manager, run
 ):
     plan = stepped_down.plan
-    guard = lifecycle._GUARDS["deterioration"]
-    assert "none has been found" in guard(plan)[0]
+    assert "none has been found" in reopen_gaps(plan)[0]
     with pytest.raises(plan_services.TransitionRefused):
-        services.reopen_plan(plan=plan, by=quality_lead, reason="Worried")
+        closure.reopen_plan(plan=plan, by=quality_lead, reason="Worried")
     m = run(measure, plan, by=manager, on=TODAY, numerator=16, denominator=20)
-    assert guard(plan) == []
-    reopened = services.reopen_plan(plan=plan, by=quality_lead, reason="Audit fell to 80%")
+    assert reopen_gaps(plan) == []
+    reopened = closure.reopen_plan(plan=plan, by=quality_lead, reason="Audit fell to 80%")
     assert reopened.status == Plan.Status.LIVE
     reason = reopened.history.first().history_change_reason
     assert "Audit fell to 80%" in reason and f"result #{m.pk}" in reason
@@ -149,16 +149,19 @@ def test_reopen_needs_an_open_deterioration_and_links_the_results(
     assert set(Deterioration.objects.values_list("status", flat=True)) == {"acted_on"}
 
 
-def test_monitoring_complete_guard_needs_the_end_date_and_no_deterioration(
+def test_final_closure_needs_the_end_date_and_no_deterioration(
     stepped_down, frozen, manager, run
 ):
     plan = stepped_down.plan
-    guard = lifecycle._GUARDS["monitoring_complete"]
-    assert guard(plan) == ["The monitoring period runs until 1 Dec 2026."]
+
+    def gaps():
+        return final_closure_gaps([plan.pk])[plan.pk]
+
+    assert gaps() == ["The monitoring period runs until 1 Dec 2026."]
     frozen.move_to(datetime.datetime(2026, 12, 2, 9, 0, tzinfo=ZoneInfo("Europe/London")))
-    assert guard(plan) == []
+    assert gaps() == []
     run(measure, plan, by=manager, on=datetime.date(2026, 11, 30), numerator=10, denominator=20)
-    assert "open deterioration" in guard(plan)[0]
+    assert "open deterioration" in gaps()[0]
 
 
 def test_deterioration_is_escalated_end_to_end_through_the_log_form(
@@ -181,6 +184,8 @@ def test_deterioration_is_escalated_end_to_end_through_the_log_form(
     assert len(mailoutbox) == 1 and "Deterioration" in mailoutbox[0].subject
     page = client.get(plan.get_absolute_url()).content.decode()
     assert "Deterioration signal" in page
+    # The page leads with it, before anything else the plan needs.
+    assert page.index('id="deterioration-banner"') < page.index('id="readiness"')
 
 
 def test_reopen_page_is_the_quality_leads(stepped_down, client, manager, quality_lead, run):
@@ -208,7 +213,7 @@ def test_cached_monitoring_figures_carry_no_ones_password_hash(
     client.force_login(quality_lead)
     freshness.data_changed()
     response = client.get(stepped_down.plan.get_absolute_url())
-    data = next(p.data for p in response.context["panels"] if p.name == "audits")
+    data = response.context["audits"]
     assert data["monitoring"]["period"].pk == stepped_down.pk
     pickled = pickle.dumps({k: data[k] for k in ("verdicts", "monitoring", "charts")})
     quality_lead.refresh_from_db()

@@ -37,33 +37,6 @@ def _days_ago(n):
     return TODAY - datetime.timedelta(days=n)
 
 
-def test_ready_for_closure_review_emails_owner_and_leads_once_per_window(
-    frozen, quality_lead, manager, oakfield, run, mailoutbox
-):
-    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
-    for n in (120, 90, 60, 30):
-        measure(plan, by=manager, on=_days_ago(n))
-    mailoutbox.clear()
-    assert (
-        run(sweeps.ready_for_closure_review)
-        == "1 plan(s) with every indicator met, 1 email(s) queued"
-    )
-    run(sweeps.ready_for_closure_review)
-    assert len(mailoutbox) == 1
-    assert mailoutbox[0].to == ["lead@example.test"]
-    assert "every indicator has met its sustain window" in mailoutbox[0].subject
-    # A miss restarts the window; once it is met again, a new email.
-    measure(plan, by=manager, on=_days_ago(20), numerator=10)
-    run(sweeps.ready_for_closure_review)
-    assert len(mailoutbox) == 1
-    frozen.move_to(NOW + datetime.timedelta(days=120))
-    for n in (110, 80, 0):
-        measure(plan, by=manager, on=TODAY + datetime.timedelta(days=120 - n))
-    run(sweeps.ready_for_closure_review)
-    run(sweeps.ready_for_closure_review)
-    assert len(mailoutbox) == 2
-
-
 @pytest.fixture
 def monitored(frozen, quality_lead, manager, oakfield):
     plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(400))
@@ -91,18 +64,20 @@ def test_nightly_deterioration_check_escalates_what_was_missed_once(
     assert len(mailoutbox) == 1 and "Deterioration" in mailoutbox[0].subject
 
 
-def test_monitoring_ended_without_deterioration_prompts_final_closure_once(
+def test_monitoring_ended_without_deterioration_is_marked_ended_once(
     monitored, frozen, run, mailoutbox
 ):
-    mailoutbox.clear()
-    run(sweeps.monitoring_ended)
-    assert not mailoutbox  # not ended yet
+    """The final-closure email is the closure workflow's, once nothing else stands in
+    the way (tests/qip_portal/test_closure.py)."""
+    assert run(sweeps.monitoring_ended) == "0 monitoring period(s) ended"  # not yet
     frozen.move_to(NOW + datetime.timedelta(days=31))
-    run(sweeps.monitoring_ended)
-    run(sweeps.monitoring_ended)
-    assert len(mailoutbox) == 1 and "ready for final closure" in mailoutbox[0].subject
+    assert run(sweeps.monitoring_ended) == "1 monitoring period(s) ended"
+    assert run(sweeps.monitoring_ended) == "0 monitoring period(s) ended"
     monitored.refresh_from_db()
     assert monitored.status == MonitoringPeriod.Status.ENDED
+    assert monitored.history.first().history_change_reason == (
+        "Monitoring period ended without deterioration"
+    )
 
 
 def test_monitoring_with_open_deterioration_does_not_end(
@@ -175,49 +150,6 @@ def test_the_cheap_criteria_check_agrees_with_the_full_verdicts(
         if v.all_met
     }
     assert plans_meeting_criteria(plans) == full and set(full) == {met.pk}
-
-
-@pytest.mark.parametrize("extra", [0, 30])
-def test_the_readiness_sweep_runs_a_bounded_number_of_queries(
-    extra, frozen, quality_lead, manager, oakfield, run, django_assert_max_num_queries
-):
-    """Queries per batch of plans, not per plan: 1 or 31 live plans, one of them ready,
-    cost the same (the ready plan's email is the same in both)."""
-    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
-    for n in (120, 90, 60, 30):
-        measure(plan, by=manager, on=_days_ago(n))
-    for i in range(extra):
-        other = factories.live_plan(owner=quality_lead, locations=[oakfield], title=f"Other {i}")
-        measure(other, by=manager, on=_days_ago(5))
-    # 19 measured at both sizes (plan queries, the outbox row and the rendered email).
-    with django_assert_max_num_queries(19):
-        assert run(sweeps.ready_for_closure_review).startswith("1 plan(s)")
-    # Already announced for this window: skipped before its verdicts are built.
-    with django_assert_max_num_queries(7):  # measured: 7 at both sizes
-        assert run(sweeps.ready_for_closure_review).endswith("0 email(s) queued")
-
-
-def test_each_result_keeps_the_ready_for_closure_review_flag_and_the_sweep_agrees(
-    frozen, quality_lead, manager, oakfield, run
-):
-    plan = factories.live_plan(owner=quality_lead, locations=[oakfield], opened_on=_days_ago(200))
-    for n in (120, 90, 60):
-        measure(plan, by=manager, on=_days_ago(n))
-    plan.refresh_from_db()
-    assert plan.criteria_met_since is None  # the window has not elapsed yet
-    measure(plan, by=manager, on=_days_ago(30))
-    plan.refresh_from_db()
-    assert plan.criteria_met_since == _days_ago(30)
-    history = plan.history.count()
-    measure(plan, by=manager, on=_days_ago(20), numerator=10)  # a miss: not ready any more
-    plan.refresh_from_db()
-    assert plan.criteria_met_since is None
-    assert plan.history.count() == history  # derived: not in the plan's history
-    # The nightly sweep sets what it finds, and clears what it no longer finds.
-    Plan.objects.filter(pk=plan.pk).update(criteria_met_since=_days_ago(5))  # test set-up only
-    run(sweeps.ready_for_closure_review)
-    plan.refresh_from_db()
-    assert plan.criteria_met_since is None
 
 
 def test_kept_dates_follow_criteria_revisions_and_are_repaired_nightly(

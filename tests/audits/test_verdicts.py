@@ -1,4 +1,5 @@
-"""The criteria verdict, the statistical assurance and readiness, from stored results."""
+"""The criteria verdict and the statistical assurance, from stored results; and the
+closure workflow's readiness built on them (qip_portal/closure.py)."""
 
 import datetime
 from decimal import Decimal
@@ -7,8 +8,9 @@ import pytest
 
 from audits.models import EvidenceItem, Measurement
 from audits.verdicts import criteria_verdict, plan_verdicts
-from plans import lifecycle, services
+from plans import services
 from plans.models import Indicator
+from qip_portal import closure
 from tests import factories
 from tests.audits.factories import measure
 
@@ -120,12 +122,17 @@ def sustained(quality_lead, manager, oakfield):
     return plan
 
 
+def _blockers(plan) -> list[str]:
+    return [b.text for b in closure.closure_blockers(plan)]
+
+
 def test_readiness_lists_every_reason_in_plain_english(sustained, quality_lead):
     verdicts = plan_verdicts(sustained)
     assert verdicts.all_met
     assert verdicts.indicators[0].assurance.headline().startswith("5 results: not enough data")
-    reasons = verdicts.readiness.reasons
-    assert reasons == [
+    factories.write_learning_summary(sustained, by=quality_lead)
+    factories.record_residual_risk(sustained, by=quality_lead)
+    assert _blockers(sustained) == [
         "1 action is not completed: Refresher training.",
         "No evidence of the required kind “Re-audit” has been added.",
     ]
@@ -140,22 +147,13 @@ def test_readiness_lists_every_reason_in_plain_english(sustained, quality_lead):
         occurred_on=datetime.date.today(),
         uploaded_by=quality_lead,
     )
-    assert plan_verdicts(sustained).readiness.is_ready
+    assert _blockers(sustained) == []
 
 
 def test_unmet_indicator_is_a_readiness_reason(plan, manager):
     measure(plan, by=manager, on=plan.opened_on, numerator=10, denominator=20)
-    reasons = plan_verdicts(plan).readiness.reasons
+    reasons = _blockers(plan)
     assert any("Escalated within 24h" in r and "missed the target" in r for r in reasons)
-
-
-def test_readiness_guard_is_registered_and_blocks_submission(plan, quality_lead):
-    guard = lifecycle._GUARDS["readiness"]
-    assert guard(plan) == plan_verdicts(plan).readiness.reasons
-    assert any("No results yet" in r for r in guard(plan))
-    with pytest.raises(services.TransitionRefused) as refused:
-        services.perform_transition(plan=plan, name="submit_for_closure", by=quality_lead)
-    assert refused.value.reasons
 
 
 def test_a_concern_signal_inside_the_window_blocks_readiness(quality_lead, manager, oakfield):
@@ -190,10 +188,7 @@ def test_a_concern_signal_inside_the_window_blocks_readiness(quality_lead, manag
     assert verdict.criteria.met
     assert verdict.assurance.method.value == "xmr"
     assert verdict.assurance.concerns_in_window
-    assert any(
-        "concern signal inside the sustain window" in r
-        for r in plan_verdicts(plan).readiness.reasons
-    )
+    assert any("concern signal inside the sustain window" in r for r in _blockers(plan))
 
 
 @pytest.mark.parametrize("per_indicator", [1, 20])
@@ -277,10 +272,9 @@ def test_verdicts_from_the_plan_pages_rows_are_the_verdicts_read_afresh(quality_
         assert [v.criteria.explain() for v in preloaded.indicators] == [
             v.criteria.explain() for v in afresh.indicators
         ]
-        assert preloaded.readiness.reasons == afresh.readiness.reasons
         assert preloaded.open_actions == afresh.open_actions
         assert preloaded.criteria == afresh.criteria
         assert preloaded.missing_evidence == afresh.missing_evidence
     assert [v.indicator.pk for v in plan_verdicts(plan).indicators] == [second.pk, first.pk]
-    assert plan_verdicts(plan).open_actions == 1  # the factory's; not the completed one
+    assert plan_verdicts(plan).open_actions == ("Refresher training",)  # not the completed one
     assert plan_verdicts(bare).criteria is None

@@ -24,6 +24,7 @@ from governance import services as governance_services
 from governance.models import GovernanceGroup, Membership
 from plans import services as plan_services
 from plans.models import Plan, SignOffLevel, User
+from qip_portal import closure
 from tests import factories
 from tests.e2e.conftest import axe_violations, sign_in, sign_out
 
@@ -138,9 +139,9 @@ def close_through_governance(
         description="New starters may not know the escalation route.",
         monitoring="Induction checklist audited quarterly.",
     )
-    report = governance_services.submit_for_closure(plan=plan, by=lead, group=group)
+    report = closure.submit_for_closure(plan=plan, by=lead, group=group)
     meeting = governance_services.schedule_meeting(group=group, held_on=on, by=lead)
-    governance_services.sign_decision(
+    closure.sign_decision(
         report=report,
         meeting=meeting,
         by=chair,

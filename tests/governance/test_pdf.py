@@ -3,8 +3,9 @@ import socket
 
 import pytest
 
-from governance import pdf, services
+from governance import pdf
 from plans import services as plan_services
+from qip_portal import closure
 from tests.governance.conftest import make_ready
 
 EVIL = "http://evil.example/pixel.png"
@@ -54,7 +55,7 @@ def test_user_text_with_urls_is_escaped_and_nothing_outside_is_fetched(
 
     monkeypatch.setattr(pdf.StaticOnlyFetcher, "fetch", spy)
     with django_capture_on_commit_callbacks(execute=True):
-        report = services.submit_for_closure(plan=plan, by=quality_lead, group=group)
+        report = closure.submit_for_closure(plan=plan, by=quality_lead, group=group)
     report.refresh_from_db()
     assert "&lt;img src=&quot;http://evil.example/pixel.png&quot;&gt;" in report.content_html
     assert f'src="{EVIL}"' not in report.content_html

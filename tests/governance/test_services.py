@@ -2,15 +2,17 @@ import json
 import threading
 
 import pytest
+import time_machine
 from dateutil.relativedelta import relativedelta
 from django.db import close_old_connections
 from django.utils import timezone
 
-from governance import reports, services
+from governance import services
 from governance.models import ClosureReport, Decision, Membership, snapshot_digest
 from plans import services as plan_services
 from plans.models import Plan, SignOffLevel
 from plans.services import TransitionRefused
+from qip_portal import closure
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -18,7 +20,7 @@ from tests.factories import PASSWORD
 def _sign(report, meeting, by, **kwargs):
     kwargs.setdefault("password", PASSWORD)
     kwargs.setdefault("outcome", Decision.Outcome.CLOSE)
-    return services.sign_decision(report=report, meeting=meeting, by=by, **kwargs)
+    return closure.sign_decision(report=report, meeting=meeting, by=by, **kwargs)
 
 
 def _refusal(callable_, *args, **kwargs) -> list[str]:
@@ -33,7 +35,7 @@ def _refusal(callable_, *args, **kwargs) -> list[str]:
 def test_submitting_freezes_the_report_and_moves_the_plan_to_closure_review(
     ready_plan, quality_lead, group
 ):
-    report = services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
+    report = closure.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
     ready_plan.refresh_from_db()
     assert ready_plan.status == Plan.Status.CLOSURE_REVIEW
     assert report.group == group and report.submitted_by == quality_lead
@@ -85,7 +87,7 @@ def test_changing_the_plan_after_submission_leaves_the_snapshot_intact(
     assert (report.content_json, report.content_html, report.sha256) == before
     assert report.pdf_sha256 == pdf_before and report.is_intact()
     # The live report does see the changes, with the revision and its reason.
-    live = reports.compile_report(ready_plan)
+    live = closure.compile_report(ready_plan)
     assert any(t["reference"] == "C-9" for t in live["triggers"])
     assert live["revisions"][0]["reason"] == "Commissioner asked for six months"
     assert live["revisions"][0]["changes"][0] == "Closure criteria: sustain period (months): 3 → 6"
@@ -93,7 +95,7 @@ def test_changing_the_plan_after_submission_leaves_the_snapshot_intact(
 
 def test_submission_is_refused_when_the_group_lacks_authority(ready_plan, quality_lead, weak_group):
     reasons = _refusal(
-        services.submit_for_closure, plan=ready_plan, by=quality_lead, group=weak_group
+        closure.submit_for_closure, plan=ready_plan, by=quality_lead, group=weak_group
     )
     assert "needs sign-off at “Governance group” or higher" in reasons[0]
     ready_plan.refresh_from_db()
@@ -101,25 +103,51 @@ def test_submission_is_refused_when_the_group_lacks_authority(ready_plan, qualit
     assert not ClosureReport.objects.exists()
 
 
-def test_submission_needs_residual_risks_and_the_lifecycle_guards(plan, quality_lead, group):
-    reasons = _refusal(services.submit_for_closure, plan=plan, by=quality_lead, group=group)
-    assert reasons == ["Record the residual risks and how each is monitored."]
+def test_submission_is_refused_with_every_blocker_and_leaves_nothing_behind(
+    plan, quality_lead, group
+):
+    reasons = _refusal(closure.submit_for_closure, plan=plan, by=quality_lead, group=group)
+    assert any("No results yet" in r for r in reasons)
+    assert any("action is not completed" in r for r in reasons)
+    assert any("required kind" in r for r in reasons)
+    assert any("learning summary" in r for r in reasons)
+    assert "Record the residual risks and how each is monitored." in reasons
     services.record_residual_risk(plan=plan, by=quality_lead, description="R", monitoring="M")
-    # The open action is not the governance app's guard, but the plan stays live if any
-    # guard refuses, and no report is left behind.
-    from plans import lifecycle
-
-    lifecycle.register_guard("readiness", lambda p: ["Escalation has not met its target."])
-    reasons = _refusal(services.submit_for_closure, plan=plan, by=quality_lead, group=group)
-    assert reasons == ["Escalation has not met its target."]
+    reasons = _refusal(closure.submit_for_closure, plan=plan, by=quality_lead, group=group)
+    assert "Record the residual risks and how each is monitored." not in reasons
+    assert reasons  # the rest still stand
+    plan.refresh_from_db()
+    assert plan.status == Plan.Status.LIVE
     assert not ClosureReport.objects.exists()
+
+
+def test_a_written_rationale_sets_aside_only_the_criteria_verdict(plan, quality_lead, group):
+    """Criteria not met may go to the group with a rationale; open actions may not."""
+    factories.add_required_evidence(plan, by=quality_lead)
+    factories.write_learning_summary(plan, by=quality_lead)
+    factories.record_residual_risk(plan, by=quality_lead)
+    reasons = _refusal(
+        closure.submit_for_closure,
+        plan=plan,
+        by=quality_lead,
+        group=group,
+        override_rationale="Commissioner agreed",
+    )
+    assert reasons == ["1 action is not completed: Refresher training."]
+    factories.complete_actions(plan, by=quality_lead)
+    report = closure.submit_for_closure(
+        plan=plan, by=quality_lead, group=group, override_rationale="Commissioner agreed"
+    )
+    assert report.override_rationale == "Commissioner agreed"
+    frozen = json.loads(report.content_json)["verdicts"]["readiness"]
+    assert any("No results yet" in r for r in frozen)
 
 
 def test_submission_emails_the_group_after_commit(
     ready_plan, quality_lead, group, mailoutbox, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        report = services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
+        report = closure.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
     assert mailoutbox == []
     for callback in callbacks:
         callback()
@@ -301,7 +329,10 @@ def test_a_stepped_down_plan_can_be_submitted_for_final_closure(
         monitoring_indicators=[indicator],
         monitoring_floors={indicator.pk: 90},
     )
-    final = services.submit_for_closure(plan=report.plan, by=quality_lead, group=group)
+    reasons = _refusal(closure.submit_for_closure, plan=report.plan, by=quality_lead, group=group)
+    assert reasons[0].startswith("The monitoring period runs until")
+    with time_machine.travel(timezone.now() + relativedelta(months=6, days=2)):
+        final = closure.submit_for_closure(plan=report.plan, by=quality_lead, group=group)
     assert final.transition == "submit_for_final_closure"
     assert Plan.objects.get(pk=report.plan_id).status == Plan.Status.CLOSURE_REVIEW
 
@@ -318,7 +349,7 @@ def test_two_chairs_signing_at_once_give_exactly_one_decision(quality_lead, oakf
     services.set_membership(group=group, user=delegate, role="delegate_chair", by=quality_lead)
     meeting = services.schedule_meeting(group=group, held_on=timezone.localdate(), by=quality_lead)
     plan = make_ready(factories.live_plan(owner=quality_lead, locations=[oakfield]), quality_lead)
-    report = services.submit_for_closure(plan=plan, by=quality_lead, group=group)
+    report = closure.submit_for_closure(plan=plan, by=quality_lead, group=group)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 from governance import services
 from governance.models import ClosureReport, Decision, Membership
 from plans.models import Plan
+from qip_portal import closure
 from tests import factories
 from tests.factories import PASSWORD
 from tests.governance.conftest import make_ready
@@ -171,7 +172,7 @@ def test_a_signed_decision_cannot_be_edited_even_in_the_admin(
 ):
     from django.contrib import admin
 
-    decision = services.sign_decision(
+    decision = closure.sign_decision(
         report=report, meeting=meeting, by=chair, password=PASSWORD, outcome="close"
     )
     request = rf.get("/admin/")
@@ -183,7 +184,7 @@ def test_a_signed_decision_cannot_be_edited_even_in_the_admin(
         assert not model_admin.has_add_permission(request)
     # And there is no service that changes a decision: signing again is refused.
     with pytest.raises(services.TransitionRefused):
-        services.sign_decision(
+        closure.sign_decision(
             report=report,
             meeting=meeting,
             by=chair,

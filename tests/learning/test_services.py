@@ -14,8 +14,7 @@ from learning.models import (
     LearningSummary,
     add_months,
 )
-from plans import lifecycle
-from plans.lifecycle import TRANSITIONS
+from qip_portal import closure
 from tests import factories
 from tests.learning.helpers import close_plan, closed_plan_with_learning, write_summary
 
@@ -26,26 +25,23 @@ def at(*args) -> datetime.datetime:
     return datetime.datetime(*args, tzinfo=LONDON)
 
 
-# --- The guard -----------------------------------------------------------------------
+# --- What closure asks of learning ---------------------------------------------------
 
 
-def test_guard_refuses_a_plan_without_a_learning_summary(plan):
-    assert services.learning_summary_gaps(plan) == [services.SUMMARY_GUARD_MESSAGE]
-    assert "Write the learning summary" in services.SUMMARY_GUARD_MESSAGE
+def test_a_plan_without_a_complete_summary_is_not_ready_for_closure(plan, quality_lead):
+    assert services.plans_with_complete_summary([plan.pk]) == set()
+    blockers = [b.text for b in closure.closure_blockers(plan)]
+    assert any(text.startswith("Write the learning summary") for text in blockers)
+    write_summary(plan, by=quality_lead, key_messages="  ")
+    assert services.plans_with_complete_summary([plan.pk]) == set()
 
 
-def test_guard_holds_once_the_summary_is_written(plan, quality_lead):
+def test_a_complete_summary_clears_that_blocker(plan, quality_lead):
     write_summary(plan, by=quality_lead)
-    assert services.learning_summary_gaps(plan) == []
+    assert services.plans_with_complete_summary([plan.pk]) == {plan.pk}
+    blockers = [b.text for b in closure.closure_blockers(plan)]
+    assert not any("learning summary" in text for text in blockers)
 
-
-def test_guard_is_registered_for_submit_for_closure(plan):
-    assert lifecycle._GUARDS["learning_summary"] is services.learning_summary_gaps
-    reasons = lifecycle.blocking_reasons(TRANSITIONS["submit_for_closure"], plan)
-    if lifecycle.is_available(TRANSITIONS["submit_for_closure"]):
-        assert services.SUMMARY_GUARD_MESSAGE in reasons
-    else:  # other apps' guards are not registered yet: the transition is not offered
-        assert reasons == ["Submit for closure is not available in this version of the portal."]
 
 
 # --- Summary and history -------------------------------------------------------------

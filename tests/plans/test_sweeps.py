@@ -151,7 +151,7 @@ def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(
         "qip_portal.digest.send_weekly_digests",
         "audits.tasks.deterioration",
         "audits.tasks.monitoring_ended",
-        "audits.tasks.ready_for_closure_review",
+        "qip_portal.tasks.announce_ready_plans",
         "audits.tasks.reaudits_due",
         "learning.tasks.schedule_due_reviews",
         "learning.tasks.remind_outstanding_acknowledgements",

@@ -27,13 +27,11 @@ from governance import pdf as governance_pdf
 from governance import services as governance
 from governance.models import Membership
 from learning import services as learning
-from plans import lifecycle
 from plans import services as plan_services
-from qip_portal import evidence_pack
+from qip_portal import closure, evidence_pack
 from qip_portal.models import EvidencePack
 from tests import factories
 from tests.audits.factories import PDF_BYTES, measure, upload
-from tests.governance.conftest import make_ready
 from tests.learning.helpers import write_summary
 
 EVIL = "http://evil.example/pixel.png"
@@ -86,16 +84,17 @@ def pdf_text(data: bytes, tmp_path) -> str | None:
 
 
 @pytest.fixture
-def closed_plan(plan, quality_lead, oakfield, monkeypatch):
-    """The plan through the whole story: results, evidence, actions completed and
-    verified, learning written, closure report submitted, closure signed by the chair,
-    learning embedded."""
-    monkeypatch.setitem(lifecycle._GUARDS, "readiness", lambda plan: [])
+def closed_plan(plan, quality_lead, oakfield):
+    """The plan through the whole story: results meeting the criteria, evidence, actions
+    completed and verified, learning written, closure report submitted, closure signed
+    by the chair, learning embedded. Built with the real rules of closure."""
     today = timezone.localdate()
-    for days in (90, 60, 30, 1):
+    for days in (120, 90, 60, 1):
         measure(plan, by=quality_lead, on=today - datetime.timedelta(days=days))
     add_evidence(plan, quality_lead, title="Re-audit of safeguarding records")
-    make_ready(plan, quality_lead)
+    factories.add_required_evidence(plan, by=quality_lead)
+    factories.complete_actions(plan, by=quality_lead)
+    factories.record_residual_risk(plan, by=quality_lead)
     summary = write_summary(plan, by=quality_lead)
     chair = factories.UserFactory(username="chair", role="governance_member")
     group = governance.create_group(
@@ -103,8 +102,8 @@ def closed_plan(plan, quality_lead, oakfield, monkeypatch):
     )
     governance.set_membership(group=group, user=chair, role=Membership.Role.CHAIR, by=quality_lead)
     meeting = governance.schedule_meeting(group=group, held_on=today, by=quality_lead)
-    report = governance.submit_for_closure(plan=plan, by=quality_lead, group=group)
-    governance.sign_decision(
+    report = closure.submit_for_closure(plan=plan, by=quality_lead, group=group)
+    closure.sign_decision(
         report=report,
         meeting=meeting,
         by=chair,

@@ -25,10 +25,9 @@ from governance import services as governance
 from governance.models import Membership
 from learning import services as learning
 from learning.models import Acknowledgement, LearningReview
-from plans import lifecycle
+from qip_portal import closure
 from tests import factories
 from tests.audits.factories import PDF_BYTES, measure, upload
-from tests.governance.conftest import make_ready
 from tests.learning.helpers import close_plan, write_summary
 
 ROLES = ["anon", "lead", "manager", "outsider", "viewer", "member", "admin"]
@@ -168,8 +167,6 @@ def world(
 ):
     """One of everything, at Oakfield, visible to the plan's people."""
     settings.MFA_REQUIRED_ROLES = set()  # enforcement has its own tests
-    # The readiness verdict has its own tests; here a plan only needs to reach review.
-    monkeypatch.setitem(lifecycle._GUARDS, "readiness", lambda plan: [])
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     today = timezone.localdate()
     plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
@@ -208,9 +205,8 @@ def world(
         plan=plan, by=quality_lead, description="Agency staff", monitoring="Monthly spot check"
     )
     ready = factories.live_plan(owner=quality_lead, locations=[oakfield], title="Ready plan")
-    make_ready(ready, quality_lead)
-    write_summary(ready, by=quality_lead)
-    report = governance.submit_for_closure(plan=ready, by=quality_lead, group=group)
+    factories.make_ready(ready, by=quality_lead)  # the real rules of closure, all met
+    report = closure.submit_for_closure(plan=ready, by=quality_lead, group=group)
     closed = factories.live_plan(owner=quality_lead, locations=[oakfield], title="Closed plan")
     summary = write_summary(closed, by=quality_lead)
     close_plan(closed, by=quality_lead, when=timezone.now() - datetime.timedelta(days=100))

@@ -1,0 +1,520 @@
+"""The closure workflow: what must hold before a plan may go to closure review, and the
+steps that take it there and beyond (ARCHITECTURE.md, "Plan lifecycle").
+
+This is the one place that answers "may this plan close?". ``closure_blockers(plan)``
+returns every reason, in words, with where to fix it; the plan page, the home counts,
+the register's "ready for closure review" filter, the readiness email and the closure
+report all read it, so "ready" means the same everywhere. The steps themselves,
+``submit_for_closure`` (also final closure after monitoring), ``sign_decision`` (close,
+step down, return) and ``reopen_plan``, check what holds across apps and then call each
+app's own service for its part; ``plans.services.perform_transition`` moves the plan.
+
+It sits at the top layer because it reads every app: results and verdicts (audits),
+the closure report and decisions (governance), the learning summary (learning).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+
+from audits import monitoring
+from audits import services as audit_services
+from audits.models import MonitoringPeriod
+from audits.verdicts import PlanVerdicts, plans_meeting_criteria, verdicts_for_plans
+from core import jobs, outbox
+from governance import reports
+from governance import services as governance
+from governance.models import ClosureReport, Decision, GovernanceGroup, Meeting
+from learning import panels as learning_panels
+from learning import services as learning
+from plans import lifecycle
+from plans.models import Indicator, Plan, User
+from plans.services import TransitionRefused, perform_transition
+
+# Plans judged at once by the readiness sweep: bounds memory, not queries per plan.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One reason a plan may not yet go to closure review, and where to put it right."""
+
+    text: str
+    fix_url: str = ""
+    fix_label: str = ""
+    # The criteria verdict and a concern signal may be set aside by a written rationale
+    # on submission, shown prominently on the report; nothing else may.
+    overridable: bool = False
+
+
+def _plan_url(plan: Plan, anchor: str) -> str:
+    return f"{plan.get_absolute_url()}#{anchor}"
+
+
+def _verdict_blockers(plan: Plan, verdicts: PlanVerdicts) -> list[Blocker]:
+    if verdicts.criteria is None:
+        return [
+            Blocker(
+                "The plan has no closure criteria.",
+                reverse("plans:edit_criteria", args=[plan.reference]),
+                "Write the criteria",
+            )
+        ]
+    log_url = reverse("audits:log", args=[plan.reference])
+    found: list[Blocker] = []
+    if not verdicts.indicators:
+        found.append(
+            Blocker(
+                "The plan has no indicators to judge.",
+                reverse("plans:add_indicator", args=[plan.reference]),
+                "Add an indicator",
+            )
+        )
+    for v in verdicts.indicators:
+        if not v.criteria.met:
+            found.append(
+                Blocker(
+                    f"“{v.indicator.name}”: {v.criteria.explain()}",
+                    log_url,
+                    "Log a re-audit",
+                    overridable=True,
+                )
+            )
+        if v.assurance.concerns_in_window:
+            first = v.assurance.concerns_in_window[0]
+            found.append(
+                Blocker(
+                    f"“{v.indicator.name}”: a concern signal inside the sustain window. "
+                    f"{first.explain()}",
+                    _plan_url(plan, "verdicts"),
+                    "See the chart",
+                    overridable=True,
+                )
+            )
+    if verdicts.open_actions:
+        n = len(verdicts.open_actions)
+        listed = "; ".join(text[:80] for text in verdicts.open_actions[:3])
+        more = f" and {n - 3} more" if n > 3 else ""
+        found.append(
+            Blocker(
+                f"{n} action{'s are' if n != 1 else ' is'} not completed: {listed}{more}.",
+                _plan_url(plan, "actions"),
+                "Complete the actions",
+            )
+        )
+    for label in verdicts.missing_evidence:
+        found.append(
+            Blocker(
+                f"No evidence of the required kind “{label}” has been added.",
+                reverse("audits:add_evidence", args=[plan.reference]),
+                "Add evidence",
+            )
+        )
+    return found
+
+
+def blockers_for_plans(
+    plans: Iterable[Plan], *, verdicts: dict[int, PlanVerdicts] | None = None
+) -> dict[int, list[Blocker]]:
+    """{plan id: every reason it may not go to closure review now} for ``plans``; an
+    empty list means it may. A fixed number of queries however many plans (about ten;
+    fewer when ``verdicts``, already built for these plans, are passed in).
+
+    A live plan needs every indicator's criteria met with no concern signal inside its
+    sustain window (or a written override on submission), every action completed, the
+    required evidence, a complete learning summary and its residual risks recorded. A
+    plan in monitoring needs its monitoring period ended with no open deterioration, and
+    its residual risks. Any other status cannot go to closure review."""
+    plans = list(plans)
+    live = [p for p in plans if p.status == Plan.Status.LIVE]
+    watched = [p.pk for p in plans if p.status == Plan.Status.MONITORING]
+    open_ids = [p.pk for p in live] + watched
+    given = verdicts or {}
+    missing = [p for p in live if p.pk not in given]
+    built = {**given, **(verdicts_for_plans(missing) if missing else {})}
+    with_summary = learning.plans_with_complete_summary([p.pk for p in live]) if live else set()
+    with_risks = governance.plans_with_residual_risks(open_ids) if open_ids else set()
+    final_gaps = monitoring.final_closure_gaps(watched) if watched else {}
+    result: dict[int, list[Blocker]] = {}
+    for plan in plans:
+        if plan.status not in lifecycle.SUBMIT_TRANSITIONS:
+            result[plan.pk] = [
+                Blocker(
+                    f"The plan is {plan.get_status_display().lower()}: only a live plan, or "
+                    "one whose monitoring has ended, can go to closure review."
+                )
+            ]
+            continue
+        found: list[Blocker] = []
+        if plan.status == Plan.Status.LIVE:
+            found.extend(_verdict_blockers(plan, built[plan.pk]))
+            if plan.pk not in with_summary:
+                found.append(
+                    Blocker(
+                        "Write the learning summary (what happened, what changed and the key "
+                        "messages for staff).",
+                        reverse("learning:summary", args=[plan.reference]),
+                        "Write the learning summary",
+                    )
+                )
+        else:
+            for text in final_gaps.get(plan.pk, []):
+                if "open deterioration" in text:
+                    found.append(
+                        Blocker(text, reverse("audits:reopen", args=[plan.reference]), "Re-open")
+                    )
+                else:
+                    found.append(Blocker(text, _plan_url(plan, "monitoring"), "See monitoring"))
+        if plan.pk not in with_risks:
+            found.append(
+                Blocker(
+                    "Record the residual risks and how each is monitored.",
+                    reverse("governance:plan_report", args=[plan.reference]) + "#risks",
+                    "Record residual risks",
+                )
+            )
+        result[plan.pk] = found
+    return result
+
+
+def closure_blockers(plan: Plan, *, verdicts: PlanVerdicts | None = None) -> list[Blocker]:
+    """Every reason ``plan`` may not go to closure review now, in words; empty when it
+    may. The one answer to "what must hold to close this plan?"."""
+    given = {plan.pk: verdicts} if verdicts is not None else None
+    return blockers_for_plans([plan], verdicts=given)[plan.pk]
+
+
+def ready_plan_ids(plans: QuerySet[Plan]) -> set[int]:
+    """The ids of ``plans`` that may go to closure review now (no blockers). A fixed
+    number of queries. Live plans whose criteria are not all met are left out before
+    their verdicts are built: ``Plan.criteria_met_since`` is kept by every result,
+    correction, import and criteria change, and repaired by the nightly sweep, so this
+    only saves work and never changes the answer."""
+    candidates = Plan.objects.filter(
+        Q(status=Plan.Status.LIVE, criteria_met_since__isnull=False)
+        | Q(status=Plan.Status.MONITORING),
+        pk__in=plans.order_by().values("pk"),
+    ).only("pk", "reference", "status", "opened_on")
+    return {pk for pk, found in blockers_for_plans(candidates).items() if not found}
+
+
+def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
+    """The register's "ready for closure review" filter: ``ready_plan_ids`` as a
+    queryset, to filter, sort and page further."""
+    return plans.filter(pk__in=sorted(ready_plan_ids(plans)))
+
+
+@dataclass(frozen=True)
+class RegisterFlag:
+    name: str
+    label: str  # completes "Showing plans …"
+    apply: object  # QuerySet[Plan] -> QuerySet[Plan]
+
+
+# The register's named filters, linked from the home page's counts.
+REGISTER_FLAGS = {
+    "ready": RegisterFlag("ready", "ready for closure review", ready_plans),
+    "deteriorating": RegisterFlag(
+        "deteriorating", "deteriorating in monitoring", monitoring.deteriorating_plans
+    ),
+}
+
+
+# --- The plan page ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """A button on the plan page that leads somewhere the step can be completed."""
+
+    label: str
+    url: str
+    style: str = "primary"  # primary | danger | outline-secondary | outline-danger
+
+
+def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) -> dict:
+    """What the plan page shows about closure, for ``user``: the next steps they can
+    take (offered only when they can succeed), the blockers with where to fix them, and
+    an open deterioration signal to lead with. Two or three queries."""
+    from governance.access import can_prepare_reports
+
+    steps: list[Step] = []
+    blockers: list[Blocker] = []
+    deterioration = None
+    for step in lifecycle.plan_page_transitions(plan, user):
+        if step.name == "activate":
+            continue  # offered below, only when the criteria are complete
+        steps.append(
+            Step(
+                step.label,
+                reverse("plans:transition", args=[plan.reference, step.name]),
+                "outline-danger",
+            )
+        )
+    if plan.status in lifecycle.SUBMIT_TRANSITIONS:
+        blockers = closure_blockers(plan, verdicts=verdicts)
+        submit = lifecycle.TRANSITIONS[lifecycle.SUBMIT_TRANSITIONS[plan.status]]
+        report_url = reverse("governance:plan_report", args=[plan.reference])
+        if can_prepare_reports(user) and lifecycle.may_perform(submit, user):
+            if not blockers:
+                steps.insert(0, Step(submit.label, report_url + "#submit"))
+            elif all(b.overridable for b in blockers):
+                steps.insert(
+                    0,
+                    Step(
+                        f"{submit.label} with a written rationale",
+                        report_url + "#submit",
+                        "outline-secondary",
+                    ),
+                )
+    reopen_url = ""
+    if plan.status == Plan.Status.MONITORING:
+        deterioration = monitoring.open_deterioration_summary(plan)
+        if deterioration and lifecycle.may_perform(lifecycle.TRANSITIONS["reopen"], user):
+            reopen_url = reverse("audits:reopen", args=[plan.reference])
+            # The first thing on the page: not final closure while results deteriorate.
+            steps.insert(0, Step("Re-open the plan", reopen_url, "danger"))
+    return {
+        "reopen_url": reopen_url,
+        "steps": steps,
+        "blockers": blockers,
+        "deterioration": deterioration,
+        "submit_label": lifecycle.TRANSITIONS[lifecycle.SUBMIT_TRANSITIONS[plan.status]].label
+        if plan.status in lifecycle.SUBMIT_TRANSITIONS
+        else "",
+    }
+
+
+# --- The closure report --------------------------------------------------------------
+
+
+def compile_report(plan: Plan, *, override_rationale: str = "") -> dict:
+    """The closure report as it would be frozen now: governance compiles it, with the
+    blockers in words and the learning section (``learning``) composed in here."""
+    blockers = closure_blockers(plan)
+    return reports.compile_report(
+        plan,
+        blockers=[b.text for b in blockers],
+        sections=[learning_panels.report_section(plan)],
+        override_rationale=override_rationale,
+    )
+
+
+# --- The steps ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def submit_for_closure(
+    *, plan: Plan, by: User, group: GovernanceGroup, override_rationale: str = ""
+) -> ClosureReport:
+    """Compile the closure report, freeze it and put it to ``group``, and move the plan
+    to closure review (from live, or from monitoring for final closure). Refuses,
+    changing nothing, while any blocker stands, except those a written
+    ``override_rationale`` may set aside (the criteria verdict and concern signals:
+    the rationale is frozen into the report and shown prominently on it)."""
+    locked = Plan.objects.select_for_update().get(pk=plan.pk)
+    name = lifecycle.SUBMIT_TRANSITIONS.get(locked.status)
+    rationale = (override_rationale or "").strip()
+    if name is None:
+        raise TransitionRefused(
+            ["Only a live plan, or one in monitoring, can be submitted for closure."]
+        )
+    blockers = closure_blockers(locked)
+    standing = [b for b in blockers if not (rationale and b.overridable)]
+    if standing:
+        raise TransitionRefused([b.text for b in standing])
+    content = compile_report(locked, override_rationale=rationale)
+    report = governance.freeze_report(
+        plan=locked,
+        by=by,
+        group=group,
+        content=content,
+        transition=name,
+        override_rationale=rationale,
+    )
+    reason = f"override: {governance._short(rationale)}" if rationale else ""
+    perform_transition(
+        plan=locked, name=name, by=by, reason=reason, checked_by_closure_workflow=True
+    )
+    return report
+
+
+def signing_refusals(report: ClosureReport, by: User) -> list[str]:
+    """Segregation of duties: who may not sign a decision on ``report``."""
+    refusals = []
+    if by.pk == report.submitted_by_id:
+        refusals.append("You submitted this report, so you cannot sign its decision.")
+    return refusals
+
+
+@transaction.atomic
+def sign_decision(
+    *,
+    report: ClosureReport,
+    meeting: Meeting,
+    by: User,
+    password: str,
+    outcome: str,
+    reasons: str = "",
+    monitoring_indicators: Iterable[Indicator] = (),
+    monitoring_floors: dict | None = None,
+    monitoring_audit_theme: str = "",
+    monitoring_ends_on: datetime.date | None = None,
+) -> Decision:
+    """Record the group's signed decision on ``report`` and move the plan on: close it,
+    step it down into monitoring (opening the monitoring period), or return it to live.
+    Governance checks its own rules (``governance.services.record_decision``: password,
+    chair, authority, meeting, what a step-down monitors); the segregation of duties is
+    checked here. Refuses, changing nothing, when any rule does not hold."""
+    decision = governance.record_decision(
+        report=report,
+        meeting=meeting,
+        by=by,
+        password=password,
+        outcome=outcome,
+        reasons=reasons,
+        monitoring_indicators=monitoring_indicators,
+        monitoring_floors=monitoring_floors,
+        monitoring_audit_theme=monitoring_audit_theme,
+        monitoring_ends_on=monitoring_ends_on,
+        other_refusals=signing_refusals(report, by),
+    )
+    plan = perform_transition(
+        plan=decision.report.plan,
+        name=Decision.TRANSITIONS[decision.outcome],
+        by=by,
+        reason=governance.transition_reason(decision),
+        checked_by_closure_workflow=True,
+    )
+    if decision.outcome == Decision.Outcome.STEP_DOWN:
+        try:
+            audit_services.start_monitoring(
+                plan=plan,
+                by=by,
+                floors={int(pk): Decimal(f) for pk, f in decision.monitoring_floors.items()},
+                end_date=decision.monitoring_ends_on,
+                escalate_to=governance.monitoring_escalation_addresses(decision),
+                audit_theme=decision.monitoring_audit_theme or None,
+            )
+        except audit_services.MonitoringRefused as refused:
+            # Inside the decision's transaction: the whole decision is undone.
+            raise TransitionRefused(refused.reasons) from None
+    return decision
+
+
+@transaction.atomic
+def reopen_plan(*, plan: Plan, by: User, reason: str) -> Plan:
+    """Monitoring to live after deterioration, by a quality lead: the open monitoring
+    period must have an open deterioration. The histories of the plan and the period
+    name the results that triggered it. Refuses, changing nothing, otherwise."""
+    locked = Plan.objects.select_for_update().get(pk=plan.pk)
+    refusals = monitoring.reopen_gaps(locked) if locked.status == Plan.Status.MONITORING else []
+    if refusals:
+        raise TransitionRefused(refusals)
+    if not (reason or "").strip():
+        raise TransitionRefused(["Give a reason."])
+    history_reason = audit_services.record_reopening(plan=locked, by=by, reason=reason)
+    return perform_transition(
+        plan=locked,
+        name="reopen",
+        by=by,
+        reason=history_reason,
+        checked_by_closure_workflow=True,
+    )
+
+
+# --- The readiness sweep --------------------------------------------------------------
+
+
+def _quality_leads() -> set[str]:
+    return set(
+        User.objects.filter(role=User.Role.QUALITY_LEAD, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
+def readiness_key(plan_id: int, window_start: datetime.date) -> str:
+    """One "ready for closure review" email per plan per sustain window: a plan that
+    slips and recovers is announced again."""
+    return f"audits-ready-for-review:{plan_id}:{window_start.isoformat()}"
+
+
+@jobs.register(
+    "audits_ready_for_review",
+    "Tell owners and quality leads when a plan is ready for closure review.",
+)
+def announce_ready_plans() -> str:
+    """Repair every live plan's kept "criteria met since" date, then email the owner
+    and the quality leads of every plan with no closure blocker (``closure_blockers``),
+    once per plan per sustain window. Safe to run any number of times. Queries: a few
+    per 500 plans, plus those of each new email."""
+    leads = _quality_leads()
+    plans = Plan.objects.filter(status=Plan.Status.LIVE).select_related("owner").order_by("pk")
+    ids = list(plans.values_list("pk", flat=True))
+    ready = queued = 0
+    for start in range(0, len(ids), BATCH):
+        chunk = list(plans.filter(pk__in=ids[start : start + BATCH]))
+        met = plans_meeting_criteria(chunk)
+        audit_services.store_criteria_met(chunk, met)  # the kept date the register reads
+        keys = {pk: readiness_key(pk, m.window_start) for pk, m in met.items()}
+        done = outbox.existing_keys(keys.values())
+        # Plans already announced for this window are skipped before their verdicts
+        # are built: the sweep's cost follows what is new, not the register's size.
+        candidates = [p for p in chunk if p.pk in met and keys[p.pk] not in done]
+        built = verdicts_for_plans(candidates)
+        found = blockers_for_plans(candidates, verdicts=built)
+        for plan in candidates:
+            verdicts = built[plan.pk]
+            if found[plan.pk] or not verdicts.all_met:
+                continue
+            ready += 1
+            key = readiness_key(plan.pk, verdicts.window_start)  # type: ignore[arg-type]
+            alert = outbox.queue(
+                "audits-ready-for-review",
+                key=key,
+                recipients={plan.owner.email, *leads},
+                context={"plan": plan, "verdicts": verdicts, "met_since": verdicts.met_since},
+            )
+            queued += alert is not None
+    ended, prompted = _announce_final_closure(leads)
+    return (
+        f"{ready} plan(s) newly ready for closure review, {ended} for final closure, "
+        f"{queued + prompted} email(s) queued"
+    )
+
+
+def _announce_final_closure(leads: set[str]) -> tuple[int, int]:
+    """Monitoring that has ended well (``audits.sweeps.monitoring_ended`` marks it):
+    ask the owner and the quality leads to put the plan forward for final closure, once
+    per period, when nothing else stands in the way. A fixed number of queries, plus
+    those of each new email."""
+    periods = list(
+        MonitoringPeriod.objects.filter(
+            status=MonitoringPeriod.Status.ENDED, plan__status=Plan.Status.MONITORING
+        ).select_related("plan__owner")
+    )
+    keys = {p.pk: f"audits-monitoring-ended:{p.pk}" for p in periods}
+    done = outbox.existing_keys(keys.values())
+    periods = [p for p in periods if keys[p.pk] not in done]
+    found = blockers_for_plans([p.plan for p in periods])
+    ready = queued = 0
+    for period in periods:
+        if found[period.plan_id]:
+            continue
+        ready += 1
+        alert = outbox.queue(
+            "audits-monitoring-ended",
+            key=keys[period.pk],
+            recipients={period.plan.owner.email, *leads},
+            context={"plan": period.plan, "period": period},
+        )
+        queued += alert is not None
+    return ready, queued

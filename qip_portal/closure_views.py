@@ -1,0 +1,231 @@
+"""The pages of the closure workflow (``qip_portal/closure.py``): the live closure report
+with its residual risks and the submit form, the decision form, and re-opening a plan
+in monitoring. Their URLs keep the names of the apps whose records they show
+(``governance:plan_report``, ``governance:decide``, ``audits:reopen``...): see
+``qip_portal/urls.py``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from audits.forms import ReopenForm
+from audits.monitoring import reopen_gaps
+from core import freshness, security
+from governance import access
+from governance import services as governance
+from governance.forms import DecisionForm, ResidualRiskForm, SubmitForm
+from governance.models import Decision, Meeting, ResidualRisk
+from plans import lifecycle
+from plans.access import get_plan_for_user
+from plans.services import TransitionRefused
+from qip_portal import closure
+
+
+def _refused(request: HttpRequest, refused: TransitionRefused) -> None:
+    for reason in refused.reasons:
+        messages.error(request, reason)
+
+
+# --- The live closure report of a plan ------------------------------------------------
+
+
+def plan_report(request: HttpRequest, reference: str) -> HttpResponse:
+    """The report compiled from the plan as it is now, with residual risks and the
+    submit form for the quality lead."""
+    plan = access.get_plan_for_report(request.user, reference)
+    return _render_plan_report(request, plan)
+
+
+def _render_plan_report(
+    request: HttpRequest, plan, *, risk_form=None, submit_form=None, status: int = 200
+) -> HttpResponse:
+    """The live report page; bound forms are passed back so what was typed is kept."""
+    submit_name = lifecycle.SUBMIT_TRANSITIONS.get(plan.status, "submit_for_closure")
+    blockers = closure.closure_blockers(plan)
+    can_prepare = access.can_prepare_reports(request.user) and (
+        plan.status in lifecycle.SUBMIT_TRANSITIONS
+    )
+    latest = (
+        access.visible_reports(request.user)
+        .filter(plan=plan)
+        .defer("content_json", "content_html")
+        .order_by("-submitted_at", "-pk")
+        .first()
+    )
+    return render(
+        request,
+        "governance/plan_report.html",
+        {
+            "plan": plan,
+            # Compiled afresh after any change to the data (core.freshness); submitting
+            # compiles and freezes its own.
+            "report": freshness.cached(
+                f"plan-report:{plan.pk}:{timezone.localdate().isoformat()}",
+                lambda: closure.compile_report(plan),
+            ),
+            "risks": ResidualRisk.objects.filter(plan=plan).select_related("recorded_by"),
+            "can_prepare": can_prepare,
+            "risk_form": risk_form or ResidualRiskForm(),
+            "submit_form": submit_form or SubmitForm(plan=plan),
+            "blockers": blockers,
+            # Submitting is offered only when it can succeed: with nothing standing, or
+            # with only what a written rationale may set aside.
+            "may_submit": all(b.overridable for b in blockers),
+            "needs_rationale": bool(blockers),
+            "submit_step": lifecycle.TRANSITIONS[submit_name],
+            "latest": latest,
+        },
+        status=status,
+    )
+
+
+def _plan_for_preparing(request: HttpRequest, reference: str):
+    plan = access.get_plan_for_report(request.user, reference)
+    if not access.can_prepare_reports(request.user):
+        raise Http404("No such page.")
+    return plan
+
+
+@require_POST
+def risk_add(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = _plan_for_preparing(request, reference)
+    form = ResidualRiskForm(request.POST)
+    if form.is_valid():
+        try:
+            governance.record_residual_risk(plan=plan, by=request.user, **form.cleaned_data)
+        except TransitionRefused as refused:
+            _refused(request, refused)
+        else:
+            messages.success(request, "Residual risk recorded.")
+            return redirect("governance:plan_report", reference=plan.reference)
+    else:
+        messages.error(request, "The risk was not saved. Please correct the errors marked below.")
+    return _render_plan_report(request, plan, risk_form=form, status=400)
+
+
+@require_POST
+def risk_remove(request: HttpRequest, reference: str, risk_id: int) -> HttpResponse:
+    plan = _plan_for_preparing(request, reference)
+    risk = get_object_or_404(ResidualRisk, pk=risk_id, plan=plan)
+    try:
+        governance.remove_residual_risk(risk=risk, by=request.user)
+    except TransitionRefused as refused:
+        _refused(request, refused)
+    else:
+        messages.success(request, "Residual risk removed.")
+    return redirect("governance:plan_report", reference=plan.reference)
+
+
+@require_POST
+def submit(request: HttpRequest, reference: str) -> HttpResponse:
+    plan = _plan_for_preparing(request, reference)
+    form = SubmitForm(request.POST, plan=plan)
+    if not form.is_valid():
+        messages.error(request, "Nothing was submitted. Please correct the errors marked below.")
+        return _render_plan_report(request, plan, submit_form=form, status=400)
+    try:
+        report = closure.submit_for_closure(plan=plan, by=request.user, **form.cleaned_data)
+    except TransitionRefused as refused:
+        _refused(request, refused)
+        return _render_plan_report(request, plan, submit_form=form, status=400)
+    messages.success(
+        request, f"Closure report frozen and put to {report.group}. The PDF is being prepared."
+    )
+    return redirect(report)
+
+
+# --- The decision ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def decide(request: HttpRequest, pk: int) -> HttpResponse:
+    report = access.get_report_for_user(request.user, pk)
+    if not access.can_sign_for(request.user, report):
+        raise Http404("No such page.")
+    meetings = Meeting.objects.filter(group=report.group).order_by("-held_on")
+    form = DecisionForm(request.POST or None, report=report, meetings=meetings)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                decision = closure.sign_decision(
+                    report=report,
+                    meeting=data["meeting"],
+                    by=request.user,
+                    password=data["password"],
+                    outcome=data["outcome"],
+                    reasons=data["reasons"],
+                    monitoring_indicators=data["monitoring_indicators"] or [],
+                    monitoring_floors=form.floors(),
+                    monitoring_audit_theme=data["monitoring_audit_theme"],
+                    monitoring_ends_on=form.ends_on(),
+                )
+            except TransitionRefused as refused:
+                _refused(request, refused)
+                status = 400
+            else:
+                security.record(
+                    "sign_off",
+                    request=request,
+                    detail=f"{decision.get_outcome_display()} {report.plan.reference} "
+                    f"snapshot {decision.snapshot_sha256}",
+                )
+                messages.success(
+                    request,
+                    f"Decision signed: {decision.get_outcome_display().lower()} "
+                    f"({report.plan.reference}).",
+                )
+                return redirect(report)
+        else:
+            messages.error(request, "Nothing was signed. Please correct the errors marked below.")
+            status = 400
+    return render(
+        request,
+        "governance/decide.html",
+        {
+            "report": report,
+            "form": form,
+            "has_meetings": meetings.exists(),
+            "signing_refusals": closure.signing_refusals(report, request.user),
+            "meanings": {
+                outcome: governance.signature_meaning(
+                    outcome=outcome,
+                    reference=report.plan.reference,
+                    sha256=report.sha256,
+                    ends_on=form.fields["monitoring_ends_on"].initial,
+                )
+                for outcome in Decision.Outcome.values
+            },
+        },
+        status=status,
+    )
+
+
+# --- Re-opening a plan in monitoring --------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def reopen(request: HttpRequest, reference: str) -> HttpResponse:
+    """Re-open a plan in monitoring after deterioration: confirm (GET), do it (POST).
+    The history names the results that triggered it."""
+    plan = get_plan_for_user(request.user, reference, write=True)
+    step = lifecycle.TRANSITIONS["reopen"]
+    if not lifecycle.may_perform(step, request.user):
+        raise Http404("No such page.")  # the quality lead's decision; others see nothing
+    form = ReopenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            closure.reopen_plan(plan=plan, by=request.user, reason=form.cleaned_data["reason"])
+        except TransitionRefused as refused:
+            _refused(request, refused)
+        else:
+            messages.success(request, f"{plan.reference} is live again.")
+            return redirect(plan)
+    blocking = lifecycle.plan_refusals(step, plan) or reopen_gaps(plan)
+    return render(request, "audits/reopen.html", {"plan": plan, "form": form, "blocking": blocking})
+
