@@ -4,7 +4,15 @@ steps that take it there and beyond (ARCHITECTURE.md, "Plan lifecycle").
 This is the one place that answers "may this plan close?". ``closure_blockers(plan)``
 returns every reason, in words, with where to fix it; the plan page, the home counts,
 the register's "ready for closure review" filter, the readiness email and the closure
-report all read it, so "ready" means the same everywhere. The steps themselves,
+report all read it, so "ready" means the same everywhere.
+
+Each reason belongs to one of two stages. The *plan* stage is what the evidence and the
+delivery must show: every indicator's criteria met with no concern signal in the
+sustain window, every action completed, the required evidence (or, after step-down,
+monitoring ended with no open deterioration). A plan with nothing left at that stage is
+**ready for closure review**: the quality lead is told, and compiles the report. The
+*report* stage is what the quality lead writes into the closure report itself (the
+learning summary, the residual risks); submission needs both stages clear. The steps themselves,
 ``submit_for_closure`` (also final closure after monitoring), ``sign_decision`` (close,
 step down, return) and ``reopen_plan``, check what holds across apps and then call each
 app's own service for its part; ``plans.services.perform_transition`` moves the plan.
@@ -52,6 +60,22 @@ class Blocker:
     # The criteria verdict and a concern signal may be set aside by a written rationale
     # on submission, shown prominently on the report; nothing else may.
     overridable: bool = False
+    # "plan": the evidence and delivery (decides "ready for closure review");
+    # "report": what the quality lead writes into the closure report before submitting.
+    stage: str = "plan"
+
+    @property
+    def is_report_stage(self) -> bool:
+        return self.stage == REPORT_STAGE
+
+
+REPORT_STAGE = "report"
+
+
+def is_ready(blockers: list[Blocker]) -> bool:
+    """Ready for closure review: nothing left that the evidence or delivery must show
+    (the closure report's own parts come next)."""
+    return not any(b.stage != REPORT_STAGE for b in blockers)
 
 
 def _plan_url(plan: Plan, anchor: str) -> str:
@@ -162,6 +186,7 @@ def blockers_for_plans(
                         "messages for staff).",
                         reverse("learning:summary", args=[plan.reference]),
                         "Write the learning summary",
+                        stage=REPORT_STAGE,
                     )
                 )
         else:
@@ -178,6 +203,7 @@ def blockers_for_plans(
                     "Record the residual risks and how each is monitored.",
                     reverse("governance:plan_report", args=[plan.reference]) + "#risks",
                     "Record residual risks",
+                    stage=REPORT_STAGE,
                 )
             )
         result[plan.pk] = found
@@ -192,7 +218,7 @@ def closure_blockers(plan: Plan, *, verdicts: PlanVerdicts | None = None) -> lis
 
 
 def ready_plan_ids(plans: QuerySet[Plan]) -> set[int]:
-    """The ids of ``plans`` that may go to closure review now (no blockers). A fixed
+    """The ids of ``plans`` ready for closure review (``is_ready``). A fixed
     number of queries. Live plans whose criteria are not all met are left out before
     their verdicts are built: ``Plan.criteria_met_since`` is kept by every result,
     correction, import and criteria change, and repaired by the nightly sweep, so this
@@ -202,7 +228,7 @@ def ready_plan_ids(plans: QuerySet[Plan]) -> set[int]:
         | Q(status=Plan.Status.MONITORING),
         pk__in=plans.order_by().values("pk"),
     ).only("pk", "reference", "status", "opened_on")
-    return {pk for pk, found in blockers_for_plans(candidates).items() if not found}
+    return {pk for pk, found in blockers_for_plans(candidates).items() if is_ready(found)}
 
 
 def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:
@@ -263,14 +289,18 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
         submit = lifecycle.TRANSITIONS[lifecycle.SUBMIT_TRANSITIONS[plan.status]]
         report_url = reverse("governance:plan_report", args=[plan.reference])
         if can_prepare_reports(user) and lifecycle.may_perform(submit, user):
+            plan_stage = [b for b in blockers if not b.is_report_stage]
             if not blockers:
                 steps.insert(0, Step(submit.label, report_url + "#submit"))
-            elif all(b.overridable for b in blockers):
+            elif not plan_stage:
+                # Ready: what is left is the report's own, done on the report page.
+                steps.insert(0, Step("Prepare the closure report", report_url))
+            elif all(b.overridable for b in plan_stage):
                 steps.insert(
                     0,
                     Step(
-                        f"{submit.label} with a written rationale",
-                        report_url + "#submit",
+                        "Prepare the closure report with a written rationale",
+                        report_url,
                         "outline-secondary",
                     ),
                 )
@@ -278,10 +308,13 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
     if plan.status == Plan.Status.MONITORING:
         deterioration = monitoring.open_deterioration_summary(plan)
         if deterioration and lifecycle.may_perform(lifecycle.TRANSITIONS["reopen"], user):
+            # Offered in the deterioration banner, the first thing on the page (not
+            # final closure while results deteriorate).
             reopen_url = reverse("audits:reopen", args=[plan.reference])
-            # The first thing on the page: not final closure while results deteriorate.
-            steps.insert(0, Step("Re-open the plan", reopen_url, "danger"))
     return {
+        "ready": plan.status in lifecycle.SUBMIT_TRANSITIONS and is_ready(blockers),
+        "plan_blockers": [b for b in blockers if not b.is_report_stage],
+        "report_blockers": [b for b in blockers if b.is_report_stage],
         "reopen_url": reopen_url,
         "steps": steps,
         "blockers": blockers,
@@ -473,7 +506,7 @@ def announce_ready_plans() -> str:
         found = blockers_for_plans(candidates, verdicts=built)
         for plan in candidates:
             verdicts = built[plan.pk]
-            if found[plan.pk] or not verdicts.all_met:
+            if not is_ready(found[plan.pk]) or not verdicts.all_met:
                 continue
             ready += 1
             key = readiness_key(plan.pk, verdicts.window_start)  # type: ignore[arg-type]
@@ -507,7 +540,7 @@ def _announce_final_closure(leads: set[str]) -> tuple[int, int]:
     found = blockers_for_plans([p.plan for p in periods])
     ready = queued = 0
     for period in periods:
-        if found[period.plan_id]:
+        if not is_ready(found[period.plan_id]):
             continue
         ready += 1
         alert = outbox.queue(

@@ -45,7 +45,7 @@ def test_quality_lead_opens_and_activates_a_plan_in_the_browser(
     assert page.get_by_text("opened as a draft").is_visible()
     page.get_by_role("link", name="Activate").click()
     page.get_by_role("button", name="Activate").click()
-    assert page.get_by_text("activate done").is_visible()
+    assert page.get_by_text(f"{Plan.objects.get().reference}: now live").is_visible()
     screenshots(page, "plan-live")
     plan = Plan.objects.get()
     assert plan.status == Plan.Status.LIVE and plan.criteria.is_locked

@@ -167,7 +167,7 @@ def test_deterioration_below_the_floor_escalates_at_once_and_the_plan_reopens(
         traveller.move_to(DECIDED + datetime.timedelta(days=30))
         as_user(page, "tom")
         page.goto(page.base + plan.get_absolute_url())
-        page.get_by_role("link", name="Log a re-audit").click()
+        page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
         page.get_by_label("Indicator").select_option(label=INDICATOR)
         page.get_by_label("Met the standard").fill("19")
         page.get_by_label("Checked").fill("20")
@@ -182,7 +182,7 @@ def test_deterioration_below_the_floor_escalates_at_once_and_the_plan_reopens(
         mailoutbox.clear()
         as_user(page, "tom")  # a month later: a new session
         page.goto(page.base + plan.get_absolute_url())
-        page.get_by_role("link", name="Log a re-audit").click()
+        page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
         page.get_by_label("Indicator").select_option(label=INDICATOR)
         page.get_by_label("Met the standard").fill("14")
         page.get_by_label("Checked").fill("20")
