@@ -15,8 +15,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from audits import files
 from audits.models import EvidenceItem, Measurement
+from core import files
 from plans.models import EvidenceKind, Indicator, Location, Plan
 
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")

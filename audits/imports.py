@@ -17,7 +17,7 @@ from typing import IO
 
 from django.core.exceptions import ValidationError
 
-from audits import files
+from core import files
 
 # Template columns, in order; the header row must name exactly these (any order, any
 # case). "indicator" and "date" are required in every row; the rest depend on the

@@ -1,7 +1,7 @@
 """Measurements per indicator, evidence items, audit themes and spreadsheet imports.
 
 Every change goes through ``audits/services.py``; files live in private storage
-(``audits/files.py``) and are only ever streamed by a view that checks access.
+(``core/files.py``) and are only ever streamed by a view that checks access.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from audits.files import get_private_storage
+from core.files import get_private_storage
 from plans.models import EvidenceKind, Indicator, Location, Plan
 
 
@@ -177,7 +177,7 @@ def _import_name(instance: ImportBatch, filename: str) -> str:
 
 class EvidenceItem(models.Model):
     """Evidence on a plan: supervision records, panel outcomes, observations... with an
-    optional file whose type was checked by its content (``audits/files.py``)."""
+    optional file whose type was checked by its content (``core/files.py``)."""
 
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="evidence_items")
     kind = models.CharField(max_length=20, choices=EvidenceKind.choices)

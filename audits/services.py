@@ -20,7 +20,6 @@ from django.utils.formats import date_format
 from simple_history.utils import bulk_create_with_history
 
 from audits import imports
-from audits.files import FileType, get_private_storage
 from audits.forms import MeasurementContext, MeasurementForm
 from audits.models import (
     AuditTheme,
@@ -34,6 +33,7 @@ from audits.models import (
 )
 from audits.verdicts import plans_meeting_criteria
 from core import outbox
+from core.files import FileType, get_private_storage
 from core.freshness import data_changed
 from core.history import save_with_history
 from core.thresholds import DEFAULT_MONITORING_MONTHS

@@ -19,7 +19,6 @@ from audits.access import (
     get_plan_for_logging,
 )
 from audits.charts import chart_for, render_svg
-from audits.files import TEXT, get_private_storage
 from audits.forms import (
     EvidenceForm,
     ImportUploadForm,
@@ -30,6 +29,7 @@ from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_o
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core import freshness, security
 from core.exports import csv_response, xlsx_response
+from core.files import TEXT, get_private_storage
 from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
 from plans.access import WRITE_ROLES, get_plan_for_user

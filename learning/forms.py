@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from audits import files
+from core import files
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.access import visible_locations
 from plans.models import Location, QualityStatement, Theme, User

@@ -132,7 +132,7 @@ def acknowledge(*, ack: Acknowledgement, by: User) -> Acknowledgement:
 
 @dataclass
 class EmbeddingFile:
-    """An upload already checked by ``audits.files`` (type decided by its bytes)."""
+    """An upload already checked by ``core.files`` (type decided by its bytes)."""
 
     upload: object
     content_type: str

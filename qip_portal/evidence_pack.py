@@ -45,10 +45,10 @@ from audits.models import EvidenceItem, MonitoringPeriod
 from audits.verdicts import plan_verdicts
 from core.dates import day as _day
 from core.exports import neutralise
+from core.history import save_with_history as _save
 from governance.models import ClosureReport, Decision
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Location, Plan, User
-from plans.services import _save
 from plans.timeline import build_timeline
 from qip_portal import closure
 from qip_portal.models import EvidencePack

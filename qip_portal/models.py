@@ -14,7 +14,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from audits.files import get_private_storage
+from core.files import get_private_storage
 from plans.models import Location, Plan
 
 

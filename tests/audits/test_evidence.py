@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audits import files
 from audits.models import EvidenceItem
+from core import files
 from tests.audits.factories import (
     DOCX_BYTES,
     HTML_BYTES,

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audits import services as audits_services
-from audits.files import detect_type
+from core.files import detect_type
 from core.models import SecurityEvent
 from governance import pdf as governance_pdf
 from governance import services as governance

@@ -20,7 +20,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from audits import services as audits_services
-from audits.files import detect_type
+from core.files import detect_type
 from governance import services as governance
 from governance.models import Membership
 from learning import services as learning

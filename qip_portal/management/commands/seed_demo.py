@@ -9,6 +9,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from core.history import save_with_history
 from plans import services
 from plans.models import Location, Plan, QualityStatement, Regulation, Theme, User
 
@@ -326,7 +327,7 @@ class Command(BaseCommand):
             plan.status_changed_at = timezone.now() - datetime.timedelta(
                 days=spec.get("status_days_ago", 0)
             )
-            services._save(
+            save_with_history(
                 plan, by=lead, reason="Demo data: status carried over from the previous register"
             )
         stale_days = spec.get("quiet_days")
