@@ -32,7 +32,7 @@ from core.exports import csv_response, xlsx_response
 from core.files import TEXT, get_private_storage
 from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
-from plans.access import WRITE_ROLES, get_plan_for_user
+from plans.access import get_plan_for_user
 from plans.models import Plan, User
 
 # How many results the plan page lists; the export has them all.
@@ -181,7 +181,7 @@ def due(request: HttpRequest) -> HttpResponse:
             "show": show,
             "today": today,
             "soon": soon,
-            "can_log": request.user.role in WRITE_ROLES,
+            "can_log": request.user.may_write_plans,
         },
     )
 

@@ -18,15 +18,13 @@ from governance.models import ClosureReport, GovernanceGroup, Meeting, Membershi
 from plans.access import get_plan_for_user
 from plans.models import Plan, User
 
-ORGANISATION_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR}
-
 
 def _active(user: User) -> bool:
     return user.is_authenticated and user.is_active
 
 
 def sees_all_governance(user: User) -> bool:
-    return _active(user) and user.role in ORGANISATION_ROLES
+    return _active(user) and user.is_organisation_lead
 
 
 def groups_for_user(user: User) -> QuerySet[GovernanceGroup]:
@@ -34,7 +32,7 @@ def groups_for_user(user: User) -> QuerySet[GovernanceGroup]:
     groups they belong to."""
     if sees_all_governance(user):
         return GovernanceGroup.objects.all()
-    if not _active(user) or user.role != User.Role.GOVERNANCE_MEMBER:
+    if not _active(user) or not user.is_governance_member:
         return GovernanceGroup.objects.none()
     return GovernanceGroup.objects.filter(memberships__user=user).distinct()
 

@@ -30,6 +30,6 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
         "reports": [(r, r.pk in visible_ids) for r in reports],
         "risk_count": ResidualRisk.objects.filter(plan=plan).count(),
         "can_prepare": can_prepare,
-        "can_read_live_report": can_prepare or user.role == User.Role.GOVERNANCE_MEMBER,
+        "can_read_live_report": can_prepare or user.is_governance_member,
         "offer_report": plan.status in (Plan.Status.LIVE, Plan.Status.MONITORING),
     }

@@ -62,7 +62,7 @@ def set_membership(*, group: GovernanceGroup, user: User, role: str, by: User) -
     """Add ``user`` to ``group`` or change their role. Making someone chair makes the
     previous chair a member (a group has one chair; delegates are recorded as such)."""
     group = GovernanceGroup.objects.select_for_update().get(pk=group.pk)
-    if user.role != User.Role.GOVERNANCE_MEMBER and role in Membership.SIGNING_ROLES:
+    if not user.is_governance_member and role in Membership.SIGNING_ROLES:
         raise TransitionRefused(["Only a governance group member may chair or sign."])
     if role == Membership.Role.CHAIR:
         for previous in Membership.objects.filter(group=group, role=Membership.Role.CHAIR).exclude(

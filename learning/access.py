@@ -14,13 +14,6 @@ from learning.models import Acknowledgement, LearningReview, LearningSummary
 from plans.access import get_plan_for_user, visible_plans
 from plans.models import Plan, User
 
-# Write the summary and record where it is embedded.
-WRITE_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR, User.Role.MANAGER}
-# Share with other locations' managers: an organisation-wide decision.
-SHARE_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR}
-# Record the outcome of a relevance review (the leadership / governance meeting).
-REVIEW_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR, User.Role.GOVERNANCE_MEMBER}
-
 
 def visible_summaries(user: User) -> QuerySet[LearningSummary]:
     """Learning from plans the user may read, plus learning shared with them."""
@@ -35,15 +28,17 @@ def visible_summaries(user: User) -> QuerySet[LearningSummary]:
 
 
 def can_write_learning(user: User) -> bool:
-    return user.is_authenticated and user.role in WRITE_ROLES
+    return user.is_authenticated and user.may_write_plans  # summary, embedding
 
 
 def can_share_learning(user: User) -> bool:
-    return user.is_authenticated and user.role in SHARE_ROLES
+    # Sharing with other locations' managers is an organisation-wide decision.
+    return user.is_authenticated and user.is_organisation_lead
 
 
 def can_review_learning(user: User) -> bool:
-    return user.is_authenticated and user.role in REVIEW_ROLES
+    # The outcome of a relevance review (the leadership / governance meeting).
+    return user.is_authenticated and (user.is_organisation_lead or user.is_governance_member)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,6 @@ from django.http import Http404
 from core import security
 from plans.models import Location, Plan, User
 
-WRITE_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR, User.Role.MANAGER}
-PLAN_AUTHOR_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR}
-
 
 def visible_locations(user: User) -> QuerySet[Location]:
     if user.sees_all_locations:
@@ -43,18 +40,18 @@ def visible_plan_q(user: User, field: str = "plan") -> Q:
 
 
 def can_open_plans(user: User) -> bool:
-    return user.is_authenticated and user.role in PLAN_AUTHOR_ROLES
+    return user.is_authenticated and user.is_organisation_lead
 
 
 def can_edit_plan(user: User, plan: Plan) -> bool:
     """Edit details, criteria and actions. Managers may work on plans at their
     locations; viewers and governance members only read."""
-    return user.role in WRITE_ROLES and not plan.is_final
+    return user.may_write_plans and not plan.is_final
 
 
 def can_edit_plan_details(user: User, plan: Plan) -> bool:
     """Title, summary, risk, criteria: the quality lead's contract, not the manager's."""
-    return user.role in PLAN_AUTHOR_ROLES and not plan.is_final
+    return user.is_organisation_lead and not plan.is_final
 
 
 def get_plan_for_user(
@@ -74,7 +71,7 @@ def get_plan_for_user(
     except Plan.DoesNotExist:
         _refused(user, reference, "read")
         raise Http404("No such plan.") from None
-    if write and user.role not in WRITE_ROLES:
+    if write and not user.may_write_plans:
         _refused(user, reference, "change")
         raise Http404("No such plan.")
     return plan

@@ -83,13 +83,32 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.get_full_name() or self.username
 
+    # What each role may do, in one place; the apps' access functions read these.
+
     @property
     def sees_all_locations(self) -> bool:
+        """Quality leads, administrators and governance members read every location."""
         return self.role in {
             self.Role.QUALITY_LEAD,
             self.Role.ADMINISTRATOR,
             self.Role.GOVERNANCE_MEMBER,
         }
+
+    @property
+    def is_organisation_lead(self) -> bool:
+        """Quality leads and administrators: open plans, set criteria, prepare closure
+        reports, share learning across locations."""
+        return self.role in {self.Role.QUALITY_LEAD, self.Role.ADMINISTRATOR}
+
+    @property
+    def may_write_plans(self) -> bool:
+        """Organisation leads and managers (at their locations) change plans' records:
+        actions, results, evidence, learning. Viewers and governance members read."""
+        return self.is_organisation_lead or self.role == self.Role.MANAGER
+
+    @property
+    def is_governance_member(self) -> bool:
+        return self.role == self.Role.GOVERNANCE_MEMBER
 
 
 class Theme(models.Model):

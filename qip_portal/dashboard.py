@@ -28,9 +28,9 @@ REAUDIT_HORIZON_DAYS = DUE_SOON_DAYS
 def home_figures(user: User, today: datetime.date) -> dict:
     """Everything the home page counts and lists for ``user``, by role."""
     figures = {"attention": attention(user, today), **my_work(user, today)}
-    if user.role in (User.Role.GOVERNANCE_MEMBER, User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
+    if user.is_governance_member or user.is_organisation_lead:
         figures.update(governance_work(user, today))
-    if user.role in (User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR):
+    if user.is_organisation_lead:
         figures["shape"] = register_shape(user, today)
     return figures
 

@@ -25,7 +25,6 @@ from plans.models import Location, Plan, User
 from qip_portal import evidence_pack
 from qip_portal.models import EvidencePack
 
-REGISTER_PACK_ROLES = {User.Role.QUALITY_LEAD, User.Role.ADMINISTRATOR}
 # The plan page and its pack page list this many earlier packs.
 RECENT_PACKS = 10
 # The longest period a register pack may cover.
@@ -36,7 +35,7 @@ MAX_REGISTER_DAYS = 3 * 366
 
 
 def can_make_register_packs(user: User) -> bool:
-    return user.is_authenticated and user.is_active and user.role in REGISTER_PACK_ROLES
+    return user.is_authenticated and user.is_active and user.is_organisation_lead
 
 
 def get_pack_for_user(user: User, pk: int) -> EvidencePack:
