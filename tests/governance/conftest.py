@@ -4,7 +4,10 @@ and a member; a live plan ready for closure; a submitted report."""
 import datetime
 
 import pytest
+from django.test import Client
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from governance import services
 from governance.models import Meeting, Membership
@@ -88,8 +91,22 @@ def report_with_pdf(ready_plan, quality_lead, group, django_capture_on_commit_ca
     return report
 
 
-@pytest.fixture(autouse=True)
-def chairs_signed_in_with_two_steps(monkeypatch):
-    """Chairs must use two-step verification (tested in tests/qip_portal/test_security.py);
-    here the client's force_login stands for a completed two-step sign-in."""
-    monkeypatch.setattr("qip_portal.middleware.mfa_required", lambda user: False)
+class TwoStepClient(Client):
+    """A test client whose ``force_login`` stands for a completed sign-in with two-step
+    verification, as chairs must (enforcement is tested in
+    tests/qip_portal/test_security.py): the user gets a confirmed authenticator and the
+    session is verified with it, as django-otp's own login does."""
+
+    def force_login(self, user, backend=None):
+        super().force_login(user, backend)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+
+@pytest.fixture
+def client():
+    return TwoStepClient()
