@@ -453,6 +453,8 @@ class MonitoringRefused(MeasurementRefused):
 
 
 def _parse_floor(raw) -> Decimal:
+    if raw is None or not str(raw).strip():
+        raise MonitoringRefused(["Set a floor for every indicator that will be monitored."])
     try:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
@@ -460,6 +462,44 @@ def _parse_floor(raw) -> Decimal:
     if not value.is_finite():
         raise MonitoringRefused([f"“{raw}” is not a number, so it cannot be a floor."])
     return value
+
+
+def monitoring_problems(
+    *,
+    plan: Plan,
+    floors: dict,
+    audit_theme: object = None,
+    end_date: datetime.date | None = None,
+    starts_on: datetime.date | None = None,
+) -> tuple[dict[int, Decimal], datetime.date, list[str]]:
+    """Check what a step-down will monitor, once, for the governance decision that
+    describes it and for ``start_monitoring`` that opens it: ``floors`` maps this plan's
+    indicator ids (int or text) to a floor; with no floors an audit theme must be named;
+    the period must end in the future. Returns (floors parsed, the end date, every
+    problem in words). Reads the plan's indicators (one query)."""
+    today = timezone.localdate()
+    reasons: list[str] = []
+    indicator_ids = set(plan.indicators.values_list("pk", flat=True))
+    parsed: dict[int, Decimal] = {}
+    for key, raw in (floors or {}).items():
+        try:
+            pk = int(key)
+        except (TypeError, ValueError):
+            pk = None
+        if pk not in indicator_ids:
+            reasons.append(f"Indicator {key} is not one of this plan's indicators.")
+            continue
+        try:
+            parsed[pk] = _parse_floor(raw)
+        except MonitoringRefused as refused:
+            reasons.extend(r for r in refused.reasons if r not in reasons)
+    named_theme = audit_theme.strip() if isinstance(audit_theme, str) else audit_theme
+    if not parsed and not named_theme and not reasons:
+        reasons.append("Say what will be monitored: a floor for each indicator, or an audit theme.")
+    ends_on = end_date or (starts_on or today) + relativedelta(months=DEFAULT_MONITORING_MONTHS)
+    if ends_on <= today:
+        reasons.append("The monitoring period must end in the future.")
+    return parsed, ends_on, reasons
 
 
 @transaction.atomic
@@ -508,29 +548,15 @@ def start_monitoring(
     if MonitoringPeriod.objects.filter(plan=locked, status=MonitoringPeriod.Status.OPEN).exists():
         reasons.append("This plan already has an open monitoring period.")
     indicators = {i.pk: i for i in locked.indicators.all()}
-    parsed: dict[int, Decimal] = {}
-    for key, raw in (floors or {}).items():
-        try:
-            pk = int(key)
-        except (TypeError, ValueError):
-            pk = None
-        if pk not in indicators:
-            reasons.append(f"Indicator {key} is not one of this plan's indicators.")
-            continue
-        try:
-            parsed[pk] = _parse_floor(raw)
-        except MonitoringRefused as refused:
-            reasons.extend(refused.reasons)
+    parsed, ends_on, problems = monitoring_problems(
+        plan=locked, floors=floors, audit_theme=audit_theme, end_date=end_date, starts_on=starts_on
+    )
+    reasons.extend(problems)
     theme = audit_theme
     if isinstance(theme, str):
         theme = theme.strip()
         theme = AuditTheme.objects.get_or_create(name=theme[:120])[0] if theme else None
-    if not parsed and theme is None:
-        reasons.append("Say what will be monitored: a floor for each indicator, or an audit theme.")
     starts_on = starts_on or today
-    ends_on = end_date or starts_on + relativedelta(months=DEFAULT_MONITORING_MONTHS)
-    if ends_on <= today:
-        reasons.append("The monitoring period must end in the future.")
     addresses = sorted({a.strip() for a in escalate_to or [] if a and a.strip()})
     for address in addresses:
         try:

@@ -13,15 +13,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
 
-from dateutil.relativedelta import relativedelta
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audits.services import monitoring_problems
 from core.history import save_with_history as _save
-from core.thresholds import DEFAULT_MONITORING_MONTHS
 from governance import reports
 from governance.models import (
     AgendaItem,
@@ -298,19 +296,6 @@ def signature_meaning(
     return f"I confirm that {reference} returns to live for the reasons recorded."
 
 
-def _parse_floors(floors: dict, indicator_ids: list[int]) -> tuple[dict[str, str], list[str]]:
-    parsed: dict[str, str] = {}
-    problems: list[str] = []
-    for indicator_id in indicator_ids:
-        raw = floors.get(indicator_id, floors.get(str(indicator_id)))
-        try:
-            parsed[str(indicator_id)] = f"{Decimal(str(raw)).normalize():f}"
-        except (InvalidOperation, ValueError, TypeError):
-            problems.append("Set a floor for every indicator that will be monitored.")
-            break
-    return parsed, problems
-
-
 @transaction.atomic
 def record_decision(
     *,
@@ -373,18 +358,18 @@ def record_decision(
     floors: dict[str, str] = {}
     ends_on = None
     if outcome == Decision.Outcome.STEP_DOWN:
-        plan_indicator_ids = set(plan.indicators.values_list("pk", flat=True))
+        # Checked by monitoring's own rules, the same that open the period.
         indicator_ids = sorted(i.pk for i in monitoring_indicators)
-        if any(i not in plan_indicator_ids for i in indicator_ids):
-            refusals.append("Monitor only this plan's indicators.")
-        if not indicator_ids and not monitoring_audit_theme.strip():
-            refusals.append("Say what will be monitored: indicators or an audit theme.")
-        floors, problems = _parse_floors(monitoring_floors or {}, indicator_ids)
+        given = monitoring_floors or {}
+        chosen = {pk: given.get(pk, given.get(str(pk))) for pk in indicator_ids}
+        parsed, ends_on, problems = monitoring_problems(
+            plan=plan,
+            floors=chosen,
+            audit_theme=monitoring_audit_theme,
+            end_date=monitoring_ends_on,
+        )
         refusals.extend(problems)
-        today = timezone.localdate()
-        ends_on = monitoring_ends_on or today + relativedelta(months=DEFAULT_MONITORING_MONTHS)
-        if ends_on <= today:
-            refusals.append("The monitoring period must end in the future.")
+        floors = {str(pk): f"{floor.normalize():f}" for pk, floor in parsed.items()}
     if refusals:
         raise TransitionRefused(refusals)
     decision = Decision(

@@ -208,7 +208,7 @@ def test_return_needs_reasons(report, chair, meeting):
 
 def test_step_down_needs_what_is_monitored_and_a_floor_per_indicator(report, chair, meeting):
     reasons = _refusal(_sign, report, meeting, chair, outcome=Decision.Outcome.STEP_DOWN)
-    assert "Say what will be monitored: indicators or an audit theme." in reasons
+    assert "Say what will be monitored: a floor for each indicator, or an audit theme." in reasons
     indicator = report.plan.indicators.get()
     reasons = _refusal(
         _sign,
