@@ -31,12 +31,14 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
+from django.utils import timezone
 
 from audits import monitoring
 from audits import services as audit_services
-from audits.models import MonitoringPeriod
+from audits.models import EvidenceItem, Measurement, MonitoringPeriod
 from audits.verdicts import PlanVerdicts, plans_meeting_criteria, verdicts_for_plans
 from core import jobs, outbox
+from core.dates import day
 from governance import reports
 from governance import services as governance
 from governance.models import ClosureReport, Decision, GovernanceGroup, Meeting
@@ -379,12 +381,63 @@ def submit_for_closure(
     return report
 
 
-def signing_refusals(report: ClosureReport, by: User) -> list[str]:
-    """Segregation of duties: who may not sign a decision on ``report``."""
+def signing_refusals(
+    report: ClosureReport, by: User, meeting: Meeting | None = None
+) -> list[str]:
+    """Segregation of duties, and where a decision is taken. The signer may not be the
+    report's submitter, the plan's owner, the owner of any of its actions, or anyone who
+    uploaded its evidence or logged its results: a delegate chair signs instead. The
+    meeting must have been held (on or before today, on or after the report's
+    submission) and the signer recorded among its attendees. Empty when ``by`` may sign
+    at ``meeting`` (or, with no meeting, when ``by`` may sign at all). Four queries."""
+    plan = report.plan
     refusals = []
+    instead = " A delegate chair of the group can sign instead."
     if by.pk == report.submitted_by_id:
-        refusals.append("You submitted this report, so you cannot sign its decision.")
+        refusals.append("You submitted this report, so you cannot sign its decision." + instead)
+    if by.pk == plan.owner_id:
+        refusals.append("You own this plan, so you cannot sign its decision." + instead)
+    if plan.actions.filter(owner=by).exists():
+        refusals.append(
+            "You own actions on this plan, so you cannot sign its decision." + instead
+        )
+    if (
+        Measurement.objects.filter(indicator__plan=plan, recorded_by=by).exists()
+        or EvidenceItem.objects.filter(plan=plan, uploaded_by=by).exists()
+    ):
+        refusals.append(
+            "You logged results or evidence for this plan, so you cannot sign its decision."
+            + instead
+        )
+    if meeting is not None:
+        today = timezone.localdate()
+        submitted_on = timezone.localdate(report.submitted_at)
+        if meeting.held_on > today:
+            refusals.append(
+                f"The meeting of {day(meeting.held_on)} has not happened yet: a decision is "
+                "signed at a meeting that has been held."
+            )
+        elif meeting.held_on < submitted_on:
+            refusals.append(
+                f"The meeting of {day(meeting.held_on)} was before the report was submitted "
+                f"({day(submitted_on)})."
+            )
+        if not meeting.attendees.filter(pk=by.pk).exists():
+            refusals.append(
+                f"You are not recorded as attending the meeting of {day(meeting.held_on)}: "
+                "record the attendance on the meeting's page first."
+            )
     return refusals
+
+
+def decision_meetings(report: ClosureReport) -> QuerySet[Meeting]:
+    """The meetings a decision on ``report`` may be recorded at: its group's, held on or
+    after its submission and on or before today, newest first."""
+    return Meeting.objects.filter(
+        group=report.group,
+        held_on__gte=timezone.localdate(report.submitted_at),
+        held_on__lte=timezone.localdate(),
+    ).order_by("-held_on", "-pk")
 
 
 @transaction.atomic
@@ -417,7 +470,9 @@ def sign_decision(
         monitoring_floors=monitoring_floors,
         monitoring_audit_theme=monitoring_audit_theme,
         monitoring_ends_on=monitoring_ends_on,
-        other_refusals=signing_refusals(report, by),
+        other_refusals=signing_refusals(
+            ClosureReport.objects.select_related("plan").get(pk=report.pk), by, meeting
+        ),
     )
     plan = perform_transition(
         plan=decision.report.plan,

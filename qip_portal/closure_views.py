@@ -18,7 +18,7 @@ from core import freshness, security
 from governance import access
 from governance import services as governance
 from governance.forms import DecisionForm, ResidualRiskForm, SubmitForm
-from governance.models import Decision, Meeting, ResidualRisk
+from governance.models import Decision, ResidualRisk
 from plans import lifecycle
 from plans.access import get_plan_for_user
 from plans.services import TransitionRefused
@@ -146,7 +146,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     report = access.get_report_for_user(request.user, pk)
     if not access.can_sign_for(request.user, report):
         raise Http404("No such page.")
-    meetings = Meeting.objects.filter(group=report.group).order_by("-held_on")
+    meetings = closure.decision_meetings(report)
     form = DecisionForm(request.POST or None, report=report, meetings=meetings)
     status = 200
     if request.method == "POST":
@@ -191,6 +191,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
             "report": report,
             "form": form,
             "has_meetings": meetings.exists(),
+            # Said before anything is typed: which rule stops this person signing.
             "signing_refusals": closure.signing_refusals(report, request.user),
             "meanings": {
                 outcome: governance.signature_meaning(

@@ -239,7 +239,10 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
 
         # 5. At the meeting, Helen (chair, two-step verification) signs the closure.
         meeting = governance_services.schedule_meeting(
-            group=group, held_on=SECOND_REAUDIT.date() + datetime.timedelta(days=7), by=lead
+            group=group,
+            held_on=SECOND_REAUDIT.date() + datetime.timedelta(days=7),
+            by=lead,
+            attendees=[helen],
         )
         traveller.move_to(SECOND_REAUDIT + datetime.timedelta(days=7))
         as_user(page, "helen", device)

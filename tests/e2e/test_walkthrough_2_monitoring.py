@@ -111,7 +111,9 @@ def _stepped_down(page, screenshots, a11y: dict, traveller):
         monitoring="Care-planning quality is a standing audit theme for six months.",
     )
     report = closure.submit_for_closure(plan=plan, by=lead, group=group)
-    meeting = governance_services.schedule_meeting(group=group, held_on=DECIDED.date(), by=lead)
+    meeting = governance_services.schedule_meeting(
+        group=group, held_on=DECIDED.date(), by=lead, attendees=[helen]
+    )
 
     # The committee decides to step down, with a floor; Helen signs in the browser.
     traveller.move_to(DECIDED)

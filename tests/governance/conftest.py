@@ -1,7 +1,6 @@
 """Governance fixtures: a Safeguarding Governance Group with a chair, a delegate chair
 and a member; a live plan ready for closure; a submitted report."""
 
-import datetime
 
 import pytest
 from django.test import Client
@@ -59,9 +58,13 @@ def weak_group(quality_lead, chair):
 
 
 @pytest.fixture
-def meeting(group, quality_lead) -> Meeting:
+def meeting(group, quality_lead, chair, delegate, governance_member) -> Meeting:
+    """Held today, with the group's chair, delegate and member recorded as attending."""
     return services.schedule_meeting(
-        group=group, held_on=timezone.localdate() + datetime.timedelta(days=7), by=quality_lead
+        group=group,
+        held_on=timezone.localdate(),
+        by=quality_lead,
+        attendees=[chair, delegate, governance_member],
     )
 
 

@@ -168,7 +168,7 @@ def test_the_submitter_cannot_sign_even_as_chair(report, quality_lead, meeting):
     Membership.objects.filter(group=report.group, role="chair").update(role="member")
     Membership.objects.create(group=report.group, user=quality_lead, role="chair")
     reasons = _refusal(_sign, report, meeting, quality_lead)
-    assert "You submitted this report, so you cannot sign its decision." in reasons
+    assert any(r.startswith("You submitted this report, so you cannot sign") for r in reasons)
     assert not Decision.objects.exists()
 
 
@@ -347,7 +347,9 @@ def test_two_chairs_signing_at_once_give_exactly_one_decision(quality_lead, oakf
     group = services.create_group(by=quality_lead, name="SGG", authority_level=3)
     services.set_membership(group=group, user=chair, role="chair", by=quality_lead)
     services.set_membership(group=group, user=delegate, role="delegate_chair", by=quality_lead)
-    meeting = services.schedule_meeting(group=group, held_on=timezone.localdate(), by=quality_lead)
+    meeting = services.schedule_meeting(
+        group=group, held_on=timezone.localdate(), by=quality_lead, attendees=[chair, delegate]
+    )
     plan = make_ready(factories.live_plan(owner=quality_lead, locations=[oakfield]), quality_lead)
     report = closure.submit_for_closure(plan=plan, by=quality_lead, group=group)
     barrier = threading.Barrier(2)

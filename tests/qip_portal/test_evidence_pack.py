@@ -101,7 +101,9 @@ def closed_plan(plan, quality_lead, oakfield):
         by=quality_lead, name="Safeguarding Governance Group", authority_level=3
     )
     governance.set_membership(group=group, user=chair, role=Membership.Role.CHAIR, by=quality_lead)
-    meeting = governance.schedule_meeting(group=group, held_on=today, by=quality_lead)
+    meeting = governance.schedule_meeting(
+        group=group, held_on=today, by=quality_lead, attendees=[chair]
+    )
     report = closure.submit_for_closure(plan=plan, by=quality_lead, group=group)
     closure.sign_decision(
         report=report,

@@ -122,6 +122,14 @@ class Command(BaseCommand):
         governance.set_membership(
             group=group, user=users["david"], role=Membership.Role.MEMBER, by=lead
         )
+        # Today's meeting, attended by the chair and a member: decisions are signed at a
+        # meeting that has been held, by someone recorded as attending. And the next one.
+        governance.schedule_meeting(
+            group=group,
+            held_on=timezone.localdate(),
+            by=lead,
+            attendees=[users["helen"], users["david"]],
+        )
         governance.schedule_meeting(
             group=group, held_on=timezone.localdate() + datetime.timedelta(days=14), by=lead
         )
