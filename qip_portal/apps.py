@@ -9,6 +9,7 @@ class QipPortalConfig(AppConfig):
         from qip_portal import (
             digest,  # noqa: F401 - registers the weekly digest job and task
             pack_views,
+            recovery,  # noqa: F401 - registers the recovery job and task
         )
 
         pack_views.register_plan_panel()
