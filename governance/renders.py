@@ -24,15 +24,23 @@ from plans.services import _save
 Status = ClosureReport.PdfStatus
 
 
-def render_report_pdf(*, report_id: int) -> ClosureReport:
-    """The render task: claim a waiting render (so two deliveries of the task never
-    render at once), then render. Safe to run any number of times."""
-    claimed = ClosureReport.objects.filter(pk=report_id, pdf_status=Status.PENDING, pdf="").update(
-        pdf_status=Status.RENDERING,
-        pdf_attempts=F("pdf_attempts") + 1,
-        pdf_progress_at=timezone.now(),
+def _claim(report_id: int) -> bool:
+    """Take a waiting render for this run of the task (a conditional UPDATE: of two
+    deliveries of the task, one renders)."""
+    # Operational fields, excluded from history: a plain UPDATE is right here.
+    return bool(
+        ClosureReport.objects.filter(pk=report_id, pdf_status=Status.PENDING, pdf="").update(
+            pdf_status=Status.RENDERING,
+            pdf_attempts=F("pdf_attempts") + 1,
+            pdf_progress_at=timezone.now(),
+        )
     )
-    if not claimed:
+
+
+def render_report_pdf(*, report_id: int) -> ClosureReport:
+    """The render task: claim a waiting render, then render it. Safe to run any number
+    of times: a render that is not waiting (ready, failed, or another run's) is left."""
+    if not _claim(report_id):
         return ClosureReport.objects.get(pk=report_id)
     return services.render_snapshot_pdf(report_id=report_id)
 
