@@ -96,7 +96,9 @@ def test_redis_stopped_during_an_upload_no_error_page_and_checked_once_it_is_bac
         status, url, page = browser.upload(upload, "upload", "results.csv", _csv(plan, rows))
         took = time.monotonic() - started
         assert status == 200 and re.search(r"/audits/imports/\d+/$", url), page[:3000]
-        assert took < 30, f"the upload took {took:.1f} s with Redis down"
+        # Not held up by the broker's absence (19 s a task before the settings said how
+        # long to retry; about 0.3 s since).
+        assert took < 8, f"the upload took {took:.1f} s with Redis down"
         path = urlsplit(url).path
         assert "Checking 0 of ? rows" in page and "updates by itself" in page
         # The file and the batch are kept; the check's task could not be queued.
