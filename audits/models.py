@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from core import stuck
 from core.files import get_private_storage
 from plans.models import EvidenceKind, Indicator, Location, Plan
 
@@ -212,9 +213,19 @@ class EvidenceItem(models.Model):
         return f"{stem}{self.file_extension}"
 
 
+class ImportBatchQuerySet(models.QuerySet):
+    def stuck(self, limits: stuck.Cutoffs) -> ImportBatchQuerySet:
+        """Batches being checked or imported whose task was lost or died (core/stuck.py)."""
+        return self.filter(status__in=ImportBatch.WORKING).filter(
+            models.Q(started_at__isnull=True, progress_at__lt=limits.queued)
+            | models.Q(started_at__isnull=False, progress_at__lt=limits.started)
+        )
+
+
 class ImportBatch(models.Model):
     """A spreadsheet between upload and commit: the file (private storage), where
-    validation has got to, and what it found. Validation and commit run as tasks."""
+    validation has got to, and what it found. Validation and commit run as tasks; a
+    task that was lost or died is found by the "recover_stuck_work" sweep."""
 
     class Status(models.TextChoices):
         VALIDATING = "validating", "Checking"
@@ -225,6 +236,9 @@ class ImportBatch(models.Model):
         FAILED = "failed", "Failed"
 
     WORKING = (Status.VALIDATING, Status.COMMITTING)
+    # What the page says of a batch whose task was lost or died: one transaction commits
+    # every row or none, so whatever step it stopped at, nothing was imported.
+    STOPPED = "The import stopped before finishing; nothing was imported. You can try again."
 
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="import_batches")
     file = models.FileField(storage=get_private_storage, upload_to=_import_name, max_length=200)
@@ -241,14 +255,46 @@ class ImportBatch(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    committed_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords(
-        excluded_fields=["total_rows", "processed_rows", "preview", "errors"]
+    # Who confirmed the import: the commit (or its retry) imports in their name.
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    committed_at = models.DateTimeField(null=True, blank=True)
+    # The task of the current step (core/stuck.py): when its run started (None while
+    # queued), how many runs have started, and its last sign of life. Operational, like
+    # the counters: excluded from history.
+    started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    progress_at = models.DateTimeField(default=timezone.now)
+    # Why it failed, for the person: shown on the page beside "Try again".
+    failure = models.CharField(max_length=300, blank=True)
+    history = HistoricalRecords(
+        excluded_fields=[
+            "total_rows",
+            "processed_rows",
+            "preview",
+            "errors",
+            "started_at",
+            "attempts",
+            "progress_at",
+            "failure",
+        ]
+    )
+
+    objects = ImportBatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "import batches"
+        indexes = [
+            # The recovery sweep reads only batches at work: a small index, however
+            # many imports are kept.
+            models.Index(
+                fields=["progress_at"],
+                condition=models.Q(status__in=["validating", "committing"]),
+                name="importbatch_working",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({self.original_name})"
@@ -256,6 +302,30 @@ class ImportBatch(models.Model):
     @property
     def is_working(self) -> bool:
         return self.status in self.WORKING
+
+    @property
+    def is_stuck(self) -> bool:
+        """Working, but its task was lost or died: nothing is running on it."""
+        return self.is_working and stuck.is_stuck(
+            started=self.started_at is not None, progress_at=self.progress_at
+        )
+
+    @property
+    def is_running(self) -> bool:
+        """A task is (or will shortly be) working on it: the page keeps polling."""
+        return self.is_working and not self.is_stuck
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == self.Status.FAILED or self.is_stuck
+
+    @property
+    def status_label(self) -> str:
+        return "Stopped" if self.is_stuck else self.get_status_display()
+
+    @property
+    def failure_message(self) -> str:
+        return self.failure or (self.STOPPED if self.is_stuck else "")
 
     @property
     def percent_done(self) -> int:

@@ -11,16 +11,19 @@ from collections import defaultdict
 
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
 
 from audits import services
 from audits.models import (
     Deterioration,
+    ImportBatch,
     MonitoringPeriod,
     next_due_on,
     next_due_q,
     with_due_from,
 )
-from core import jobs, outbox
+from core import jobs, outbox, stuck
+from core.queueing import after_commit
 from core.thresholds import DUE_SOON_DAYS
 from plans.models import Indicator, Plan, User
 
@@ -145,3 +148,52 @@ def reaudits_due(today: datetime.date | None = None) -> str:
         )
         queued += alert is not None
     return f"{len(candidates)} re-audit(s) due or overdue, {queued} reminder(s) queued"
+
+
+def recover_stuck_imports(now: datetime.datetime | None = None) -> stuck.Recovered:
+    """Import batches whose task was lost or died (core/stuck.py), part of the
+    "recover_stuck_work" job (qip_portal/recovery.py). A check is queued again (it
+    changes nothing) until it has started ``MAX_STARTS`` times; a confirmed import is
+    queued again if it never started, and otherwise failed (``ImportBatch.STOPPED``): its
+    one transaction rolled back, so nothing was imported, and the person can try again.
+
+    Never races a live task: a running commit holds its batch's row locked, and the
+    rows are taken with SKIP LOCKED; a live check shows progress well within the
+    threshold, and a run given up on cannot write over a newer one. Safe to run any
+    number of times; four queries however many batches are stuck."""
+    now = now or timezone.now()
+    requeue, fail = [], []
+    with transaction.atomic():
+        for batch in ImportBatch.objects.stuck(stuck.cutoffs(now)).select_for_update(
+            skip_locked=True
+        ):
+            never_started = batch.started_at is None
+            if batch.status == ImportBatch.Status.VALIDATING:
+                again = never_started or batch.attempts < stuck.MAX_STARTS
+            else:
+                again = never_started and batch.confirmed_by_id is not None
+            (requeue if again else fail).append(batch)
+        if requeue:
+            # Operational fields only, excluded from history.
+            ImportBatch.objects.filter(pk__in=[b.pk for b in requeue]).update(
+                started_at=None, progress_at=now, processed_rows=0
+            )
+        for batch in fail:
+            batch.status = ImportBatch.Status.FAILED
+            batch.failure = ImportBatch.STOPPED
+            batch.progress_at = now
+        if fail:
+            bulk_update_with_history(
+                fail,
+                ImportBatch,
+                ["status", "failure", "progress_at"],
+                default_change_reason="Stopped before finishing",
+            )
+    from audits.tasks import commit_import_task, validate_import_task
+
+    for batch in requeue:
+        if batch.status == ImportBatch.Status.VALIDATING:
+            after_commit(validate_import_task, batch.pk)
+        else:
+            after_commit(commit_import_task, batch.pk, batch.confirmed_by_id)
+    return stuck.Recovered(requeued=len(requeue), failed=len(fail))

@@ -27,4 +27,5 @@ urlpatterns = [
     ),
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),
     path("imports/<int:pk>/commit/", views.import_commit, name="import_commit"),
+    path("imports/<int:pk>/retry/", views.import_retry, name="import_retry"),
 ]

@@ -436,8 +436,9 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {"batch": batch, "plan": batch.plan}
     if request.GET.get("partial") and request.headers.get("HX-Request"):
         response = render(request, "audits/_import_status.html", context)
-        if not batch.is_working:
-            # Swap in the whole page once, so the preview and buttons appear.
+        if not batch.is_running:
+            # Swap in the whole page once, so the preview, the buttons or the failure
+            # appear (and the polling stops).
             response["HX-Refresh"] = "true"
         return response
     return render(request, "audits/import_detail.html", context)
@@ -457,4 +458,16 @@ def import_commit(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"{batch.total_rows} result{'s' if batch.total_rows != 1 else ''} imported."
         )
         return redirect(f"{batch.plan.get_absolute_url()}#audits")
+    return redirect(reverse("audits:import_detail", args=[batch.pk]))
+
+
+@require_POST
+def import_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a failed or stuck import again ("Try again")."""
+    batch = get_batch_for_user(request.user, pk)
+    try:
+        services.retry_import(batch=batch, by=request.user)
+    except services.MeasurementRefused as refused:
+        for reason in refused.reasons:
+            messages.error(request, reason)
     return redirect(reverse("audits:import_detail", args=[batch.pk]))

@@ -1,7 +1,8 @@
 """Governance groups, their meetings, closure reports (frozen snapshots) and signed
 decisions.
 
-Every change goes through ``governance/services.py``. A submitted closure report and a
+Every change goes through ``governance/services.py`` (the PDF's rendering as
+background work, through ``governance/renders.py``). A submitted closure report and a
 signed decision are records an inspector may rely on: no service changes them after
 they are written, and the admin shows them read-only.
 """
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from simple_history.models import HistoricalRecords
 
+from core import stuck
 from plans.models import Plan, SignOffLevel
 
 
@@ -152,6 +154,14 @@ class ClosureReportQuerySet(models.QuerySet):
     def awaiting_decision(self) -> ClosureReportQuerySet:
         return self.filter(status=ClosureReport.Status.AWAITING_DECISION)
 
+    def pdf_stuck(self, limits: stuck.Cutoffs) -> ClosureReportQuerySet:
+        """Reports whose PDF render task was lost or died (core/stuck.py)."""
+        status = ClosureReport.PdfStatus
+        return self.filter(
+            Q(pdf_status=status.PENDING, pdf_progress_at__lt=limits.queued)
+            | Q(pdf_status=status.RENDERING, pdf_progress_at__lt=limits.started)
+        )
+
 
 class ClosureReport(models.Model):
     """A closure report as submitted: compiled from the plan, then frozen. The content
@@ -166,6 +176,11 @@ class ClosureReport(models.Model):
         RENDERING = "rendering", "Rendering"
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
+
+    PDF_STOPPED = (
+        "The PDF stopped before it was finished. The frozen report below is unaffected; "
+        "you can try again."
+    )
 
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="closure_reports")
     group = models.ForeignKey(
@@ -195,7 +210,13 @@ class ClosureReport(models.Model):
         max_length=10, choices=PdfStatus.choices, default=PdfStatus.PENDING
     )
     pdf_error = models.CharField(max_length=300, blank=True)
-    history = HistoricalRecords(excluded_fields=["pdf_status", "pdf_error"])
+    # The render task (core/stuck.py): how many runs have started, and the last sign of
+    # life (queued or started).
+    pdf_attempts = models.PositiveSmallIntegerField(default=0)
+    pdf_progress_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords(
+        excluded_fields=["pdf_status", "pdf_error", "pdf_attempts", "pdf_progress_at"]
+    )
 
     objects = ClosureReportQuerySet.as_manager()
 
@@ -206,6 +227,12 @@ class ClosureReport(models.Model):
             # Governance home's latest decisions and oldest waiting reports: read in
             # order from the index, not 10,000 reports joined and sorted (BENCHMARKS.md).
             models.Index(fields=["status", "-submitted_at", "-id"], name="report_status_recent"),
+            # The recovery sweep reads only PDFs at work.
+            models.Index(
+                fields=["pdf_progress_at"],
+                condition=Q(pdf_status__in=["pending", "rendering"]),
+                name="report_pdf_working",
+            ),
         ]
         constraints = [
             # One report at a time awaits a decision for a plan.
@@ -230,6 +257,35 @@ class ClosureReport(models.Model):
     @property
     def pdf_ready(self) -> bool:
         return self.pdf_status == self.PdfStatus.READY
+
+    @property
+    def pdf_is_stuck(self) -> bool:
+        """Waiting or rendering, but its task was lost or died: nothing is running."""
+        status = self.PdfStatus
+        return self.pdf_status in (status.PENDING, status.RENDERING) and stuck.is_stuck(
+            started=self.pdf_status == status.RENDERING, progress_at=self.pdf_progress_at
+        )
+
+    @property
+    def pdf_is_running(self) -> bool:
+        """A task is (or will shortly be) rendering it: the page keeps polling."""
+        status = self.PdfStatus
+        return self.pdf_status in (status.PENDING, status.RENDERING) and not self.pdf_is_stuck
+
+    @property
+    def pdf_can_retry(self) -> bool:
+        return self.pdf_status == self.PdfStatus.FAILED or self.pdf_is_stuck
+
+    @property
+    def pdf_failure_message(self) -> str:
+        if self.pdf_is_stuck or self.pdf_error == self.PDF_STOPPED:
+            return self.PDF_STOPPED
+        if self.pdf_status == self.PdfStatus.FAILED:
+            return (
+                "The PDF could not be rendered. The frozen report below is unaffected; "
+                "try again, and if it fails again tell an administrator (the error is logged)."
+            )
+        return ""
 
     def recompute_sha256(self) -> str:
         return snapshot_digest(self.content_json, self.content_html)

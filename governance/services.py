@@ -239,9 +239,10 @@ def freeze_report(
 
 
 def _after_commit_submit(report_id: int) -> None:
+    from core.queueing import after_commit
     from governance import tasks
 
-    transaction.on_commit(lambda: tasks.render_report_pdf.delay(report_id))
+    after_commit(tasks.render_report_pdf, report_id)  # a lost task: governance/renders.py
     transaction.on_commit(lambda: tasks.send_report_submitted_email.delay(report_id))
 
 

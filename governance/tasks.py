@@ -2,12 +2,12 @@
 
 from celery import shared_task
 
-from governance import notifications, services
+from governance import notifications, renders
 
 
 @shared_task
 def render_report_pdf(report_id: int) -> str:
-    return services.render_snapshot_pdf(report_id=report_id).pdf_status
+    return renders.render_report_pdf(report_id=report_id).pdf_status
 
 
 @shared_task

@@ -25,4 +25,5 @@ urlpatterns = [
     path("reports/<int:pk>/", views.report_detail, name="report"),
     path("reports/<int:pk>/pdf/", views.report_pdf, name="report_pdf"),
     path("reports/<int:pk>/pdf/status/", views.report_pdf_status, name="report_pdf_status"),
+    path("reports/<int:pk>/pdf/retry/", views.report_pdf_retry, name="report_pdf_retry"),
 ]

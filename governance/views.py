@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core import security
-from governance import access, services
+from governance import access, renders, services
 from governance.forms import (
     AgendaForm,
     GroupForm,
@@ -302,6 +302,18 @@ def report_pdf_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The PDF progress fragment, polled by htmx until the PDF is ready or failed."""
     report = access.get_report_for_user(request.user, pk)
     return render(request, "governance/_pdf_status.html", {"report": report})
+
+
+@require_POST
+def report_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Render a failed or stuck PDF again ("Try again"): anyone who may read the report
+    (the PDF is drawn from the frozen HTML; nothing in the report changes)."""
+    report = access.get_report_for_user(request.user, pk)
+    if renders.retry_report_pdf(report=report, by=request.user):
+        messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+    else:
+        messages.info(request, "The PDF is ready or still being prepared.")
+    return redirect(report)
 
 
 def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:

@@ -10,4 +10,5 @@ class QipPortalConfig(AppConfig):
             closure,
             digest,
             pack_tasks,
+            recovery,
         )

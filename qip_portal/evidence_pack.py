@@ -46,6 +46,7 @@ from audits.verdicts import plan_verdicts
 from core.dates import day as _day
 from core.exports import neutralise
 from core.history import save_with_history as _save
+from core.queueing import after_commit
 from governance.models import ClosureReport, Decision
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Location, Plan, User
@@ -672,12 +673,34 @@ def render_pdf(html: str, *, fetcher: StaticOnlyFetcher | None = None) -> Render
     return RenderedPdf(document.write_pdf(), len(document.pages))
 
 
-def _progress(pack_id: int, *, percent: int, note: str, status: str | None = None) -> None:
-    fields = {"progress": percent, "progress_note": note}
-    if status:
-        fields["render_status"] = status
-    # Operational counters, excluded from history: a plain UPDATE is right here.
-    EvidencePack.objects.filter(pk=pack_id).update(**fields)
+def _progress(pack_id: int, attempt: int, *, percent: int, note: str) -> None:
+    # Operational counters, excluded from history: a plain UPDATE is right here. Only
+    # the run that owns the pack reports (core/stuck.py).
+    EvidencePack.objects.filter(pk=pack_id, attempts=attempt).update(
+        progress=percent, progress_note=note, progress_at=timezone.now()
+    )
+
+
+def _claim(pack_id: int) -> int | None:
+    """Take a waiting pack for this run of the render task; returns the run's number, or
+    None when there is nothing to do (rendered, failed, or another run has it)."""
+    with transaction.atomic():
+        attempts = (
+            EvidencePack.objects.select_for_update()
+            .filter(pk=pack_id, render_status=EvidencePack.RenderStatus.PENDING, pdf="")
+            .values_list("attempts", flat=True)
+            .first()
+        )
+        if attempts is None:
+            return None
+        EvidencePack.objects.filter(pk=pack_id).update(
+            render_status=EvidencePack.RenderStatus.RENDERING,
+            attempts=attempts + 1,
+            progress=10,
+            progress_note="Gathering the record",
+            progress_at=timezone.now(),
+        )
+    return attempts + 1
 
 
 def pack_html(pack: EvidencePack) -> str:
@@ -693,36 +716,35 @@ def pack_html(pack: EvidencePack) -> str:
 
 def render_pack(*, pack_id: int) -> EvidencePack:
     """Compile and render a requested pack's PDF, once. Safe to run any number of
-    times: a pack whose PDF exists is left alone. A failure is recorded on the pack
-    (the page says so) and logged; it is not raised, so a request running the task
-    in-process still answers."""
-    with transaction.atomic():
-        pack = (
-            EvidencePack.objects.select_for_update(of=("self",))
-            .select_related("plan", "location", "requested_by")
-            .get(pk=pack_id)
-        )
-        if pack.pdf:
-            return pack
-    _progress(pack_id, percent=10, note="Gathering the record", status="rendering")
+    times: only a run that claims a waiting pack renders it, and a pack whose PDF exists
+    is left alone. A failure is recorded on the pack (the page says so) and logged; it
+    is not raised, so a request running the task in-process still answers."""
+    attempt = _claim(pack_id)
+    pack = EvidencePack.objects.select_related("plan", "location", "requested_by").get(pk=pack_id)
+    if attempt is None:
+        return pack
+    mine = EvidencePack.objects.filter(
+        pk=pack_id, attempts=attempt, render_status=EvidencePack.RenderStatus.RENDERING
+    )
     try:
         html = pack_html(pack)
-        _progress(pack_id, percent=40, note="Laying out the pages")
+        _progress(pack_id, attempt, percent=40, note="Laying out the pages")
         rendered = render_pdf(html)
     except Exception as exc:
         logger.exception("Evidence pack %s could not be rendered", pack_id)
-        EvidencePack.objects.filter(pk=pack_id).update(
+        mine.update(
             render_status=EvidencePack.RenderStatus.FAILED,
             render_error=str(exc)[:300],
             progress_note="",
+            progress_at=timezone.now(),
         )
         pack.refresh_from_db()
         return pack
-    _progress(pack_id, percent=90, note="Saving")
+    _progress(pack_id, attempt, percent=90, note="Saving")
     with transaction.atomic():
         pack = EvidencePack.objects.select_for_update().get(pk=pack_id)
-        if pack.pdf:
-            return pack  # another worker finished first
+        if pack.pdf or pack.attempts != attempt or pack.render_status != "rendering":
+            return pack  # another run finished first, or this one was given up on
         pack.pdf.save(pack.download_name(), ContentFile(rendered.data), save=False)
         pack.pdf_sha256 = hashlib.sha256(rendered.data).hexdigest()
         pack.page_count = rendered.pages
@@ -730,6 +752,7 @@ def render_pack(*, pack_id: int) -> EvidencePack:
         pack.progress = 100
         pack.progress_note = ""
         pack.render_error = ""
+        pack.progress_at = timezone.now()
         _save(pack, by=None, reason="PDF rendered")
     return pack
 
@@ -737,8 +760,27 @@ def render_pack(*, pack_id: int) -> EvidencePack:
 def _queue(pack: EvidencePack) -> None:
     from qip_portal import pack_tasks
 
-    pack_id = pack.pk
-    transaction.on_commit(lambda: pack_tasks.render_evidence_pack.delay(pack_id))
+    after_commit(pack_tasks.render_evidence_pack, pack.pk)
+
+
+@transaction.atomic
+def retry_pack(*, pack: EvidencePack, by: User) -> bool:
+    """Render a failed or stuck pack again, from the record as it is now. Returns False,
+    changing nothing, when the pack is rendered or still rendering. The caller has
+    checked that ``by`` may."""
+    # skip_locked: a pack locked now is being saved by its render, or retried by another.
+    locked = EvidencePack.objects.select_for_update(skip_locked=True).filter(pk=pack.pk).first()
+    if locked is None or not locked.can_retry:
+        return False
+    locked.render_status = EvidencePack.RenderStatus.PENDING
+    locked.attempts = 0
+    locked.progress = 0
+    locked.progress_note = ""
+    locked.render_error = ""
+    locked.progress_at = timezone.now()
+    _save(locked, by=by, reason="Rendering tried again")
+    _queue(locked)
+    return True
 
 
 @transaction.atomic

@@ -14,12 +14,23 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from core import stuck
 from core.files import get_private_storage
 from plans.models import Location, Plan
 
 
 def _pack_name(instance: EvidencePack, filename: str) -> str:
     return f"evidence-packs/{uuid.uuid4().hex}.pdf"
+
+
+class EvidencePackQuerySet(models.QuerySet):
+    def stuck(self, limits: stuck.Cutoffs) -> EvidencePackQuerySet:
+        """Packs waiting or rendering whose task was lost or died (core/stuck.py)."""
+        status = EvidencePack.RenderStatus
+        return self.filter(
+            models.Q(render_status=status.PENDING, progress_at__lt=limits.queued)
+            | models.Q(render_status=status.RENDERING, progress_at__lt=limits.started)
+        )
 
 
 class EvidencePack(models.Model):
@@ -39,6 +50,7 @@ class EvidencePack(models.Model):
         FAILED = "failed", "Failed"
 
     WORKING = (RenderStatus.PENDING, RenderStatus.RENDERING)
+    STOPPED = "The PDF stopped before it was finished. Nothing was lost; you can try again."
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     plan = models.ForeignKey(
@@ -65,13 +77,34 @@ class EvidencePack(models.Model):
     )
     pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
     page_count = models.PositiveIntegerField(null=True, blank=True)
+    # The render task (core/stuck.py): how many runs have started, and the last sign of
+    # life (requested, started, each step).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    progress_at = models.DateTimeField(default=timezone.now)
     history = HistoricalRecords(
-        excluded_fields=["render_status", "progress", "progress_note", "render_error"]
+        excluded_fields=[
+            "render_status",
+            "progress",
+            "progress_note",
+            "render_error",
+            "attempts",
+            "progress_at",
+        ]
     )
+
+    objects = EvidencePackQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
-        indexes = [models.Index(fields=["kind", "plan", "requested_at"])]
+        indexes = [
+            models.Index(fields=["kind", "plan", "requested_at"]),
+            # The recovery sweep reads only packs at work.
+            models.Index(
+                fields=["progress_at"],
+                condition=models.Q(render_status__in=["pending", "rendering"]),
+                name="evidencepack_working",
+            ),
+        ]
 
     def __str__(self) -> str:
         if self.kind == self.Kind.PLAN and self.plan_id:
@@ -89,6 +122,38 @@ class EvidencePack(models.Model):
     @property
     def is_failed(self) -> bool:
         return self.render_status == self.RenderStatus.FAILED
+
+    @property
+    def is_stuck(self) -> bool:
+        """Waiting or rendering, but its task was lost or died: nothing is running."""
+        return self.is_working and stuck.is_stuck(
+            started=self.render_status == self.RenderStatus.RENDERING,
+            progress_at=self.progress_at,
+        )
+
+    @property
+    def is_running(self) -> bool:
+        """A task is (or will shortly be) rendering it: the page keeps polling."""
+        return self.is_working and not self.is_stuck
+
+    @property
+    def can_retry(self) -> bool:
+        return self.is_failed or self.is_stuck
+
+    @property
+    def status_label(self) -> str:
+        return "Stopped" if self.is_stuck else self.get_render_status_display()
+
+    @property
+    def failure_message(self) -> str:
+        if self.is_stuck or self.render_error == self.STOPPED:
+            return self.STOPPED
+        if self.is_failed:
+            return (
+                "The PDF could not be rendered. Nothing was lost; try again, and if it "
+                "fails again tell an administrator (the error is logged)."
+            )
+        return ""
 
     def download_name(self) -> str:
         stamp = timezone.localtime(self.requested_at).strftime("%Y%m%d-%H%M")

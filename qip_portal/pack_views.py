@@ -16,11 +16,11 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from core import security
 from learning.models import Embedding
-from plans.access import get_plan_for_user
+from plans.access import WRITE_ROLES, get_plan_for_user
 from plans.models import Location, Plan, User
 from qip_portal import evidence_pack
 from qip_portal.models import EvidencePack
@@ -51,6 +51,22 @@ def get_pack_for_user(user: User, pk: int) -> EvidencePack:
     if pack.kind == EvidencePack.Kind.PLAN:
         get_plan_for_user(user, pack.plan.reference)
     elif not can_make_register_packs(user):
+        raise Http404("No such pack.")
+    return pack
+
+
+def can_retry_packs(user: User, plan: Plan | None) -> bool:
+    """Try a failed pack again: people who may change the plan (viewers prepare a new
+    pack of their own instead); register packs, whoever may make them."""
+    if plan is None:
+        return can_make_register_packs(user)
+    return user.is_authenticated and user.is_active and user.role in WRITE_ROLES
+
+
+def get_pack_for_retry(user: User, pk: int) -> EvidencePack:
+    """A pack ``user`` may try again; otherwise 404 (as for a plan they may not change)."""
+    pack = get_pack_for_user(user, pk)
+    if not can_retry_packs(user, pack.plan):
         raise Http404("No such pack.")
     return pack
 
@@ -97,6 +113,7 @@ def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
             "earlier": packs[1:],
             "files": files,
             "section": "plans",
+            "can_retry": can_retry_packs(request.user, plan),
         },
     )
 
@@ -127,7 +144,24 @@ def plan_zip(request: HttpRequest, reference: str) -> StreamingHttpResponse:
 def pack_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress fragment, polled by htmx until the PDF is ready or has failed."""
     pack = get_pack_for_user(request.user, pk)
-    return render(request, "evidence_pack/_status.html", {"pack": pack})
+    return render(
+        request,
+        "evidence_pack/_status.html",
+        {"pack": pack, "can_retry": can_retry_packs(request.user, pack.plan)},
+    )
+
+
+@require_POST
+def pack_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Render a failed or stuck pack again ("Try again")."""
+    pack = get_pack_for_retry(request.user, pk)
+    if evidence_pack.retry_pack(pack=pack, by=request.user):
+        messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+    else:
+        messages.info(request, "That pack is ready or still being prepared.")
+    if pack.kind == EvidencePack.Kind.PLAN:
+        return redirect(f"{reverse('packs:plan', args=[pack.plan.reference])}#pack-{pack.pk}")
+    return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
 
 
 def pack_pdf(request: HttpRequest, pk: int) -> FileResponse:
@@ -200,5 +234,5 @@ def register_pack(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "evidence_pack/register_page.html",
-        {"form": form, "packs": packs, "section": "plans"},
+        {"form": form, "packs": packs, "section": "plans", "can_retry": True},
     )

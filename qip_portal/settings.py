@@ -206,8 +206,34 @@ CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 # Must exceed the longest task, or Redis redelivers a task that is still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+# Queueing a task first subscribes to its result on Redis, by default retrying 20 times a
+# second apart: with Redis down, each task queued held its request for 19 s (measured;
+# three in one request pass gunicorn's 60 s timeout). The portal never waits for a
+# result, and a task that could not be queued is picked up by its sweep.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    }
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
+# Background work whose task was lost or died (imports, evidence packs, closure-report
+# PDFs) is found by the "recover_stuck_work" sweep (qip_portal/recovery.py), which queues
+# it again or marks it failed; see core/stuck.py. Queued but not started this long: the
+# broker lost its task. Started with no progress this long: its task died; this must
+# exceed the hard time limit, so that a task still running is never taken for dead.
+STUCK_QUEUED_SECONDS = read_int("STUCK_QUEUED_SECONDS", default=10 * 60, minimum=1)
+STUCK_STARTED_SECONDS = read_int(
+    "STUCK_STARTED_SECONDS", default=CELERY_TASK_TIME_LIMIT + 5 * 60, minimum=1
+)
+if STUCK_STARTED_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"STUCK_STARTED_SECONDS must exceed the task time limit ({CELERY_TASK_TIME_LIMIT} s): "
+        "a slow task that is still running would be taken for dead."
+    )
 # Beat only triggers sweeps; each derives what is due from the database, so a missed or
 # doubled tick is harmless. Times avoid 01:00-02:00, the clock-change hour in London.
 from celery.schedules import crontab  # noqa: E402 - kept beside the schedule it builds
@@ -217,6 +243,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "deliver-due-alerts": {"task": "core.tasks.deliver_due", "schedule": crontab()},
     "recover-stuck-alerts": {
         "task": "core.tasks.recover_stuck_claims",
+        "schedule": crontab(minute="*/5"),
+    },
+    # Imports, evidence packs and PDFs whose task was lost or died: queued again or failed.
+    "recover-stuck-work": {
+        "task": "qip_portal.recovery.recover_stuck_work",
         "schedule": crontab(minute="*/5"),
     },
     "plans-overdue-actions": {

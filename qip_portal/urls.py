@@ -15,6 +15,7 @@ pack_patterns = (
         path("register/", pack_views.register_pack, name="register"),
         path("<int:pk>/status/", pack_views.pack_status, name="status"),
         path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
+        path("<int:pk>/retry/", pack_views.pack_retry, name="retry"),
     ],
     "packs",
 )

@@ -14,6 +14,7 @@ import http.cookiejar
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -61,20 +62,89 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class RedisServer:
+    """A redis-server of the test's own, on a free port: for tests that stop the broker
+    (never the shared one, which other people's tests are using). Started on entry;
+    ``stop()`` and ``start()`` take it away and bring it back on the same port; always
+    killed on exit. Nothing is kept on disk."""
+
+    def __init__(self, tmp_path: Path):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _answers(self) -> bool:
+        try:
+            with redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2) as r:
+                return bool(r.ping())
+        except redis.exceptions.RedisError:
+            return False
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        with (self.tmp_path / f"redis-{self.port}.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.tmp_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait(self._answers, f"redis-server on port {self.port}", timeout=30, every=0.1)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=15)
+        wait(lambda: not self._answers(), f"redis-server on port {self.port} to stop", 30)
+
+
 class Stack:
     """One test's processes. Use as a context manager: on exit every process it started
     is killed (its whole process group), the Celery client is closed and its Redis
-    database is emptied."""
+    database is emptied.
 
-    def __init__(self, tmp_path: Path, smtp: SMTPServer, *, redis_db: int, name: str):
+    By default the portal uses a private SQLite file and database ``redis_db`` of the
+    shared Redis; ``redis_server`` (a URL, e.g. a ``RedisServer``'s) and ``database`` (a
+    PostgreSQL URL the test created) replace them."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        smtp: SMTPServer,
+        *,
+        redis_db: int = 0,
+        name: str,
+        redis_server: str | None = None,
+        database: str | None = None,
+    ):
         self.tmp_path = tmp_path
         self.name = name
         self.db_path = tmp_path / f"{name}.sqlite3"
-        self.redis_url = redis_url(redis_db)
+        self.database_url = database or f"sqlite:///{self.db_path}"
+        self.redis_url = redis_server or redis_url(redis_db)
         self.env = dict(
             os.environ,
             DEBUG="true",
-            DATABASE_URL=f"sqlite:///{self.db_path}",
+            DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
             EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
             MEDIA_ROOT=str(tmp_path / "media"),
@@ -97,7 +167,9 @@ class Stack:
                 self.stop(process)
         finally:
             self.client.close()
-            self.flush_redis()
+            # A test that stopped its own Redis has nothing left to empty.
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                self.flush_redis()
 
     def flush_redis(self) -> None:
         with redis.Redis.from_url(self.redis_url, socket_timeout=10) as r:
@@ -225,6 +297,13 @@ class Stack:
     # --- The database, read (and time moved) behind the portal's back -----------------
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        """Run one statement (``?`` placeholders on SQLite, ``%s`` on PostgreSQL)."""
+        if self.database_url.startswith("postgres"):
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10) as db:
+                cursor = db.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
         with sqlite3.connect(self.db_path, timeout=30) as db:
             return db.execute(query, params).fetchall()
 
@@ -239,14 +318,50 @@ class Browser:
             urllib.request.ProxyHandler({}),
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
         )
+        # Every answer's status, redirects included, in order.
+        self.statuses: list[int] = []
+        self.opener.add_handler(_StatusRecorder(self.statuses))
 
-    def _open(self, path: str, data: dict | None = None) -> tuple[int, str, str]:
-        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
+    def _open(
+        self, path: str, data: dict | bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, str, str]:
+        body = data
+        if isinstance(data, dict):
+            body = urllib.parse.urlencode(data, doseq=True).encode()
+        # Always http://127.0.0.1 (self.base).
+        request = urllib.request.Request(self.base + path, data=body, headers=headers or {})  # noqa: S310
         try:
-            with self.opener.open(self.base + path, data=body, timeout=60) as response:
+            with self.opener.open(request, timeout=60) as response:
                 return response.status, response.geturl(), response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.geturl(), error.read().decode(errors="replace")
+
+    @staticmethod
+    def token(page: str) -> str:
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert found, "no CSRF token on the page"
+        return found.group(1)
+
+    def post(self, path: str, data: dict, *, page: str) -> tuple[int, str, str]:
+        """Post ``data`` to ``path`` (a form's action) with the CSRF token of ``page``,
+        the page that holds the form."""
+        return self._open(path, {**data, "csrfmiddlewaretoken": self.token(page)})
+
+    def upload(self, path: str, field: str, filename: str, content: bytes) -> tuple[int, str, str]:
+        """Load the form at ``path`` and post one file to it, as a browser does
+        (multipart/form-data, with the page's CSRF token)."""
+        status, _, page = self.get(path)
+        assert status == 200, f"GET {path}: {status}\n{page[:2000]}"
+        boundary = f"----qip{os.getpid()}{time.monotonic_ns()}"
+        body = (
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="csrfmiddlewaretoken"\r\n\r\n{self.token(page)}\r\n'
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return self._open(path, body, headers)
 
     def get(self, path: str) -> tuple[int, str, str]:
         """(status, final URL after redirects, page)."""
@@ -256,12 +371,23 @@ class Browser:
         """Load the form at ``path`` and post ``data`` to it with the page's CSRF token."""
         status, _, page = self.get(path)
         assert status == 200, f"GET {path}: {status}\n{page[:2000]}"
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-        assert token, f"no CSRF token on {path}"
-        return self._open(path, {**data, "csrfmiddlewaretoken": token.group(1)})
+        return self.post(path, data, page=page)
 
     def log_in(self, username: str, password: str) -> None:
         status, url, page = self.submit(
             "/accounts/login/", {"username": username, "password": password}
         )
         assert status == 200 and "/accounts/login/" not in url, f"login failed:\n{page[:2000]}"
+
+
+class _StatusRecorder(urllib.request.BaseHandler):
+    """Notes the status of every response, before redirects are followed."""
+
+    handler_order = 100  # before the redirect and error handlers
+
+    def __init__(self, statuses: list[int]):
+        self.statuses = statuses
+
+    def http_response(self, request, response):
+        self.statuses.append(response.status)
+        return response

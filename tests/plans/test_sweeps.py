@@ -155,6 +155,7 @@ def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(
         "audits.tasks.reaudits_due",
         "learning.tasks.schedule_due_reviews",
         "learning.tasks.remind_outstanding_acknowledgements",
+        "qip_portal.recovery.recover_stuck_work",
     }
     app.loader.import_default_modules()
     assert tasks <= set(app.tasks)

@@ -85,6 +85,7 @@ TABLE = {
     "audits:import_template": PLAN_WRITE,
     "audits:import_detail": PLAN_WRITE,
     "audits:import_commit": POST_ONLY,
+    "audits:import_retry": POST_ONLY,
     "audits:reopen": PLAN_AUTHOR,  # re-opening after deterioration is the quality lead's
     # Governance: the quality lead, administrators and members of the deciding group.
     "governance:home": GOVERNANCE,
@@ -105,6 +106,7 @@ TABLE = {
     # No PDF has been rendered in this world (it renders after commit): nobody gets one.
     "governance:report_pdf": codes(302, 404, 404, 404, 404, 404, 404),
     "governance:report_pdf_status": GOVERNANCE,
+    "governance:report_pdf_retry": POST_ONLY,
     # Deciding is for the group's chair or delegate only; none of these roles is one.
     "governance:decide": codes(302, 404, 404, 404, 404, 404, 404),
     # Learning: the library is for everyone; a plan's learning for the plan's people.
@@ -126,6 +128,7 @@ TABLE = {
     # No pack has been rendered in this world: nothing to show or download.
     "packs:status": codes(302, 404, 404, 404, 404, 404, 404),
     "packs:pdf": codes(302, 404, 404, 404, 404, 404, 404),
+    "packs:retry": POST_ONLY,
     # The embedding in this world has no file attached.
     "learning:embedding_file": codes(302, 404, 404, 404, 404, 404, 404),
 }
@@ -257,6 +260,7 @@ def _kwargs(name: str, w: dict) -> dict:
         "audits:download_evidence": {"pk": w["evidence"].pk},
         "audits:import_detail": {"pk": w["batch"].pk},
         "audits:import_commit": {"pk": w["batch"].pk},
+        "audits:import_retry": {"pk": w["batch"].pk},
         "governance:group": {"pk": w["group"].pk},
         "governance:member_add": {"pk": w["group"].pk},
         "governance:member_remove": {"pk": w["group"].pk, "membership_id": w["membership"].pk},
@@ -267,10 +271,12 @@ def _kwargs(name: str, w: dict) -> dict:
         "governance:report": {"pk": w["report"].pk},
         "governance:report_pdf": {"pk": w["report"].pk},
         "governance:report_pdf_status": {"pk": w["report"].pk},
+        "governance:report_pdf_retry": {"pk": w["report"].pk},
         "governance:decide": {"pk": w["report"].pk},
         "learning:acknowledge": {"pk": w["ack"].pk},
         "packs:status": {"pk": 999999},
         "packs:pdf": {"pk": 999999},
+        "packs:retry": {"pk": 999999},
         "learning:review": {"pk": w["review"].pk},
         "learning:review_agenda": {"pk": w["review"].pk},
         "learning:detail": {"reference": w["closed"].reference},
