@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core import security
 from learning.models import Embedding
-from plans.access import WRITE_ROLES, get_plan_for_user
+from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
 from qip_portal import evidence_pack
 from qip_portal.models import EvidencePack
@@ -60,7 +60,7 @@ def can_retry_packs(user: User, plan: Plan | None) -> bool:
     pack of their own instead); register packs, whoever may make them."""
     if plan is None:
         return can_make_register_packs(user)
-    return user.is_authenticated and user.is_active and user.role in WRITE_ROLES
+    return user.is_authenticated and user.is_active and user.may_write_plans
 
 
 def get_pack_for_retry(user: User, pk: int) -> EvidencePack:
