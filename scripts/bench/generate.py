@@ -852,9 +852,9 @@ class Generator:
         # content of every generated report: compiling 10,000 would take far longer.
         typical = self.plans_by_status["closure_review"][:1]
         sample = Plan.objects.get(pk=typical[0]) if typical else None
-        content = reports.compile_report(
-            sample or Plan.objects.get(title=config.SHOWCASE_REVIEW)
-        )
+        from qip_portal import closure
+
+        content = closure.compile_report(sample or Plan.objects.get(title=config.SHOWCASE_REVIEW))
         content_json = reports.canonical_json(content)
         content_html = reports.render_body(content)
         sha = snapshot_digest(content_json, content_html)

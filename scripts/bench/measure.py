@@ -344,13 +344,14 @@ def measure_import(plan, user, rows: int) -> dict:
 
 def measure_pdf(plan, report, *, runs: int = 3) -> dict:
     from governance import pdf, reports
+    from qip_portal import closure
 
     compile_times, render_times = [], []
     size = 0
     for _ in range(runs):
         started = time.perf_counter()
         with queries_counted() as ctx:
-            content = reports.compile_report(plan)
+            content = closure.compile_report(plan)
             body = reports.render_body(content)
         compile_times.append(time.perf_counter() - started)
         compile_queries = ctx["n"]
