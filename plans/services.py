@@ -34,6 +34,16 @@ class TransitionRefused(Exception):
 _save = save_with_history
 
 
+def refuse_if_final(plan: Plan, what: str) -> None:
+    """A closed or withdrawn plan is the record an inspector relies on: nothing about it
+    changes any more. Every service that changes a plan's own records calls this first
+    (learning, which goes on after closure, is the exception)."""
+    if plan.is_final:
+        raise TransitionRefused(
+            [f"{plan.reference} is {plan.get_status_display().lower()}: its {what} cannot change."]
+        )
+
+
 def touch_plan(plan_id: int, when: datetime.datetime | None = None) -> None:
     """Record activity on a plan (the stale flag reads it). ``last_activity_at`` is
     excluded from history, so a plain UPDATE is correct here."""
@@ -95,6 +105,7 @@ def update_plan(
 ) -> Plan:
     """Edit a plan's descriptive fields (not its status: that is the lifecycle's)."""
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    refuse_if_final(plan, "details")
     for name, value in fields.items():
         setattr(plan, name, value)
     plan.risk_score = plan.likelihood * plan.impact
@@ -284,6 +295,7 @@ def add_indicator(*, plan: Plan, by: User, fields: dict, reason: str = "") -> In
 
 @transaction.atomic
 def add_trigger(*, plan: Plan, by: User, fields: dict) -> Trigger:
+    refuse_if_final(Plan.objects.select_for_update().get(pk=plan.pk), "triggers")
     trigger = Trigger(plan=plan, **fields)
     _save(trigger, by=by, reason="Trigger added")
     touch_plan(plan.pk)
@@ -316,6 +328,7 @@ def save_action(*, plan: Plan, by: User, fields: dict, action: Action | None = N
 def verify_action_effective(*, action: Action, by: User, note: str) -> Action:
     """Record that a completed action was shown to work, and how."""
     action = Action.objects.select_for_update().get(pk=action.pk)
+    refuse_if_final(Plan.objects.get(pk=action.plan_id), "actions")
     if not action.is_completed:
         raise TransitionRefused(["Only a completed action can be verified as effective."])
     if not note.strip():

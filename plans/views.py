@@ -295,16 +295,21 @@ def edit(request: HttpRequest, reference: str) -> HttpResponse:
             for k, v in form.cleaned_data.items()
             if k not in ("locations", "quality_statements", "regulations")
         }
-        services.update_plan(
-            plan=plan,
-            by=request.user,
-            fields=fields,
-            locations=form.cleaned_data["locations"],
-            quality_statements=form.cleaned_data["quality_statements"],
-            regulations=form.cleaned_data["regulations"],
-        )
-        messages.success(request, "Plan details saved.")
-        return redirect(plan)
+        try:
+            services.update_plan(
+                plan=plan,
+                by=request.user,
+                fields=fields,
+                locations=form.cleaned_data["locations"],
+                quality_statements=form.cleaned_data["quality_statements"],
+                regulations=form.cleaned_data["regulations"],
+            )
+        except services.TransitionRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, "Plan details saved.")
+            return redirect(plan)
     return render(request, "plans/edit.html", {"plan": plan, "form": form})
 
 
@@ -384,9 +389,14 @@ def add_trigger(request: HttpRequest, reference: str) -> HttpResponse:
         raise Http404("No such page.")
     form = TriggerForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.add_trigger(plan=plan, by=request.user, fields=form.cleaned_data)
-        messages.success(request, "Trigger added.")
-        return redirect(plan)
+        try:
+            services.add_trigger(plan=plan, by=request.user, fields=form.cleaned_data)
+        except services.TransitionRefused as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, "Trigger added.")
+            return redirect(plan)
     return render(
         request,
         "plans/simple_form.html",
