@@ -24,6 +24,8 @@ class SecurityEvent(models.Model):
         EXPORT = "export", "Data exported"
         FILE_DOWNLOAD = "file_download", "File downloaded"
         SIGN_OFF = "sign_off", "Governance sign-off"
+        SIGN_FAILED = "sign_failed", "Wrong password or code when signing"
+        SIGN_LOCKED = "sign_locked", "Signing locked after failed attempts"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(

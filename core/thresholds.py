@@ -23,3 +23,10 @@ DUE_SOON_DAYS = 14
 
 # Months a stepped-down plan is monitored unless the group says otherwise.
 DEFAULT_MONITORING_MONTHS = 6
+
+# --- Signing (e-signature on the pattern of 21 CFR Part 11 §11.200) ---------------------
+
+# Wrong passwords or codes when signing, per person, before signing locks...
+SIGNING_FAILURE_LIMIT = 5
+# ...for this many minutes after the latest of them.
+SIGNING_LOCK_MINUTES = 15

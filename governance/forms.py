@@ -137,6 +137,14 @@ class DecisionForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="Signing needs your password again.",
     )
+    otp_token = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=16,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"}
+        ),
+        help_text="A fresh six-digit code: signing asks for it every time.",
+    )
     confirm = forms.BooleanField(label="I confirm the statement above.")
 
     def __init__(self, *args, report, meetings, **kwargs):

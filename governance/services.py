@@ -303,7 +303,6 @@ def record_decision(
     report: ClosureReport,
     meeting: Meeting,
     by: User,
-    password: str,
     outcome: str,
     reasons: str = "",
     monitoring_indicators: Iterable[Indicator] = (),
@@ -316,14 +315,14 @@ def record_decision(
     ``qip_portal/closure.py``, composes the whole step and moves the plan on): the
     signed ``Decision`` row, the agenda item and the report marked decided.
 
-    Refuses, changing nothing, unless: the password is right (checked first and alone);
-    ``by`` chairs the report's group (or is recorded as its delegate chair); the group's
-    authority reaches the criteria's sign-off level; the meeting is the group's; a
-    return has reasons; a step-down names what is monitored, with a floor for each
-    indicator. ``other_refusals`` are the closure workflow's (segregation of duties),
-    reported after the password check with governance's own. The report row is locked,
-    so two chairs signing at once give exactly one decision; the second is told the
-    report has been decided."""
+    The signature itself (password and authenticator code) is checked by the closure
+    workflow before this is called. Refuses, changing nothing, unless: ``by`` chairs the
+    report's group (or is recorded as its delegate chair); the group's authority reaches
+    the criteria's sign-off level; the meeting is the group's; a return has reasons; a
+    step-down names what is monitored, with a floor for each indicator.
+    ``other_refusals`` are the closure workflow's (segregation of duties), reported with
+    governance's own. The report row is locked, so two chairs signing at once give
+    exactly one decision; the second is told the report has been decided."""
     report = (
         ClosureReport.objects.select_for_update(of=("self",))
         .select_related("plan", "group")
@@ -333,9 +332,6 @@ def record_decision(
     reasons = (reasons or "").strip()
     if not report.is_awaiting_decision or Decision.objects.filter(report=report).exists():
         raise TransitionRefused(["This closure report has already been decided."])
-    if not password or not by.check_password(password):
-        # Checked first and alone: say nothing else to someone who may not be the signer.
-        raise TransitionRefused(["The password was not right. Nothing was signed."])
     refusals: list[str] = list(other_refusals)
     membership = Membership.objects.filter(group=report.group, user=by).first()
     if membership is None or not membership.can_sign:

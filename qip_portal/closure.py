@@ -32,13 +32,16 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django_otp import match_token, user_has_device
 
 from audits import monitoring
 from audits import services as audit_services
 from audits.models import EvidenceItem, Measurement, MonitoringPeriod
 from audits.verdicts import PlanVerdicts, plans_meeting_criteria, verdicts_for_plans
-from core import jobs, outbox
+from core import jobs, outbox, security
 from core.dates import day
+from core.models import SecurityEvent
+from core.thresholds import SIGNING_FAILURE_LIMIT, SIGNING_LOCK_MINUTES
 from governance import reports
 from governance import services as governance
 from governance.models import ClosureReport, Decision, GovernanceGroup, Meeting
@@ -381,9 +384,7 @@ def submit_for_closure(
     return report
 
 
-def signing_refusals(
-    report: ClosureReport, by: User, meeting: Meeting | None = None
-) -> list[str]:
+def signing_refusals(report: ClosureReport, by: User, meeting: Meeting | None = None) -> list[str]:
     """Segregation of duties, and where a decision is taken. The signer may not be the
     report's submitter, the plan's owner, the owner of any of its actions, or anyone who
     uploaded its evidence or logged its results: a delegate chair signs instead. The
@@ -398,9 +399,7 @@ def signing_refusals(
     if by.pk == plan.owner_id:
         refusals.append("You own this plan, so you cannot sign its decision." + instead)
     if plan.actions.filter(owner=by).exists():
-        refusals.append(
-            "You own actions on this plan, so you cannot sign its decision." + instead
-        )
+        refusals.append("You own actions on this plan, so you cannot sign its decision." + instead)
     if (
         Measurement.objects.filter(indicator__plan=plan, recorded_by=by).exists()
         or EvidenceItem.objects.filter(plan=plan, uploaded_by=by).exists()
@@ -440,30 +439,115 @@ def decision_meetings(report: ClosureReport) -> QuerySet[Meeting]:
     ).order_by("-held_on", "-pk")
 
 
-@transaction.atomic
+def signing_locked_until(user: User) -> datetime.datetime | None:
+    """When a signer who got the password or code wrong ``SIGNING_FAILURE_LIMIT`` times
+    in a row, within ``SIGNING_LOCK_MINUTES``, may try again; None when they may now.
+    Counted per person (not per address), from the security events. One query."""
+    lock = datetime.timedelta(minutes=SIGNING_LOCK_MINUTES)
+    since = timezone.now() - lock
+    recent = list(
+        SecurityEvent.objects.filter(
+            user=user,
+            kind__in=[SecurityEvent.Kind.SIGN_FAILED, SecurityEvent.Kind.SIGN_OFF],
+            created_at__gte=since,
+        )
+        .order_by("-created_at", "-pk")
+        .values_list("kind", "created_at")[:SIGNING_FAILURE_LIMIT]
+    )
+    failures = [at for kind, at in recent if kind == SecurityEvent.Kind.SIGN_FAILED]
+    if len(recent) == SIGNING_FAILURE_LIMIT and len(failures) == SIGNING_FAILURE_LIMIT:
+        return failures[0] + lock
+    return None
+
+
+def check_signature(*, by: User, password: str, otp_token: str, request=None) -> None:
+    """The e-signature: the signer's password and a fresh code from their authenticator
+    (every signer is a chair or delegate chair, who must use two-step verification),
+    checked on every signing request, never taken from the session. A wrong password or
+    code is a security event; the fifth in a row locks signing for
+    ``SIGNING_LOCK_MINUTES`` (another security event). Raises ``TransitionRefused``,
+    saying nothing about which of the two was wrong. Writes its events outside any
+    transaction of the decision's, so a refusal cannot roll them back."""
+    until = signing_locked_until(by)
+    if until is not None:
+        raise TransitionRefused(
+            [
+                "Signing is locked after too many wrong passwords or codes. Try again after "
+                f"{timezone.localtime(until):%H:%M}. Nothing was signed."
+            ]
+        )
+    if not user_has_device(by, confirmed=True):
+        raise TransitionRefused(
+            ["Set up two-step verification (Security settings) before signing. Nothing was signed."]
+        )
+    password_ok = bool(password) and by.check_password(password)
+    # match_token checks every confirmed device and refuses a code already used.
+    code_ok = password_ok and bool(otp_token) and match_token(by, otp_token.strip()) is not None
+    if password_ok and code_ok:
+        return
+    security.record("sign_failed", request=request, user=by, detail="wrong password or code")
+    if signing_locked_until(by) is not None:
+        security.record(
+            "sign_locked",
+            request=request,
+            user=by,
+            detail=f"signing locked for {SIGNING_LOCK_MINUTES} minutes",
+        )
+    raise TransitionRefused(["The password or the code was not right. Nothing was signed."])
+
+
 def sign_decision(
     *,
     report: ClosureReport,
     meeting: Meeting,
     by: User,
     password: str,
+    otp_token: str,
     outcome: str,
     reasons: str = "",
     monitoring_indicators: Iterable[Indicator] = (),
     monitoring_floors: dict | None = None,
     monitoring_audit_theme: str = "",
     monitoring_ends_on: datetime.date | None = None,
+    request=None,
 ) -> Decision:
     """Record the group's signed decision on ``report`` and move the plan on: close it,
     step it down into monitoring (opening the monitoring period), or return it to live.
-    Governance checks its own rules (``governance.services.record_decision``: password,
-    chair, authority, meeting, what a step-down monitors); the segregation of duties is
-    checked here. Refuses, changing nothing, when any rule does not hold."""
+    The signature is checked first (``check_signature``); then governance checks its
+    own rules (``governance.services.record_decision``: chair, authority, meeting, what
+    a step-down monitors) and the segregation of duties is checked here. Refuses,
+    changing nothing, when any rule does not hold."""
+    check_signature(by=by, password=password, otp_token=otp_token, request=request)
+    with transaction.atomic():
+        return _record_and_move(
+            report=report,
+            meeting=meeting,
+            by=by,
+            outcome=outcome,
+            reasons=reasons,
+            monitoring_indicators=monitoring_indicators,
+            monitoring_floors=monitoring_floors,
+            monitoring_audit_theme=monitoring_audit_theme,
+            monitoring_ends_on=monitoring_ends_on,
+        )
+
+
+def _record_and_move(
+    *,
+    report,
+    meeting,
+    by,
+    outcome,
+    reasons,
+    monitoring_indicators,
+    monitoring_floors,
+    monitoring_audit_theme,
+    monitoring_ends_on,
+) -> Decision:
     decision = governance.record_decision(
         report=report,
         meeting=meeting,
         by=by,
-        password=password,
         outcome=outcome,
         reasons=reasons,
         monitoring_indicators=monitoring_indicators,

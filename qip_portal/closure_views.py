@@ -158,6 +158,8 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
                     meeting=data["meeting"],
                     by=request.user,
                     password=data["password"],
+                    otp_token=data["otp_token"],
+                    request=request,
                     outcome=data["outcome"],
                     reasons=data["reasons"],
                     monitoring_indicators=data["monitoring_indicators"] or [],

@@ -220,3 +220,22 @@ def make_ready(plan: Plan, *, by: User) -> Plan:
     record_residual_risk(plan, by=by)
     plan.refresh_from_db()
     return plan
+
+
+def signing_code(user: User) -> str:
+    """The code the signer's authenticator app shows now (a confirmed TOTP device is
+    set up if they have none). Each call stands for a new 30-second step of the app:
+    the device's replay guard is moved back, so two signatures in one frozen test
+    moment do not look like the same code used twice, and an earlier wrong code's
+    throttling delay has passed."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
+    TOTPDevice.objects.filter(pk=device.pk).update(
+        last_t=-1, throttling_failure_count=0, throttling_failure_timestamp=None
+    )
+    code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
+    return f"{code:0{device.digits}d}"

@@ -147,6 +147,7 @@ def close_through_governance(
         report=report,
         meeting=meeting,
         by=chair,
+        otp_token=factories.signing_code(chair),
         password=factories.PASSWORD,
         outcome="close",
     )

@@ -33,6 +33,7 @@ from tests.e2e.helpers import (
     person,
     run_job,
     success_message,
+    totp_code,
     totp_device,
 )
 
@@ -254,12 +255,18 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         page.get_by_role("combobox", name="Meeting").select_option(value=str(meeting.pk))
         page.get_by_label("I confirm the statement above.").check()
         page.get_by_label("Your password").fill("not my password")
+        page.get_by_label("Code from your authenticator app").fill(totp_code(device))
         page.get_by_role("button", name="Sign the decision").click()
-        assert page.get_by_text("The password was not right. Nothing was signed.").is_visible()
+        assert page.get_by_text(
+            "The password or the code was not right. Nothing was signed."
+        ).is_visible()
         assert not Decision.objects.exists()
         page.get_by_label("Close", exact=True).check()
         page.get_by_label("I confirm the statement above.").check()
         page.get_by_label("Your password").fill(factories.PASSWORD)
+        # A fresh code: the app shows the next one half a minute later.
+        traveller.shift(datetime.timedelta(seconds=31))
+        page.get_by_label("Code from your authenticator app").fill(totp_code(device))
         screenshots(page, "wt1-04-sign")
         check_accessible(page, "sign the decision", a11y)
         page.get_by_role("button", name="Sign the decision").click()

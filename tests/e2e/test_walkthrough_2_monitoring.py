@@ -37,6 +37,7 @@ from tests.e2e.helpers import (
     person,
     run_job,
     success_message,
+    totp_code,
     totp_device,
 )
 
@@ -129,6 +130,8 @@ def _stepped_down(page, screenshots, a11y: dict, traveller):
     page.get_by_label(re.compile("Step down: floor for")).fill(FLOOR)
     page.get_by_label("I confirm the statement above.").check()
     page.get_by_label("Your password").fill(factories.PASSWORD)
+    traveller.shift(datetime.timedelta(seconds=31))  # the app's next code
+    page.get_by_label("Code from your authenticator app").fill(totp_code(device))
     screenshots(page, "wt2-01-step-down")
     check_accessible(page, "sign a step-down", a11y)
     page.get_by_role("button", name="Sign the decision").click()

@@ -1,3 +1,4 @@
+import datetime
 import json
 import threading
 
@@ -20,6 +21,8 @@ from tests.factories import PASSWORD
 def _sign(report, meeting, by, **kwargs):
     kwargs.setdefault("password", PASSWORD)
     kwargs.setdefault("outcome", Decision.Outcome.CLOSE)
+    if "otp_token" not in kwargs:
+        kwargs["otp_token"] = factories.signing_code(by)
     return closure.sign_decision(report=report, meeting=meeting, by=by, **kwargs)
 
 
@@ -174,7 +177,7 @@ def test_the_submitter_cannot_sign_even_as_chair(report, quality_lead, meeting):
 
 def test_a_wrong_password_signs_nothing(report, chair, meeting):
     reasons = _refusal(_sign, report, meeting, chair, password="not-my-password")
-    assert reasons == ["The password was not right. Nothing was signed."]
+    assert reasons == ["The password or the code was not right. Nothing was signed."]
     report.plan.refresh_from_db()
     assert report.plan.status == Plan.Status.CLOSURE_REVIEW
     assert not Decision.objects.exists()
@@ -382,3 +385,49 @@ def test_render_is_idempotent_and_never_replaces_a_frozen_pdf(report_with_pdf):
     assert report.pdf_ready and report.pdf.name
     again = services.render_snapshot_pdf(report_id=report.pk)
     assert again.pdf.name == report.pdf.name and again.pdf_sha256 == report.pdf_sha256
+
+
+# --- The e-signature: password and a fresh code, lockout per person ---------------------
+
+
+def test_signing_needs_a_fresh_authenticator_code(report, chair, meeting):
+    factories.signing_code(chair)  # the chair has an authenticator
+    reasons = _refusal(_sign, report, meeting, chair, otp_token="000000")
+    assert reasons == ["The password or the code was not right. Nothing was signed."]
+    code = factories.signing_code(chair)
+    _sign(report, meeting, chair, otp_token=code)
+    assert Decision.objects.filter(report=report, signed_by=chair).exists()
+
+
+def test_a_used_code_cannot_sign_again(report, chair, delegate, meeting, quality_lead):
+    from django_otp import match_token
+
+    code = factories.signing_code(chair)
+    assert match_token(chair, code) is not None  # used once, e.g. to sign in
+    reasons = _refusal(_sign, report, meeting, chair, otp_token=code)
+    assert reasons == ["The password or the code was not right. Nothing was signed."]
+
+
+def test_five_wrong_passwords_lock_signing_for_the_signer_and_are_recorded(
+    report, chair, meeting
+):
+    from core.models import SecurityEvent
+
+    for _ in range(5):
+        reasons = _refusal(_sign, report, meeting, chair, password="guess")
+        assert reasons == ["The password or the code was not right. Nothing was signed."]
+    # The sixth try, with the right password and a fresh code, is refused: locked.
+    reasons = _refusal(_sign, report, meeting, chair)
+    assert reasons[0].startswith("Signing is locked after too many wrong passwords or codes.")
+    assert SecurityEvent.objects.filter(kind="sign_failed", user=chair).count() == 5
+    assert SecurityEvent.objects.filter(kind="sign_locked", user=chair).count() == 1
+    assert not Decision.objects.exists()
+    # Fifteen minutes after the last failure, the right password and code sign.
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=16)):
+        _sign(report, meeting, chair)
+    assert Decision.objects.filter(report=report).exists()
+
+
+def test_a_signer_without_an_authenticator_is_told_to_set_one_up(report, chair, meeting):
+    reasons = _refusal(_sign, report, meeting, chair, otp_token="123456")
+    assert reasons[0].startswith("Set up two-step verification")

@@ -143,14 +143,17 @@ def test_chair_signs_through_the_form_and_a_wrong_password_keeps_the_input(
         "meeting": meeting.pk,
         "reasons": "Only one re-audit in the window",
         "password": "wrong",
+        "otp_token": factories.signing_code(chair),
         "confirm": "on",
     }
     response = client.post(url, data)
     assert response.status_code == 400
-    assert b"The password was not right" in response.content
+    assert b"The password or the code was not right" in response.content
     assert b"Only one re-audit in the window" in response.content
     assert b'value="wrong"' not in response.content
-    response = client.post(url, {**data, "password": PASSWORD})
+    response = client.post(
+        url, {**data, "password": PASSWORD, "otp_token": factories.signing_code(chair)}
+    )
     assert response.status_code == 302
     decision = Decision.objects.get()
     assert decision.outcome == "return" and decision.signed_by == chair
@@ -173,7 +176,12 @@ def test_a_signed_decision_cannot_be_edited_even_in_the_admin(
     from django.contrib import admin
 
     decision = closure.sign_decision(
-        report=report, meeting=meeting, by=chair, password=PASSWORD, outcome="close"
+        report=report,
+        meeting=meeting,
+        by=chair,
+        otp_token=factories.signing_code(chair),
+        password=PASSWORD,
+        outcome="close",
     )
     request = rf.get("/admin/")
     request.user = administrator
@@ -188,6 +196,7 @@ def test_a_signed_decision_cannot_be_edited_even_in_the_admin(
             report=report,
             meeting=meeting,
             by=chair,
+            otp_token=factories.signing_code(chair),
             password=PASSWORD,
             outcome="return",
             reasons="edited",
@@ -283,6 +292,7 @@ def test_decided_reports_and_a_stepped_down_plan(client, chair, report, meeting,
             f"floor_{indicator.pk}": "90",
             "monitoring_ends_on": (timezone.localdate() + datetime.timedelta(days=180)).isoformat(),
             "password": PASSWORD,
+            "otp_token": factories.signing_code(chair),
             "confirm": "on",
         },
     )

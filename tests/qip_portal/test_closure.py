@@ -83,6 +83,7 @@ def _step_down(plan, *, lead, chair, group, ends_in_days: int):
         report=report,
         meeting=meeting,
         by=chair,
+        otp_token=factories.signing_code(chair),
         password=PASSWORD,
         outcome="step_down",
         reasons="Improvement delivered; keep watching",
@@ -175,7 +176,12 @@ def _twenty_plans(lead, manager, chair, group, location) -> tuple[dict[str, Plan
     report = closure.submit_for_closure(plan=p, by=by, group=group)
     meeting = governance.schedule_meeting(group=group, held_on=TODAY, by=by, attendees=[chair])
     closure.sign_decision(
-        report=report, meeting=meeting, by=chair, password=PASSWORD, outcome="close"
+        report=report,
+        meeting=meeting,
+        by=chair,
+        otp_token=factories.signing_code(chair),
+        password=PASSWORD,
+        outcome="close",
     )
     plans["closed"] = p
     plans["monitoring running"] = _step_down(
@@ -376,6 +382,7 @@ def _sign_in(client, user) -> None:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
 
+
 DEAD_END = b"This cannot happen yet"
 
 
@@ -399,7 +406,12 @@ def _plans_in_every_status(lead, manager, chair, group, location) -> list[Plan]:
     report = closure.submit_for_closure(plan=closed, by=lead, group=group)
     meeting = governance.schedule_meeting(group=group, held_on=TODAY, by=lead, attendees=[chair])
     closure.sign_decision(
-        report=report, meeting=meeting, by=chair, password=PASSWORD, outcome="close"
+        report=report,
+        meeting=meeting,
+        by=chair,
+        otp_token=factories.signing_code(chair),
+        password=PASSWORD,
+        outcome="close",
     )
     running = _step_down(
         factories.make_ready(_plan(lead, location, "Monitoring"), by=lead),

@@ -109,6 +109,7 @@ def closed_plan(plan, quality_lead, oakfield):
         report=report,
         meeting=meeting,
         by=chair,
+        otp_token=factories.signing_code(chair),
         password=factories.PASSWORD,
         outcome="close",
         reasons="Sustained for three months; supervision evidence seen.",

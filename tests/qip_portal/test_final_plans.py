@@ -75,7 +75,12 @@ def closed(quality_lead, oakfield):
         group=group, held_on=timezone.localdate(), by=quality_lead, attendees=[chair]
     )
     closure.sign_decision(
-        report=report, meeting=meeting, by=chair, password=PASSWORD, outcome="close"
+        report=report,
+        meeting=meeting,
+        by=chair,
+        otp_token=factories.signing_code(chair),
+        password=PASSWORD,
+        outcome="close",
     )
     plan.refresh_from_db()
     assert plan.status == Plan.Status.CLOSED
