@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits.services import MonitoringRefused, start_monitoring
-from governance import reports
+from governance import notifications, reports
 from governance.models import (
     AgendaItem,
     ClosureReport,
@@ -252,6 +252,7 @@ def submit_for_closure(
         override_guards=("readiness",) if override_rationale.strip() else (),
     )
     _after_commit_submit(report.pk)
+    notifications.queue_report_submitted(report)
     return report
 
 
@@ -259,7 +260,6 @@ def _after_commit_submit(report_id: int) -> None:
     from governance import tasks
 
     transaction.on_commit(lambda: tasks.render_report_pdf.delay(report_id))
-    transaction.on_commit(lambda: tasks.send_report_submitted_email.delay(report_id))
 
 
 def render_snapshot_pdf(*, report_id: int) -> ClosureReport:
@@ -454,12 +454,5 @@ def sign_decision(
         _start_monitoring(decision=decision, plan=plan, by=by)
     report.status = ClosureReport.Status.DECIDED
     _save(report, by=by, reason=f"Decided: {decision.get_outcome_display()}")
-    decision_id = decision.pk
-
-    def _queue():
-        from governance import tasks
-
-        tasks.send_decision_email.delay(decision_id)
-
-    transaction.on_commit(_queue)
+    notifications.queue_decision(decision)
     return decision

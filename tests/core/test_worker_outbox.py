@@ -131,9 +131,7 @@ def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path):
         # 4. More ticks, doubled, the stuck-claim recovery and the sweep again: nothing.
         ticks = [stack.send("core.tasks.deliver_due") for _ in range(2)]
         assert [tick.get(timeout=120) for tick in ticks] == ["0 of 0 due alert(s) sent"] * 2
-        assert stack.call("core.tasks.recover_stuck_claims") == (
-            "0 stuck alert(s) put back, 0 given up"
-        )
+        assert stack.call("core.tasks.recover_stuck_claims") == "0 stuck alert(s) put back"
         assert stack.call("plans.tasks.overdue_actions") == (
             f"{ALERTS} overdue action(s), 0 reminder(s) queued"
         )
