@@ -7,6 +7,7 @@ class QipPortalConfig(AppConfig):
 
     def ready(self) -> None:
         from qip_portal import (
+            alerts,  # noqa: F401 - registers the daily failed-emails job and task
             digest,  # noqa: F401 - registers the weekly digest job and task
             pack_views,
         )

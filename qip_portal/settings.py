@@ -235,6 +235,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "core.tasks.recover_stuck_claims",
         "schedule": crontab(minute="*/5"),
     },
+    # Administrators hear of emails that could not be sent (after the night's jobs).
+    "failed-alerts-report": {
+        "task": "qip_portal.alerts.send_failed_alerts_report",
+        "schedule": crontab(hour=8, minute=0),
+    },
     "plans-overdue-actions": {
         "task": "plans.tasks.overdue_actions",
         "schedule": crontab(hour=7, minute=0),

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from qip_portal import accounts, pack_views, views
+from qip_portal import accounts, alerts, pack_views, views
 
 # Inspection evidence packs (qip_portal/evidence_pack.py).
 pack_patterns = (
@@ -14,6 +14,16 @@ pack_patterns = (
         path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
     ],
     "packs",
+)
+
+# Emails that could not be sent (administrators only; qip_portal/alerts.py).
+alert_patterns = (
+    [
+        path("failed/", alerts.failed_list, name="failed"),
+        path("failed/<int:pk>/retry/", alerts.retry, name="retry"),
+        path("failed/retry-all/", alerts.retry_all, name="retry_all"),
+    ],
+    "alerts",
 )
 
 urlpatterns = [
@@ -58,6 +68,7 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("learning/", include("learning.urls")),
     path("packs/", include(pack_patterns)),
+    path("alerts/", include(alert_patterns)),
     path("admin/", admin.site.urls),
 ]
 

@@ -364,3 +364,21 @@ def _use_smtp_server(settings, server):
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        (
+            smtplib.SMTPRecipientsRefused({"a@x.test": (550, b"5.1.1 User unknown")}),
+            "a@x.test: 550 5.1.1 User unknown (SMTPRecipientsRefused)",
+        ),
+        (
+            smtplib.SMTPSenderRefused(451, b"4.3.2 Try later", "qip@x.test"),
+            "451 4.3.2 Try later (SMTPSenderRefused)",
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), "[Errno 111] Connection refused"),
+    ],
+)
+def test_a_failure_is_recorded_in_the_servers_own_words(exc, said):
+    assert outbox.describe(exc).startswith(said)
