@@ -16,7 +16,7 @@ import pytest
 
 from core import outbox
 from tests.core.smtp_server import SMTPServer
-from tests.core.worker import Stack, wait
+from tests.core.worker import Stack, Tally, tally, wait
 
 # Three overdue actions: three reminders (one per action), to two people.
 SETUP = """
@@ -123,6 +123,7 @@ def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path):
         ] * ALERTS
         assert len(smtp.messages) == ALERTS
         assert _delivered(smtp) == _queued(stack)  # each alert, to its people, once
+        assert tally(stack, smtp) == Tally(ALERTS, ALERTS, 0, True, True)
         assert {to for to, _ in _delivered(smtp)} == {
             ("lead@example.test",),
             ("manager@example.test",),
@@ -166,6 +167,7 @@ def test_two_beat_ticks_at_once_send_each_alert_once(tmp_path):
         assert sum(sent) == ALERTS, results
         assert len(smtp.messages) == ALERTS
         assert _delivered(smtp) == _queued(stack)
+        assert tally(stack, smtp) == Tally(ALERTS, ALERTS, 0, True, True)
         # Each alert claimed once: one attempt each, none lost.
         assert [(status, tries) for _, status, tries, *_ in _alerts(stack)] == [
             ("sent", 1)
