@@ -151,7 +151,7 @@ def test_the_plans_sweeps_are_registered_jobs():
 
 
 def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(settings):
-    from qip_portal import digest  # noqa: F401 - registers its task
+    from qip_portal import alerts, digest  # noqa: F401 - register their tasks
     from qip_portal.celery import app
 
     schedule = settings.CELERY_BEAT_SCHEDULE
@@ -162,6 +162,7 @@ def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(
         "plans.tasks.overdue_actions",
         "plans.tasks.stale_plans",
         "qip_portal.digest.send_weekly_digests",
+        "qip_portal.alerts.send_failed_alerts_report",
         "audits.tasks.deterioration",
         "audits.tasks.monitoring_ended",
         "audits.tasks.ready_for_closure_review",
