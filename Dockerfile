@@ -14,6 +14,6 @@ COPY . .
 # A throwaway key: collectstatic needs settings to load, and nothing is signed here.
 RUN DEBUG=false SECRET_KEY=build-only-collectstatic-key-not-used-at-run-time-0123456789 \
     python manage.py collectstatic --noinput \
-    && useradd --system --uid 1000 qip && mkdir -p /data/media && chown qip /data/media
+    && useradd --system --uid 1000 qip && mkdir -p /data/media /data/beat && chown qip /data/media /data/beat
 USER qip
 EXPOSE 8000

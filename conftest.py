@@ -50,6 +50,20 @@ def administrator(db):
 
 
 @pytest.fixture
+def flaky(settings):
+    """The mail server fails the sends appended to ``flaky.failures``, then recovers
+    (``tests/core/flaky.py``): SMTP is the outside world, the one thing mocked."""
+    from tests.core.flaky import FlakyBackend
+
+    settings.EMAIL_BACKEND = "tests.core.flaky.FlakyBackend"
+    FlakyBackend.failures = []
+    FlakyBackend.delay = 0.0
+    yield FlakyBackend
+    FlakyBackend.failures = []
+    FlakyBackend.delay = 0.0
+
+
+@pytest.fixture
 def plan(quality_lead, oakfield):
     """A live plan at Oakfield with agreed criteria, one indicator and one action."""
     return factories.live_plan(owner=quality_lead, locations=[oakfield])

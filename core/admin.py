@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django.utils import timezone
 
+from core import outbox
 from core.models import Alert, SecurityEvent
 
 
@@ -65,9 +65,7 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send the selected failed alerts again", permissions=["resend"])
     def send_again(self, request, queryset):
-        count = queryset.filter(status=Alert.Status.FAILED).update(  # history-safe
-            status=Alert.Status.PENDING, attempts=0, next_attempt_at=timezone.now()
-        )
+        count = outbox.retry_failed(queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} failed alert(s) will be sent within a minute.")
 
     def has_resend_permission(self, request) -> bool:

@@ -1,12 +1,10 @@
 """One tiny helper renders every email: three templates per kind,
-``templates/emails/<kind>-subject.txt``, ``-body.txt`` and ``-body.html``."""
+``templates/emails/<kind>-subject.txt``, ``-body.txt`` and ``-body.html``. Sending is
+the outbox's alone (``core/outbox.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 
@@ -18,15 +16,3 @@ def render(kind: str, context: dict) -> tuple[str, str, str]:
     text = render_to_string(f"emails/{kind}-body.txt", ctx)
     html = render_to_string(f"emails/{kind}-body.html", ctx)
     return subject, text, html
-
-
-def send(kind: str, recipients: Iterable[str], context: dict) -> int:
-    """Send one email of ``kind`` to ``recipients`` (addresses). Returns how many
-    messages were sent (0 when there is no one to send to)."""
-    to = sorted({address for address in recipients if address})
-    if not to:
-        return 0
-    subject, text, html = render(kind, context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, to)
-    message.attach_alternative(html, "text/html")
-    return message.send()

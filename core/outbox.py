@@ -1,22 +1,34 @@
-"""The alert outbox: every scheduled or event email goes through here, so none is sent
-twice and none is lost (ARCHITECTURE.md, "Scheduled jobs and alerts").
+"""The alert outbox: every email the portal sends goes through here, so none is sent
+twice and none is lost (ARCHITECTURE.md, "Scheduled jobs and alerts"). Nothing else
+sends email.
 
-1. ``queue()`` creates the ``Alert`` row, unique by key (kind, object, period), and
-   renders the email onto it. A second ``queue()`` with the same key does nothing.
-2. After commit, a task calls ``deliver()``, which *claims* the row with a conditional
-   UPDATE (pending -> sending). Only one caller can win that UPDATE, so two workers, a
-   redelivered task or a doubled beat tick cannot send it twice (healthchecks.io's
-   ``sendalerts`` does the same).
-3. The sender records ``sent_at``, or the error: a temporary SMTP failure goes back to
-   pending with an exponential backoff, a permanent one is marked failed.
-4. ``deliver_due()`` (every minute) sends whatever is pending and due, so an alert whose
-   task the broker lost still goes out; ``recover_stuck_claims()`` returns to pending
-   any claim whose worker died mid-send.
+1. ``queue()`` creates the ``Alert`` row, unique by key (kind, object, the transition or
+   period that caused it), in the caller's transaction, and renders the email onto it.
+   A second ``queue()`` with the same key does nothing. If the cause rolls back, so
+   does its email.
+2. After commit, a ``deliver_alert`` task is queued to hurry the row along
+   (``core.queueing``: a broker outage is logged, never raised into the request).
+   ``deliver()`` *claims* the row with a conditional UPDATE (pending -> sending). Only
+   one caller can win that UPDATE, so two workers, a redelivered task or a doubled beat
+   tick cannot send it twice (healthchecks.io's ``sendalerts`` does the same).
+3. The sender records ``sent_at`` as soon as the server has accepted the message (its
+   "250" to the end of DATA), before the closing QUIT; or it records the error: a
+   temporary SMTP failure (4xx, network) goes back to pending with an exponential
+   backoff, a permanent one (5xx) is marked failed at once. A Celery soft time limit
+   gives the claim back. Failed alerts are shown to administrators
+   (``qip_portal/alerts.py``).
+4. ``deliver_due()`` (every minute) is the relay: it sends whatever is pending and due,
+   so an alert whose task the broker lost still goes out; ``recover_stuck_claims()``
+   puts back to pending any claim whose worker died mid-send.
 
 Exactly once is what the database guarantees; SMTP itself cannot be part of a
-transaction, so a worker killed after the mail server accepted a message but before
-``sent_at`` was written would, after recovery, send that one message again. The window
-is the few milliseconds between the server's "250 OK" and our UPDATE.
+transaction. A worker killed after the mail server received the whole message but
+before our UPDATE recorded its "250" leaves the claim to be recovered, and the message
+is sent again. That window runs from the final "." of DATA to the UPDATE: normally
+milliseconds, but as long as the SMTP timeout (``OUTBOX_SMTP_TIMEOUT_SECONDS``, 60 s)
+if the server is slow to answer. Every email therefore carries a Message-ID derived
+from its alert, the same on every attempt, so such a copy is recognisably the same
+message (mail clients and servers fold copies with one Message-ID).
 
 Outbox rows have no simple-history, so the ``QuerySet.update()`` calls below are
 marked ``# history-safe`` for the history guard test.
@@ -25,33 +37,47 @@ marked ``# history-safe`` for the history guard test.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import smtplib
+import threading
 from collections.abc import Callable, Iterable
+from email.utils import parseaddr
+from urllib.parse import urlsplit
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import emails, jobs
+from core import emails, jobs, queueing
 from core.models import Alert
 
 log = logging.getLogger(__name__)
 
-# Temporary failures are retried after 1, 2, 4 ... minutes, at most an hour apart;
-# after MAX_ATTEMPTS tries (about 4 hours in all) the alert is marked failed.
-BACKOFF_FIRST = datetime.timedelta(minutes=1)
-BACKOFF_MAX = datetime.timedelta(hours=1)
-MAX_ATTEMPTS = 10
-# How long one SMTP conversation may take before the socket gives up...
-SMTP_TIMEOUT_SECONDS = 60
-# ...and how long a claim may stay "sending" before we conclude its worker died. Well
-# above the SMTP timeout, so a slow but live sender is never raced by a recovery.
-CLAIM_TIMEOUT = datetime.timedelta(minutes=10)
 # deliver_due() sends at most this many per run; the rest wait for the next minute.
 BATCH_SIZE = 500
+
+
+# The timings live in settings (OUTBOX_*), read at each call, so a test can shorten them.
+def smtp_timeout() -> int:
+    """Seconds one SMTP conversation may wait for any answer before giving up."""
+    return settings.OUTBOX_SMTP_TIMEOUT_SECONDS
+
+
+def claim_timeout() -> datetime.timedelta:
+    """How long a claim may stay "sending" before we conclude its worker died."""
+    return datetime.timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT_SECONDS)
+
+
+def max_attempts() -> int:
+    return settings.OUTBOX_MAX_ATTEMPTS
+
+
+def backoff_max() -> datetime.timedelta:
+    return datetime.timedelta(seconds=settings.OUTBOX_BACKOFF_MAX_SECONDS)
 
 
 def queue(
@@ -60,16 +86,14 @@ def queue(
     key: str,
     recipients: Iterable[str],
     context: dict | Callable[[], dict],
-    now: bool = False,
 ) -> Alert | None:
     """Queue one email of ``kind`` (templates ``emails/<kind>-*``) to ``recipients``,
-    once ever for ``key``. ``context`` may be a callable, so the work of building it is
-    skipped when the key exists. Returns the new ``Alert``, or None when the key was
-    already queued (it is never sent twice) or there is no one to send to.
-
-    Delivery is queued as a task after the surrounding transaction commits. ``now=True``
-    is for callers that are already a task outside any transaction: the alert is sent
-    in this process straight away (``deliver_due`` still catches it if that fails)."""
+    once ever for ``key``. Call it inside the transaction that makes the email due, so
+    the two commit (or roll back) together. ``context`` may be a callable, so the work
+    of building it is skipped when the key exists. Returns the new ``Alert``, or None
+    when the key was already queued (it is never sent twice) or there is no one to
+    send to. Delivery is hurried along by a task queued after commit; if the broker
+    cannot take it, ``deliver_due`` sends the alert within a minute."""
     to = sorted({address for address in recipients if address})
     if not to or Alert.objects.filter(key=key).exists():
         return None
@@ -88,13 +112,33 @@ def queue(
             )
     except IntegrityError:
         return None
-    if now:
-        deliver(alert.pk)
-    else:
-        from core.tasks import deliver_alert
-
-        transaction.on_commit(lambda: deliver_alert.delay(alert.pk))
+    _hurry_after_commit(alert.pk)
     return alert
+
+
+# Alerts queued by this thread whose delivery task is not yet sent. One commit may have
+# queued many (learning shared with thirty managers): they are sent in one go, and the
+# first broker failure stops the rest (each failure costs the request about a second).
+_unsent = threading.local()
+
+
+def _hurry_after_commit(alert_id: int) -> None:
+    pending = _unsent.__dict__.setdefault("ids", [])
+    pending.append(alert_id)
+    transaction.on_commit(_send_delivery_tasks)
+
+
+def _send_delivery_tasks() -> None:
+    """Queue a ``deliver_alert`` task per alert committed so far (on the first call after
+    a commit; later calls find nothing left). Ids from a transaction that rolled back
+    may be among them: ``deliver`` finds no such pending row and does nothing."""
+    from core.tasks import deliver_alert
+
+    ids, _unsent.ids = getattr(_unsent, "ids", []), []
+    for position, alert_id in enumerate(ids):
+        if not queueing.send_task(deliver_alert, alert_id):
+            log.warning("%s more alert(s) left for deliver_due", len(ids) - position - 1)
+            return
 
 
 def existing_keys(keys: Iterable[str]) -> set[str]:
@@ -124,15 +168,48 @@ def is_temporary(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+def describe(exc: BaseException) -> str:
+    """The failure in words an administrator can act on: the server's own reply (code
+    and text) where there is one, then the kind of failure."""
+
+    def text(message) -> str:
+        return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = "; ".join(
+            f"{address}: {code} {text(message)}"
+            for address, (code, message) in exc.recipients.items()
+        )
+        said = replies or "every recipient refused"
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        said = f"{exc.smtp_code} {text(exc.smtp_error)}"
+    else:
+        said = str(exc) or "no detail"
+    return f"{said} ({type(exc).__name__})"[:2000]
+
+
 def backoff(attempts: int) -> datetime.timedelta:
-    """Wait before try number ``attempts + 1``: 1, 2, 4 ... minutes, at most an hour."""
-    return min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    """Wait before try number ``attempts + 1``: 1, 2, 4 ... minutes, at most an hour
+    (``OUTBOX_BACKOFF_FIRST_SECONDS``, ``OUTBOX_BACKOFF_MAX_SECONDS``)."""
+    first = datetime.timedelta(seconds=settings.OUTBOX_BACKOFF_FIRST_SECONDS)
+    return min(first * 2 ** max(attempts - 1, 0), backoff_max())
+
+
+def message_id(alert: Alert) -> str:
+    """The Message-ID of ``alert``'s email, the same on every attempt: from the alert's
+    id and key, at the domain of ``DEFAULT_FROM_EMAIL`` (or of ``SITE_URL``)."""
+    digest = hashlib.sha256(alert.key.encode()).hexdigest()[:16]
+    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    domain = address.rpartition("@")[2] if "@" in address else ""
+    domain = domain or urlsplit(settings.SITE_URL).hostname or "localhost"
+    return f"<alert-{alert.pk}-{digest}@{domain}>"
 
 
 def deliver(alert_id: int) -> bool:
     """Send one alert if it is pending and due. Safe to call any number of times, from
     any number of workers at once: only the caller whose conditional UPDATE claims the
-    row sends it. Returns True when this call sent it."""
+    row sends it. Returns True when this call sent it. A Celery soft time limit inside
+    the conversation puts the claim back (the alert is sent later) and is re-raised."""
     claimed_at = timezone.now()
     claimable = Alert.objects.filter(
         pk=alert_id, status=Alert.Status.PENDING, next_attempt_at__lte=claimed_at
@@ -145,11 +222,26 @@ def deliver(alert_id: int) -> bool:
     alert = Alert.objects.get(pk=alert_id)
     # Our claim, and only ours: if it was recovered and re-claimed meanwhile, leave it.
     mine = Alert.objects.filter(pk=alert_id, status=Alert.Status.SENDING, claimed_at=claimed_at)
+
+    def accepted() -> None:
+        mine.update(status=Alert.Status.SENT, sent_at=timezone.now(), error="")  # history-safe
+
     try:
-        _send(alert)
+        _send(alert, accepted)
+    except SoftTimeLimitExceeded:
+        # Celery asks the task to stop; nothing is known about the message. Put the
+        # claim back for the relay (as recovery would), never fail the alert for it.
+        log.warning("Alert %s: stopped by the task's time limit; it will be retried", alert.key)
+        mine.update(  # history-safe
+            status=Alert.Status.PENDING,
+            claimed_at=None,
+            next_attempt_at=timezone.now(),
+            error="Stopped by the task's time limit before finishing; retrying.",
+        )
+        raise
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        if is_temporary(exc) and alert.attempts < MAX_ATTEMPTS:
+        error = describe(exc)
+        if is_temporary(exc) and alert.attempts < max_attempts():
             wait = backoff(alert.attempts)
             log.warning("Alert %s: temporary failure, retry in %s: %s", alert.key, wait, error)
             mine.update(  # history-safe
@@ -162,22 +254,34 @@ def deliver(alert_id: int) -> bool:
             log.error("Alert %s failed after %s attempt(s): %s", alert.key, alert.attempts, error)
             mine.update(status=Alert.Status.FAILED, error=error)  # history-safe
         return False
-    mine.update(status=Alert.Status.SENT, sent_at=timezone.now(), error="")  # history-safe
     return True
 
 
-def _send(alert: Alert) -> None:
-    connection = get_connection(timeout=SMTP_TIMEOUT_SECONDS)
+def _send(alert: Alert, accepted: Callable[[], None]) -> None:
+    """One SMTP conversation for ``alert``. ``accepted()`` is called once the server has
+    taken the message and before the connection is closed: a worker killed while the
+    server is slow to answer QUIT must not leave a delivered alert to be sent again."""
+    connection = get_connection(timeout=smtp_timeout())
     message = EmailMultiAlternatives(
         alert.subject,
         alert.body_text,
         settings.DEFAULT_FROM_EMAIL,
         alert.recipients,
         connection=connection,
+        headers={"Message-ID": message_id(alert)},
     )
     if alert.body_html:
         message.attach_alternative(alert.body_html, "text/html")
-    message.send()
+    # Opened here, so that send() leaves it open and we can record success before QUIT.
+    connection.open()
+    try:
+        message.send()
+        accepted()
+    finally:
+        try:
+            connection.close()
+        except Exception as exc:  # noqa: BLE001 - the message was accepted (or not) already
+            log.warning("Alert %s: closing the SMTP connection failed: %s", alert.key, exc)
 
 
 @jobs.register("deliver_due", "Send every alert that is waiting and due (retries included).")
@@ -195,17 +299,34 @@ def deliver_due() -> str:
 
 @jobs.register("recover_stuck_claims", "Put back alerts whose sender died mid-send.")
 def recover_stuck_claims() -> str:
-    """An alert still "sending" ``CLAIM_TIMEOUT`` after it was claimed lost its worker
-    (killed, out of memory, redeployed): put it back to pending so ``deliver_due`` sends
-    it, or mark it failed once it has used all its attempts. Safe to run any number of
-    times."""
+    """An alert still "sending" ``claim_timeout()`` after it was claimed lost its worker
+    (killed, out of memory, redeployed): put it back to pending so ``deliver_due``
+    sends it. A dead worker says nothing about the mail server, so this never fails an
+    alert, whatever its attempts: those are failed only by an answer from the server.
+    Safe to run any number of times."""
     now = timezone.now()
-    stuck = Alert.objects.filter(status=Alert.Status.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
-    note = "The sender stopped before finishing; "
-    failed = stuck.filter(attempts__gte=MAX_ATTEMPTS).update(  # history-safe
-        status=Alert.Status.FAILED, error=note + "no attempts left."
-    )
+    stuck = Alert.objects.filter(status=Alert.Status.SENDING, claimed_at__lt=now - claim_timeout())
     recovered = stuck.update(  # history-safe
-        status=Alert.Status.PENDING, claimed_at=None, next_attempt_at=now, error=note + "retrying."
+        status=Alert.Status.PENDING,
+        claimed_at=None,
+        next_attempt_at=now,
+        error="The sender stopped before finishing; retrying.",
     )
-    return f"{recovered} stuck alert(s) put back, {failed} given up"
+    return f"{recovered} stuck alert(s) put back"
+
+
+def retry_failed(alert_ids: Iterable[int] | None = None) -> int:
+    """Give failed alerts (these, or all) a fresh set of attempts, e.g. once the mail
+    server or an address is fixed; the relay is hurried along after commit. Returns
+    how many were put back. The claim in ``deliver`` still sends each at most once."""
+    failed = Alert.objects.filter(status=Alert.Status.FAILED)
+    if alert_ids is not None:
+        failed = failed.filter(pk__in=list(alert_ids))
+    count = failed.update(  # history-safe
+        status=Alert.Status.PENDING, attempts=0, claimed_at=None, next_attempt_at=timezone.now()
+    )
+    if count:
+        from core.tasks import deliver_due as deliver_due_task
+
+        queueing.after_commit(deliver_due_task)
+    return count

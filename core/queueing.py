@@ -19,9 +19,12 @@ log = logging.getLogger(__name__)
 
 def send_task(task, *args) -> bool:
     """Queue ``task`` with ``args`` now. Returns False, having logged why, when the
-    broker refused or could not be reached; never raises for that."""
+    broker refused or could not be reached; never raises for that. Nobody waits for
+    the result of work queued this way, so none is asked for: with a Redis result
+    backend that is down, asking for one first retried for 20 seconds (measured) before
+    the broker was even tried, holding the request."""
     try:
-        task.delay(*args)
+        task.apply_async(args, ignore_result=True)
     except Exception as exc:  # kombu/redis raise many types for "broker unreachable"
         # Eager mode (no broker) runs the task here: its own errors must surface.
         from django.conf import settings

@@ -1,9 +1,13 @@
-"""Emails about closure reports and decisions. Recipients see only what they could
-already see in the portal: group members see their group's reports."""
+"""Emails about closure reports and decisions, through the alert outbox
+(``core/outbox.py``): queued inside the submission's or decision's own transaction,
+keyed by the report or decision, so each is sent once and never lost. Recipients see
+only what they could already see in the portal: group members see their group's
+reports."""
 
 from __future__ import annotations
 
-from core import emails
+from core import outbox
+from core.models import Alert
 from governance.models import ClosureReport, Decision
 from plans.models import User
 
@@ -16,20 +20,28 @@ def _group_addresses(group_id: int) -> set[str]:
     )
 
 
-def send_report_submitted(*, report_id: int) -> int:
-    """Tell the group's members that a closure report awaits their decision."""
-    report = ClosureReport.objects.select_related("plan", "group", "submitted_by").get(pk=report_id)
+def queue_report_submitted(report: ClosureReport) -> Alert | None:
+    """Tell the group's members that a closure report awaits their decision. Call in
+    the submission's transaction."""
     recipients = _group_addresses(report.group_id) - {report.submitted_by.email}
-    return emails.send("governance-report-submitted", recipients, {"report": report})
+    return outbox.queue(
+        "governance-report-submitted",
+        key=f"governance-report-submitted:{report.pk}",
+        recipients=recipients,
+        context={"report": report},
+    )
 
 
-def send_decision(*, decision_id: int) -> int:
-    """Tell the submitter, the plan's owner and the group what was decided."""
-    decision = Decision.objects.select_related(
-        "report__plan__owner", "report__group", "report__submitted_by", "signed_by", "meeting"
-    ).get(pk=decision_id)
+def queue_decision(decision: Decision) -> Alert | None:
+    """Tell the submitter, the plan's owner and the group what was decided. Call in the
+    decision's transaction."""
     report = decision.report
     recipients = {report.submitted_by.email, report.plan.owner.email}
     recipients |= _group_addresses(report.group_id)
     recipients.discard(decision.signed_by.email)
-    return emails.send("governance-decision", recipients, {"decision": decision, "report": report})
+    return outbox.queue(
+        "governance-decision",
+        key=f"governance-decision:{decision.pk}",
+        recipients=recipients,
+        context={"decision": decision, "report": report},
+    )

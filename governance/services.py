@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audits.services import monitoring_problems
 from core.history import save_with_history as _save
-from governance import reports
+from governance import notifications, reports
 from governance.models import (
     AgendaItem,
     ClosureReport,
@@ -235,6 +235,7 @@ def freeze_report(
             ["A closure report for this plan already awaits a decision."]
         ) from None
     _after_commit_submit(report.pk)
+    notifications.queue_report_submitted(report)
     return report
 
 
@@ -243,7 +244,6 @@ def _after_commit_submit(report_id: int) -> None:
     from governance import tasks
 
     after_commit(tasks.render_report_pdf, report_id)  # a lost task: governance/renders.py
-    transaction.on_commit(lambda: tasks.send_report_submitted_email.delay(report_id))
 
 
 def render_snapshot_pdf(*, report_id: int) -> ClosureReport:
@@ -392,14 +392,7 @@ def record_decision(
     _save(decision, by=by, reason=f"Signed: {decision.get_outcome_display()}")
     report.status = ClosureReport.Status.DECIDED
     _save(report, by=by, reason=f"Decided: {decision.get_outcome_display()}")
-    decision_id = decision.pk
-
-    def _queue():
-        from governance import tasks
-
-        tasks.send_decision_email.delay(decision_id)
-
-    transaction.on_commit(_queue)
+    notifications.queue_decision(decision)
     return decision
 
 

@@ -167,10 +167,9 @@ class Acknowledgement(models.Model):
     )
     shared_at = models.DateTimeField(default=timezone.now)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    # Claimed by a conditional UPDATE before the "please read" email is sent, so a
-    # retried task cannot send it twice. Outside history: bookkeeping, not a change.
-    notified_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords(excluded_fields=["notified_at"])
+    # Its "please read" email and weekly reminders are outbox alerts
+    # (learning/notifications.py), not fields here.
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["acknowledged_at", "shared_at", "pk"]
@@ -184,34 +183,6 @@ class Acknowledgement(models.Model):
     @property
     def is_outstanding(self) -> bool:
         return self.acknowledged_at is None
-
-
-class AcknowledgementReminder(models.Model):
-    """A reminder that was (or is being) sent for one acknowledgement in one period.
-
-    The row is created before sending, with a unique (acknowledgement, period) key, so
-    however often the sweep runs there is at most one reminder per period."""
-
-    acknowledgement = models.ForeignKey(
-        Acknowledgement, on_delete=models.CASCADE, related_name="reminders"
-    )
-    period = models.CharField(max_length=10, help_text="ISO week, e.g. 2026-W05")
-    created_at = models.DateTimeField(default=timezone.now)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    history = HistoricalRecords(excluded_fields=["claimed_at", "sent_at", "error"])
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["acknowledgement", "period"], name="one_reminder_per_ack_and_period"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Reminder {self.period} for {self.acknowledgement_id}"
 
 
 class LearningReviewQuerySet(models.QuerySet):
@@ -249,9 +220,8 @@ class LearningReview(models.Model):
     )
     reviewed_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # "Review due" email claim; see Acknowledgement.notified_at.
-    notified_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords(excluded_fields=["notified_at"])
+    # Its "review due" email is an outbox alert (learning/notifications.py).
+    history = HistoricalRecords()
 
     objects = LearningReviewQuerySet.as_manager()
 

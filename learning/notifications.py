@@ -1,94 +1,61 @@
-"""Emails about learning. Each sender claims its row with a conditional UPDATE before
-sending, so a retried or doubled task cannot send the same email twice; a claim that
-is older than ``STALE_CLAIM`` (the worker died mid-send) may be taken again."""
+"""Emails about learning, through the alert outbox (``core/outbox.py``): each is queued
+in the transaction of its cause (sharing, the weekly reminder sweep, the review
+schedule) under a key naming the object and, for reminders, the ISO week, so each is
+sent once, recovered if its worker dies, and seen by administrators with every other
+alert."""
 
 from __future__ import annotations
 
-import datetime
-
-from django.db.models import Q
-from django.utils import timezone
-
-from core import emails
-from learning.models import Acknowledgement, AcknowledgementReminder, LearningReview
+from core import outbox
+from core.models import Alert
+from learning.models import Acknowledgement, LearningReview
 from plans.models import User
 
-STALE_CLAIM = datetime.timedelta(minutes=15)
 
-
-def send_share_email(*, ack_id: int) -> int:
+def queue_share(ack: Acknowledgement) -> Alert | None:
     """Ask one manager to read and acknowledge the learning shared with them."""
-    now = timezone.now()
-    claimed = Acknowledgement.objects.filter(pk=ack_id, notified_at__isnull=True).update(
-        notified_at=now
+    summary = ack.summary
+    return outbox.queue(
+        "learning-shared",
+        key=f"learning-shared:{ack.pk}",
+        recipients=[ack.manager.email],
+        context={"ack": ack, "summary": summary, "plan": summary.plan},
     )
-    if not claimed:
-        return 0
-    ack = Acknowledgement.objects.select_related("summary__plan", "manager", "shared_by").get(
-        pk=ack_id
+
+
+def reminder_key(ack_id: int, period: str) -> str:
+    return f"learning-reminder:{ack_id}:{period}"
+
+
+def queue_reminder(ack: Acknowledgement, period: str) -> Alert | None:
+    """Remind a manager, once for ``period`` (an ISO week), that learning is waiting."""
+    summary = ack.summary
+    return outbox.queue(
+        "learning-reminder",
+        key=reminder_key(ack.pk, period),
+        recipients=[ack.manager.email],
+        context={"ack": ack, "summary": summary, "plan": summary.plan},
     )
-    try:
-        return emails.send(
-            "learning-shared",
-            [ack.manager.email],
-            {"ack": ack, "summary": ack.summary, "plan": ack.summary.plan},
-        )
-    except Exception:
-        # Give the claim back so a retry can send it.
-        Acknowledgement.objects.filter(pk=ack_id, notified_at=now).update(notified_at=None)
-        raise
 
 
-def send_acknowledgement_reminder(*, reminder_id: int) -> int:
-    """Remind a manager, once for this period, that learning is waiting to be read."""
-    now = timezone.now()
-    claimable = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM)
-    claimed = AcknowledgementReminder.objects.filter(
-        claimable, pk=reminder_id, sent_at__isnull=True
-    ).update(claimed_at=now)
-    if not claimed:
-        return 0
-    reminder = AcknowledgementReminder.objects.select_related(
-        "acknowledgement__summary__plan", "acknowledgement__manager"
-    ).get(pk=reminder_id)
-    ack = reminder.acknowledgement
-    if not ack.is_outstanding:
-        # Acknowledged between the sweep and now: nothing to remind about.
-        AcknowledgementReminder.objects.filter(pk=reminder_id).update(sent_at=now, error="")
-        return 0
-    try:
-        sent = emails.send(
-            "learning-reminder",
-            [ack.manager.email],
-            {"ack": ack, "summary": ack.summary, "plan": ack.summary.plan},
-        )
-    except Exception as exc:
-        AcknowledgementReminder.objects.filter(pk=reminder_id).update(
-            claimed_at=None, error=str(exc)[:1000]
-        )
-        raise
-    AcknowledgementReminder.objects.filter(pk=reminder_id).update(sent_at=timezone.now(), error="")
-    return sent
+def review_due_key(review_id: int) -> str:
+    return f"learning-review-due:{review_id}"
 
 
-def send_review_due_email(*, review_id: int) -> int:
+def queue_review_due(review: LearningReview, quality_leads: list[str]) -> Alert | None:
     """Tell the quality leads that learning is due for its relevance review."""
-    now = timezone.now()
-    claimed = LearningReview.objects.filter(pk=review_id, notified_at__isnull=True).update(
-        notified_at=now
+    summary = review.summary
+    return outbox.queue(
+        "learning-review-due",
+        key=review_due_key(review.pk),
+        recipients=quality_leads,
+        context={"review": review, "summary": summary, "plan": summary.plan},
     )
-    if not claimed:
-        return 0
-    review = LearningReview.objects.select_related("summary__plan").get(pk=review_id)
-    recipients = User.objects.filter(role=User.Role.QUALITY_LEAD, is_active=True).values_list(
-        "email", flat=True
-    )
-    try:
-        return emails.send(
-            "learning-review-due",
-            recipients,
-            {"review": review, "summary": review.summary, "plan": review.summary.plan},
+
+
+def quality_lead_addresses() -> list[str]:
+    return list(
+        User.objects.filter(role=User.Role.QUALITY_LEAD, is_active=True).values_list(
+            "email", flat=True
         )
-    except Exception:
-        LearningReview.objects.filter(pk=review_id, notified_at=now).update(notified_at=None)
-        raise
+    )

@@ -1,5 +1,6 @@
 """Everything that changes learning: one function per change, each in a transaction,
-each saving with history (who and why) and queueing email only after commit."""
+each saving with history (who and why); emails are outbox rows written in the same
+transaction, sent only after commit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from core.history import save_with_history
 from governance.models import Meeting
+from learning import notifications
 from learning.models import (
     Acknowledgement,
     Embedding,
@@ -96,8 +98,9 @@ def share_summary(
     *, summary: LearningSummary, by: User, locations: Iterable[Location]
 ) -> list[Acknowledgement]:
     """Share the learning with every active manager of ``locations``: each gets an
-    acknowledgement row and, after commit, an email. A manager who already has one
-    is not asked twice. Returns the new rows."""
+    acknowledgement row and, in the same transaction, an email in the outbox (sent
+    after commit). A manager who already has one is not asked twice. Returns the new
+    rows."""
     summary = LearningSummary.objects.select_for_update().get(pk=summary.pk)
     if summary.is_retired:
         raise LearningRefused(["Retired learning cannot be shared."])
@@ -109,11 +112,7 @@ def share_summary(
         ack = Acknowledgement(summary=summary, manager=manager, location=location, shared_by=by)
         _save(ack, by=by, reason=f"Shared with {location.name}")
         created.append(ack)
-    ids = [ack.pk for ack in created]
-    if ids:
-        from learning.tasks import send_share_email
-
-        transaction.on_commit(lambda: [send_share_email.delay(pk) for pk in ids])
+        notifications.queue_share(ack)
     touch_plan(summary.plan_id)
     return created
 

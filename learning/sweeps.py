@@ -8,19 +8,17 @@ import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from core import jobs
+from core import jobs, outbox
+from learning import notifications
 from learning.models import (
     Acknowledgement,
-    AcknowledgementReminder,
     LearningReview,
     LearningSummary,
     add_months,
     review_months,
 )
-from learning.notifications import STALE_CLAIM
 from plans.models import Plan
 
 
@@ -38,45 +36,30 @@ def reminder_period(day: datetime.date) -> str:
 @transaction.atomic
 def remind_outstanding_acknowledgements(today: datetime.date) -> int:
     """Remind every manager whose acknowledgement has been outstanding for a week or
-    more, at most once per ISO week. Safe to run any number of times: the reminder row
-    (unique per acknowledgement and week) is created before the email is queued, and
-    the sender claims it before sending. Also re-queues any "please read" email or
-    reminder that was never sent (a lost task). Returns how many emails were queued."""
-    from learning.tasks import send_acknowledgement_reminder, send_share_email
-
+    more, at most once per ISO week. Safe to run any number of times: the reminder is
+    an outbox alert keyed by the acknowledgement and the week, written in this
+    transaction. Returns how many reminders were queued."""
     period = reminder_period(today)
     cutoff = timezone.make_aware(
         datetime.datetime.combine(
             today - datetime.timedelta(days=reminder_after_days()), datetime.time.max
         )
     )
-    outstanding = Acknowledgement.objects.filter(
-        acknowledged_at__isnull=True,
-        summary__status=LearningSummary.Status.ACTIVE,
-        manager__is_active=True,
-    )
-    for ack_id in outstanding.filter(shared_at__lte=cutoff).values_list("pk", flat=True):
-        AcknowledgementReminder.objects.get_or_create(acknowledgement_id=ack_id, period=period)
-    stale = timezone.now() - STALE_CLAIM
-    reminder_ids = list(
-        AcknowledgementReminder.objects.filter(
-            Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale),
-            sent_at__isnull=True,
-            acknowledgement__in=outstanding,
+    due = list(
+        Acknowledgement.objects.filter(
+            acknowledged_at__isnull=True,
+            summary__status=LearningSummary.Status.ACTIVE,
+            manager__is_active=True,
+            shared_at__lte=cutoff,
         ).values_list("pk", flat=True)
     )
-    unsent_share_ids = list(
-        outstanding.filter(notified_at__isnull=True).values_list("pk", flat=True)
-    )
-
-    def queue() -> None:
-        for pk in unsent_share_ids:
-            send_share_email.delay(pk)
-        for pk in reminder_ids:
-            send_acknowledgement_reminder.delay(pk)
-
-    transaction.on_commit(queue)
-    return len(reminder_ids) + len(unsent_share_ids)
+    done = outbox.existing_keys(notifications.reminder_key(pk, period) for pk in due)
+    todo = [pk for pk in due if notifications.reminder_key(pk, period) not in done]
+    queued = 0
+    acks = Acknowledgement.objects.filter(pk__in=todo).select_related("summary__plan", "manager")
+    for ack in acks.order_by("pk"):
+        queued += notifications.queue_reminder(ack, period) is not None
+    return queued
 
 
 @transaction.atomic
@@ -84,10 +67,9 @@ def schedule_due_reviews(today: datetime.date) -> int:
     """Create the relevance reviews that have fallen due: each closed plan's current
     learning comes back ``LEARNING_REVIEW_MONTHS`` (default 3 and 12) months after the
     plan closed. Safe to run any number of times: a review is unique per summary and
-    interval. Queues one "review due" email per new review (and re-queues any that was
-    never sent). Returns how many reviews were created."""
-    from learning.tasks import send_review_due_email
-
+    interval, and its "review due" email is an outbox alert keyed by the review,
+    written in this transaction (so it is queued once, whenever the review was
+    created). Returns how many reviews were created."""
     intervals = review_months()
     summaries = LearningSummary.objects.active().filter(plan__status=Plan.Status.CLOSED)
     existing = set(
@@ -106,12 +88,21 @@ def schedule_due_reviews(today: datetime.date) -> int:
                 summary_id=summary_id, months_after_closure=months, defaults={"due_on": due_on}
             )
             created += was_created
-    unsent = list(
-        LearningReview.objects.open()
-        .filter(summary__in=summaries, notified_at__isnull=True)
+    # Every open review owes one email; normally it is the one just created, but a
+    # review whose email was never queued (rows older than the outbox) gets it too.
+    open_reviews = {
+        notifications.review_due_key(pk): pk
+        for pk in LearningReview.objects.open()
+        .filter(summary__in=summaries)
         .values_list("pk", flat=True)
-    )
-    transaction.on_commit(lambda: [send_review_due_email.delay(pk) for pk in unsent])
+    }
+    done = outbox.existing_keys(open_reviews)
+    owed = [pk for key, pk in open_reviews.items() if key not in done]
+    if owed:
+        leads = notifications.quality_lead_addresses()
+        reviews = LearningReview.objects.filter(pk__in=owed).select_related("summary__plan")
+        for review in reviews.order_by("pk"):
+            notifications.queue_review_due(review, leads)
     return created
 
 

@@ -1,5 +1,6 @@
 """Everything that changes plans: one function per change, each in a transaction,
-each saving with history (who and why) and sending email only after commit."""
+each saving with history (who and why); emails are outbox rows written in the same
+transaction, sent only after commit."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.history import save_with_history
-from plans import lifecycle
+from plans import lifecycle, notifications
 from plans.models import (
     Action,
     ClosureCriteria,
@@ -145,16 +146,6 @@ def criteria_gaps(plan: Plan) -> list[str]:
     return gaps
 
 
-def _notify_after_commit(
-    plan: Plan, transition: lifecycle.Transition, by: User, reason: str
-) -> None:
-    from plans.tasks import send_transition_email
-
-    transaction.on_commit(
-        lambda: send_transition_email.delay(plan.pk, transition.name, by.pk, reason)
-    )
-
-
 @transaction.atomic
 def perform_transition(
     *,
@@ -167,7 +158,8 @@ def perform_transition(
 ) -> Plan:
     """Move ``plan`` along the lifecycle. Locks the row, re-checks the state graph and
     the role against the locked state (so two people acting at once cannot both
-    succeed), saves with history and queues the email after commit. Raises
+    succeed), saves with history and queues the email in the same transaction (the outbox sends
+    it after commit). Raises
     ``TransitionRefused``, having changed nothing, when a rule does not hold.
 
     A ``composed`` transition (closure review, sign-off, step-down, return, re-open)
@@ -193,7 +185,7 @@ def perform_transition(
     locked.status_changed_at = now
     locked.last_activity_at = now
     _save(locked, by=by, reason=f"{transition.label}: {reason}" if reason else transition.label)
-    _notify_after_commit(locked, transition, by, reason)
+    notifications.queue_transition(plan=locked, transition=transition, by=by, reason=reason)
     return locked
 
 

@@ -1,15 +1,8 @@
-"""Thin Celery tasks: they pass ids and call a sender or a sweep."""
+"""Thin Celery tasks: they call a sweep."""
 
 from celery import shared_task
 
-from plans import notifications, sweeps
-
-
-@shared_task
-def send_transition_email(plan_id: int, transition: str, by_id: int, reason: str) -> int:
-    return notifications.send_transition_email(
-        plan_id=plan_id, transition=transition, by_id=by_id, reason=reason
-    )
+from plans import sweeps
 
 
 @shared_task

@@ -7,6 +7,7 @@ class QipPortalConfig(AppConfig):
 
     def ready(self) -> None:
         from qip_portal import (  # noqa: F401 - each registers its scheduled jobs and tasks
+            alerts,
             closure,
             digest,
             pack_tasks,

@@ -178,6 +178,22 @@ vars().update(_email)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="QIP Portal <qip-portal@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# The outbox (core/outbox.py). One SMTP conversation may wait this long for any answer;
+# a claim still "sending" after OUTBOX_CLAIM_TIMEOUT_SECONDS lost its worker and is put
+# back, so it must be well above the SMTP timeout or a slow but live sender is raced.
+# Temporary failures are retried after 1, 2, 4 ... minutes, at most an hour apart, and
+# after OUTBOX_MAX_ATTEMPTS tries (about 4 hours) the alert is failed and shown to
+# administrators. Fault tests set small values.
+OUTBOX_SMTP_TIMEOUT_SECONDS = read_int("OUTBOX_SMTP_TIMEOUT_SECONDS", default=60, minimum=1)
+OUTBOX_CLAIM_TIMEOUT_SECONDS = read_int("OUTBOX_CLAIM_TIMEOUT_SECONDS", default=600, minimum=2)
+if OUTBOX_CLAIM_TIMEOUT_SECONDS <= OUTBOX_SMTP_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        "OUTBOX_CLAIM_TIMEOUT_SECONDS must be longer than OUTBOX_SMTP_TIMEOUT_SECONDS."
+    )
+OUTBOX_BACKOFF_FIRST_SECONDS = read_int("OUTBOX_BACKOFF_FIRST_SECONDS", default=60, minimum=1)
+OUTBOX_BACKOFF_MAX_SECONDS = read_int("OUTBOX_BACKOFF_MAX_SECONDS", default=3600, minimum=1)
+OUTBOX_MAX_ATTEMPTS = read_int("OUTBOX_MAX_ATTEMPTS", default=10, minimum=1)
+
 # Redis: Celery broker and result store, and the shared cache. Without it, tasks run
 # in-process (eager) and the cache is per-process: fine for one developer.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -249,6 +265,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "recover-stuck-work": {
         "task": "qip_portal.recovery.recover_stuck_work",
         "schedule": crontab(minute="*/5"),
+    },
+    # Administrators hear of emails that could not be sent (after the night's jobs).
+    "failed-alerts-report": {
+        "task": "qip_portal.alerts.send_failed_alerts_report",
+        "schedule": crontab(hour=8, minute=0),
     },
     "plans-overdue-actions": {
         "task": "plans.tasks.overdue_actions",

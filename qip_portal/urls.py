@@ -5,7 +5,7 @@ from django.urls import include, path
 from audits import urls as audits_urls
 from governance import urls as governance_urls
 from plans import urls as plans_urls
-from qip_portal import accounts, closure_views, pack_views, plan_pages, views
+from qip_portal import accounts, alerts, closure_views, pack_views, plan_pages, views
 
 # Inspection evidence packs (qip_portal/evidence_pack.py).
 pack_patterns = (
@@ -53,6 +53,15 @@ governance_patterns = (
     ],
     "governance",
 )
+# Emails that could not be sent (administrators only; qip_portal/alerts.py).
+alert_patterns = (
+    [
+        path("failed/", alerts.failed_list, name="failed"),
+        path("failed/<int:pk>/retry/", alerts.retry, name="retry"),
+        path("failed/retry-all/", alerts.retry_all, name="retry_all"),
+    ],
+    "alerts",
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -96,6 +105,7 @@ urlpatterns = [
     path("governance/", include(governance_patterns)),
     path("learning/", include("learning.urls")),
     path("packs/", include(pack_patterns)),
+    path("alerts/", include(alert_patterns)),
     path("admin/", admin.site.urls),
 ]
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from core import freshness
-from qip_portal import dashboard
+from qip_portal import alerts, dashboard
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -25,6 +25,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "today": today,
         "stale_days": settings.STALE_PLAN_DAYS,
         "horizon": dashboard.REAUDIT_HORIZON_DAYS,
+        "failed_emails": alerts.failed_count(user),
         **figures,
     }
     return render(request, "home.html", context)

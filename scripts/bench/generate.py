@@ -1031,6 +1031,7 @@ class Generator:
     # -- learning -----------------------------------------------------------------------
 
     def learning(self) -> None:
+        from core.models import Alert
         from learning.models import (
             Acknowledgement,
             Embedding,
@@ -1094,7 +1095,6 @@ class Generator:
                                 acknowledged_at=shared + datetime.timedelta(days=rng.randint(1, 20))
                                 if done
                                 else None,
-                                notified_at=shared,
                             ),
                             shared,
                             info["owner"],
@@ -1115,7 +1115,6 @@ class Generator:
                             reviewed_by=self.leads[0] if old else None,
                             reviewed_on=due + datetime.timedelta(days=14) if old else None,
                             note=self._text(8) if old else "",
-                            notified_at=_aware(due),
                         ),
                         _aware(due),
                         None,
@@ -1126,7 +1125,28 @@ class Generator:
             unique[(a.summary.pk, a.manager.pk)] = a
         self._bulk(Acknowledgement, list(unique.values()))
         self._bulk(Embedding, embeddings)
-        self._bulk(LearningReview, reviews)
+        created = self._bulk(LearningReview, reviews)
+        # Their "review due" emails went out when they fell due: the outbox's record of
+        # that, so the sweep does not owe them again.
+        self._bulk(
+            Alert,
+            [
+                Alert(
+                    kind="learning-review-due",
+                    key=f"learning-review-due:{review.pk}",
+                    recipients=[],
+                    subject="Learning review due",
+                    body_text="Generated.",
+                    status=Alert.Status.SENT,
+                    attempts=1,
+                    created_at=_aware(review.due_on),
+                    next_attempt_at=_aware(review.due_on),
+                    sent_at=_aware(review.due_on),
+                )
+                for review in created
+            ],
+            history=False,
+        )
 
 
 def generate(scale: config.Scale, *, live_plans: int | None = None, log=print) -> dict:

@@ -3,16 +3,26 @@
 It can refuse every connection for a while (``refusing``: greets with 421, as a
 mail server that is down for maintenance does), answer every MAIL command with a
 temporary error (``temporary_failure``, e.g. "451 ...": up, but not accepting mail just
-now), and stall the first session at its DATA command until released
-(``hold_first_data``), so a test can kill the sending worker at a known moment. A message
-counts as delivered only once its final "." has been received, as for a real server;
-``envelopes`` holds the RCPT TO addresses of each delivered message (``messages[i]``
-was delivered to ``envelopes[i]``)."""
+now), and stall the first session until released at one of three moments
+(``hold_first``), so a test can kill the sending worker there:
+
+- ``"DATA"``: before answering the DATA command (nothing of the message sent yet);
+- ``"DATA-END"``: after the message's final "." but before the "250" that accepts it
+  (the server has the message; the client does not know it yet);
+- ``"QUIT"``: before answering QUIT (the message was accepted with "250").
+
+``hold_first_data = True`` is the older spelling of ``hold_first = "DATA"``. A message
+counts as delivered once its final "." has been received, as for a real server (which
+may deliver a message whose "250" never reached the client: the one duplicate SMTP
+allows). ``envelopes`` holds the RCPT TO addresses of each delivered message
+(``messages[i]`` was delivered to ``envelopes[i]``). ``on_quit``, if set, is called
+(in the server's thread) when a QUIT arrives, before it is answered."""
 
 from __future__ import annotations
 
 import socketserver
 import threading
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import Message
 
@@ -23,7 +33,9 @@ class SMTPServer:
         self.refusing = False
         self.temporary_failure: str | None = None
         self.envelopes: list[list[str]] = []
+        self.hold_first: str | None = None
         self.hold_first_data = False
+        self.on_quit: Callable[[], None] | None = None
         self.holding = threading.Event()  # set when a session is stalled at DATA
         self.release = threading.Event()
         self.sessions = 0
@@ -56,6 +68,12 @@ class SMTPServer:
         with self._lock:
             self.sessions += 1
             first = self.sessions == 1
+        hold = (self.hold_first or ("DATA" if self.hold_first_data else None)) if first else None
+
+        def stall(moment: str) -> None:
+            if hold == moment:
+                self.holding.set()
+                self.release.wait(timeout=120)
         try:
             if self.refusing:
                 reply("421 Service not available, try again later")
@@ -81,9 +99,7 @@ class SMTPServer:
                 elif verb == "NOOP":
                     reply("250 OK")
                 elif verb == "DATA":
-                    if first and self.hold_first_data:
-                        self.holding.set()
-                        self.release.wait(timeout=120)
+                    stall("DATA")
                     reply("354 End data with <CR><LF>.<CR><LF>")
                     data = bytearray()
                     while True:
@@ -97,8 +113,12 @@ class SMTPServer:
                         self.messages.append(message_from_bytes(bytes(data)))
                         self.envelopes.append(rcpts)
                     rcpts = []
+                    stall("DATA-END")
                     reply("250 OK queued")
                 elif verb == "QUIT":
+                    if self.on_quit is not None:
+                        self.on_quit()
+                    stall("QUIT")
                     reply("221 Bye")
                     return
                 else:

@@ -5,48 +5,20 @@ sender dies mid-send, and never sent twice, even by two workers at once."""
 import datetime
 import smtplib
 import threading
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.core import mail
-from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.core.management import call_command
 
 from core import jobs, outbox
 from core.models import Alert
+from tests.core.flaky import WorkerKilled
 from tests.core.smtp_server import SMTPServer
 
 LONDON = ZoneInfo("Europe/London")
 MONDAY_9AM = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)
-
-
-class FlakyBackend(LocmemBackend):
-    """The mail server, failing the next sends with ``failures`` (in order)."""
-
-    failures: list[BaseException] = []
-    delay = 0.0
-
-    def send_messages(self, messages):
-        if FlakyBackend.failures:
-            raise FlakyBackend.failures.pop(0)
-        time.sleep(FlakyBackend.delay)
-        return super().send_messages(messages)
-
-
-class WorkerKilled(BaseException):
-    """What the sender sees when its process is killed: nothing it can catch."""
-
-
-@pytest.fixture
-def flaky(settings):
-    settings.EMAIL_BACKEND = "tests.core.test_outbox.FlakyBackend"
-    FlakyBackend.failures = []
-    FlakyBackend.delay = 0.0
-    yield FlakyBackend
-    FlakyBackend.failures = []
-    FlakyBackend.delay = 0.0
 
 
 @pytest.fixture
@@ -148,13 +120,13 @@ def test_a_permanent_smtp_failure_is_marked_failed_with_its_error(plan, flaky, f
 
 
 def test_temporary_failures_give_up_after_the_last_attempt(plan, flaky, frozen, mailoutbox):
-    flaky.failures += [ConnectionRefusedError("refused")] * outbox.MAX_ATTEMPTS
+    flaky.failures += [ConnectionRefusedError("refused")] * outbox.max_attempts()
     alert = _queue(plan)
-    for _ in range(outbox.MAX_ATTEMPTS):
-        frozen.shift(outbox.BACKOFF_MAX)
+    for _ in range(outbox.max_attempts()):
+        frozen.shift(outbox.backoff_max())
         outbox.deliver_due()
     alert.refresh_from_db()
-    assert alert.status == Alert.Status.FAILED and alert.attempts == outbox.MAX_ATTEMPTS
+    assert alert.status == Alert.Status.FAILED and alert.attempts == outbox.max_attempts()
     assert mailoutbox == []
 
 
@@ -191,7 +163,7 @@ def test_a_stuck_claim_is_recovered_and_sent_once(plan, flaky, frozen, mailoutbo
     outbox.deliver_due()
     assert mailoutbox == []
 
-    frozen.shift(outbox.CLAIM_TIMEOUT)
+    frozen.shift(outbox.claim_timeout())
     assert outbox.recover_stuck_claims().startswith("1 ")
     outbox.deliver_due()
     outbox.recover_stuck_claims()
@@ -212,7 +184,7 @@ def test_smtp_down_for_a_while_then_back_delivers_once(plan, settings, frozen):
         alert = _queue(plan)
         for _ in range(3):
             outbox.deliver_due()
-            frozen.shift(outbox.BACKOFF_MAX)
+            frozen.shift(outbox.backoff_max())
         alert.refresh_from_db()
         assert alert.status == Alert.Status.PENDING and "421" in alert.error
         server.refusing = False
@@ -299,3 +271,114 @@ def test_two_senders_at_once_send_one_email(how, flaky, mailoutbox):
         assert sorted(results) == [False, True]
     alert.refresh_from_db()
     assert alert.status == Alert.Status.SENT and alert.attempts == 1
+
+
+# --- Time limits, kills and the one duplicate SMTP allows ------------------------------
+
+
+def test_a_soft_time_limit_gives_the_claim_back_and_never_fails_the_alert(
+    plan, flaky, frozen, mailoutbox
+):
+    """Celery's soft time limit is an ``Exception`` too: it must not be taken for a
+    refusal by the mail server."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    flaky.failures.append(SoftTimeLimitExceeded())
+    alert = _queue(plan)
+    with pytest.raises(SoftTimeLimitExceeded):  # the task still stops, as Celery asked
+        outbox.deliver(alert.pk)
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.PENDING and alert.claimed_at is None
+    assert "time limit" in alert.error
+    outbox.deliver_due()
+    assert len(mailoutbox) == 1
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.SENT
+
+
+def test_a_sender_killed_on_its_last_attempt_is_put_back_not_failed(plan, frozen, mailoutbox):
+    alert = _queue(plan)
+    Alert.objects.filter(pk=alert.pk).update(  # history-safe: the worker died holding it
+        status=Alert.Status.SENDING, claimed_at=MONDAY_9AM, attempts=10
+    )
+    frozen.shift(datetime.timedelta(minutes=11))
+    assert outbox.recover_stuck_claims() == "1 stuck alert(s) put back"
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.PENDING
+    outbox.deliver_due()
+    assert len(mailoutbox) == 1
+
+
+def test_each_email_carries_a_message_id_that_a_resend_repeats(plan, settings, mailoutbox):
+    settings.DEFAULT_FROM_EMAIL = "QIP Portal <alerts@care.example.org>"
+    alert = _queue(plan)
+    outbox.deliver(alert.pk)
+    # As if the worker died after the server took the message but before it said so:
+    # the claim is recovered and the alert sent again.
+    Alert.objects.filter(pk=alert.pk).update(  # history-safe
+        status=Alert.Status.PENDING, sent_at=None
+    )
+    outbox.deliver(alert.pk)
+    first, second = (m.message()["Message-ID"] for m in mailoutbox)
+    assert first == second
+    assert first.startswith(f"<alert-{alert.pk}-") and first.endswith("@care.example.org>")
+    other = _queue(plan, key="stale-plan:other")
+    outbox.deliver(other.pk)
+    assert mailoutbox[2].message()["Message-ID"] != first
+
+
+def test_the_message_id_falls_back_to_the_site_address(plan, settings, mailoutbox):
+    settings.DEFAULT_FROM_EMAIL = "webmaster"
+    settings.SITE_URL = "https://qip.care.example.org"
+    outbox.deliver(_queue(plan).pk)
+    assert mailoutbox[0].message()["Message-ID"].endswith("@qip.care.example.org>")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_is_recorded_sent_before_the_server_answers_quit(settings):
+    """Once the server has said "250" to the message, a worker killed while waiting for
+    the answer to QUIT must not leave the alert to be sent again."""
+    from django.db import connection
+
+    seen = []
+
+    def at_quit():
+        try:
+            seen.append(Alert.objects.values_list("status", flat=True).get())
+        finally:
+            connection.close()  # the server thread's own connection
+
+    with SMTPServer() as server:
+        _use_smtp_server(settings, server)
+        server.on_quit = at_quit
+        alert = Alert.objects.create(
+            kind="stale-plan", key="quit", recipients=["a@x.test"], subject="s", body_text="t"
+        )
+        assert outbox.deliver(alert.pk) is True
+    assert seen == [Alert.Status.SENT]
+    assert len(server.messages) == 1
+
+
+def _use_smtp_server(settings, server):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        (
+            smtplib.SMTPRecipientsRefused({"a@x.test": (550, b"5.1.1 User unknown")}),
+            "a@x.test: 550 5.1.1 User unknown (SMTPRecipientsRefused)",
+        ),
+        (
+            smtplib.SMTPSenderRefused(451, b"4.3.2 Try later", "qip@x.test"),
+            "451 4.3.2 Try later (SMTPSenderRefused)",
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), "[Errno 111] Connection refused"),
+    ],
+)
+def test_a_failure_is_recorded_in_the_servers_own_words(exc, said):
+    assert outbox.describe(exc).startswith(said)

@@ -24,6 +24,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -123,8 +125,10 @@ class Stack:
     database is emptied.
 
     By default the portal uses a private SQLite file and database ``redis_db`` of the
-    shared Redis; ``redis_server`` (a URL, e.g. a ``RedisServer``'s) and ``database`` (a
-    PostgreSQL URL the test created) replace them."""
+    shared Redis; ``redis_server`` or ``redis`` (a URL of a server of the test's own, a
+    ``RedisServer``'s or a ``PrivateRedis``'s) and ``database`` (a PostgreSQL URL the
+    test created) replace them. ``env`` adds settings, e.g. the outbox's timeouts made
+    short."""
 
     def __init__(
         self,
@@ -135,12 +139,14 @@ class Stack:
         name: str,
         redis_server: str | None = None,
         database: str | None = None,
+        redis: str | None = None,
+        env: dict[str, str] | None = None,
     ):
         self.tmp_path = tmp_path
         self.name = name
         self.db_path = tmp_path / f"{name}.sqlite3"
         self.database_url = database or f"sqlite:///{self.db_path}"
-        self.redis_url = redis_server or redis_url(redis_db)
+        self.redis_url = redis_server or redis or redis_url(redis_db)
         self.env = dict(
             os.environ,
             DEBUG="true",
@@ -149,6 +155,7 @@ class Stack:
             EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
             MEDIA_ROOT=str(tmp_path / "media"),
             PYTHONUNBUFFERED="1",
+            **(env or {}),
         )
         self.processes: list[subprocess.Popen] = []
         self.logs: dict[subprocess.Popen, Path] = {}
@@ -306,6 +313,95 @@ class Stack:
                 return cursor.fetchall() if cursor.description else []
         with sqlite3.connect(self.db_path, timeout=30) as db:
             return db.execute(query, params).fetchall()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, for tests that stop and start
+    it: the shared one (``REDIS_URL``) serves other people's tests and is never
+    touched. A context manager: on exit the server is killed, whatever happened."""
+
+    def __init__(self, tmp_path: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tmp_path / "redis"
+        self.dir.mkdir(exist_ok=True)
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> PrivateRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+        def answers():
+            try:
+                with redis.Redis(port=self.port, socket_timeout=1) as r:
+                    return r.ping()
+            except redis.RedisError:
+                return False
+
+        wait(answers, "the private redis-server to answer", timeout=30)
+
+    def stop(self) -> None:
+        """Kill this server (only this one: by its own process id)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Tally:
+    expected: int  # emails the outbox holds
+    delivered: int  # of those, how many reached the server
+    duplicated: int  # extra copies the server received
+    one_id_per_email: bool  # every copy of an email had the same Message-ID
+    ids_distinct: bool  # no two different emails shared a Message-ID
+
+
+def tally(stack: Stack, smtp: SMTPServer) -> Tally:
+    """Compare the outbox's rows with what the SMTP server received: each email is
+    matched by its recipients and subject; copies beyond the rows are duplicates."""
+    rows = stack.sql("SELECT recipients, subject FROM core_alert")
+    expected = Counter((tuple(json.loads(to)), subject) for to, subject in rows)
+    received = Counter()
+    ids: dict[tuple, set[str]] = defaultdict(set)
+    for to, message in zip(smtp.envelopes, smtp.messages, strict=True):
+        key = (tuple(to), str(message["Subject"]))
+        received[key] += 1
+        ids[key].add(str(message["Message-ID"]))
+    every_id = {str(m["Message-ID"]) for m in smtp.messages}
+    delivered = sum(min(n, received[key]) for key, n in expected.items())
+    return Tally(
+        expected=sum(expected.values()),
+        delivered=delivered,
+        duplicated=sum(max(n - expected[key], 0) for key, n in received.items()),
+        # A copy adds no Message-ID of its own...
+        one_id_per_email=all(len(ids[key]) <= expected[key] for key in received),
+        # ...and different emails never share one.
+        ids_distinct=len(every_id) == delivered,
+    )
 
 
 class Browser:

@@ -5,10 +5,11 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
+from core import outbox
+from core.models import Alert
 from learning import services, sweeps
 from learning.models import (
     Acknowledgement,
-    AcknowledgementReminder,
     Embedding,
     LearningReview,
     LearningSummary,
@@ -139,8 +140,8 @@ def test_reminder_sweep_run_twice_sends_one_email(
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == [manager.email]
     assert mail.outbox[0].subject.startswith("Reminder: learning from")
-    reminder = AcknowledgementReminder.objects.get()
-    assert reminder.period == "2026-W11" and reminder.sent_at is not None
+    reminder = Alert.objects.get(kind="learning-reminder")
+    assert reminder.key.endswith(":2026-W11") and reminder.status == Alert.Status.SENT
     # The next week brings one more reminder; after acknowledging, none.
     with time_machine.travel(at(2026, 3, 17, 9), tick=False):
         for _ in range(2):
@@ -156,48 +157,46 @@ def test_reminder_sweep_run_twice_sends_one_email(
     assert len(mail.outbox) == 2
 
 
-def test_a_reminder_whose_send_was_lost_is_sent_by_the_next_sweep(
+def test_emails_whose_delivery_tasks_were_lost_are_sent_by_the_relay(
     plan, quality_lead, manager, oakfield, django_capture_on_commit_callbacks
 ):
     with time_machine.travel(at(2026, 3, 2, 9), tick=False):
         summary = write_summary(plan, by=quality_lead)
         services.share_summary(summary=summary, by=quality_lead, locations=[oakfield])
     with time_machine.travel(at(2026, 3, 10, 9), tick=False):
-        # The queued tasks never ran (worker lost): rows exist, nothing sent.
+        # The after-commit tasks never ran (broker lost them): the alerts exist, unsent.
         sweeps.remind_outstanding_acknowledgements(timezone.localdate())
         assert mail.outbox == []
+        assert Alert.objects.filter(status=Alert.Status.PENDING).count() == 2
+        outbox.deliver_due()
         with django_capture_on_commit_callbacks(execute=True):
             sweeps.remind_outstanding_acknowledgements(timezone.localdate())
-    # The lost "please read" email and the reminder, once each.
+        outbox.deliver_due()
+    # The "please read" email and the reminder, once each.
     assert sorted(m.subject.split(":")[0] for m in mail.outbox) == ["Please read", "Reminder"]
-    assert AcknowledgementReminder.objects.count() == 1
+    assert Alert.objects.filter(kind="learning-reminder").count() == 1
 
 
-def test_a_failed_send_gives_the_claim_back_for_a_retry(
-    plan, quality_lead, manager, oakfield, monkeypatch, django_capture_on_commit_callbacks
+def test_a_reminder_refused_for_now_is_retried_and_sent_once(
+    plan, quality_lead, manager, oakfield, flaky, django_capture_on_commit_callbacks
 ):
-    from learning import notifications
-
     with time_machine.travel(at(2026, 3, 2, 9), tick=False):
         summary = write_summary(plan, by=quality_lead)
         with django_capture_on_commit_callbacks(execute=True):
             services.share_summary(summary=summary, by=quality_lead, locations=[oakfield])
     mail.outbox.clear()
-
-    def broken(*args, **kwargs):
-        raise ConnectionError("SMTP down")
-
-    with time_machine.travel(at(2026, 3, 10, 9), tick=False):
-        monkeypatch.setattr(notifications.emails, "send", broken)
-        sweeps.remind_outstanding_acknowledgements(timezone.localdate())
-        reminder = AcknowledgementReminder.objects.get()
-        with pytest.raises(ConnectionError):
-            notifications.send_acknowledgement_reminder(reminder_id=reminder.pk)
-        reminder.refresh_from_db()
-        assert reminder.claimed_at is None and "SMTP down" in reminder.error
-        monkeypatch.undo()
+    flaky.failures.append(ConnectionRefusedError("SMTP down"))
+    with time_machine.travel(at(2026, 3, 10, 9), tick=False) as clock:
         with django_capture_on_commit_callbacks(execute=True):
             sweeps.remind_outstanding_acknowledgements(timezone.localdate())
+        reminder = Alert.objects.get(kind="learning-reminder")
+        assert reminder.status == Alert.Status.PENDING and "SMTP down" in reminder.error
+        assert mail.outbox == []
+        clock.shift(datetime.timedelta(minutes=1))
+        for _ in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                sweeps.remind_outstanding_acknowledgements(timezone.localdate())
+            outbox.deliver_due()
     assert len(mail.outbox) == 1
 
 

@@ -6,9 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import transaction
 
+from core import outbox
 from core.models import Alert
-from plans import notifications, services, sweeps
+from plans import services, sweeps
 from plans.models import Action, Plan
 from tests import factories
 
@@ -118,17 +120,28 @@ def test_transition_email_goes_through_the_outbox_once(
     frozen, quality_lead, manager, oakfield, mailoutbox, django_capture_on_commit_callbacks
 ):
     plan = factories.draft_plan(owner=manager, locations=[oakfield])
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.activate_plan(plan=plan, by=quality_lead)
     assert len(mailoutbox) == 1
     alert = Alert.objects.get(kind="plan-transition")
-    assert alert.key == f"plan-transition:{plan.pk}:{MONDAY_7AM.isoformat()}"
+    # Keyed by the plan's history row for this transition: one email per transition.
+    record = plan.history.get(status=Plan.Status.LIVE)
+    assert alert.key == f"plan-transition:{plan.pk}:{record.history_id}"
     assert alert.status == Alert.Status.SENT
-    # The task redelivered (or run twice): no second email.
-    again = notifications.send_transition_email(
-        plan_id=plan.pk, transition="activate", by_id=quality_lead.pk, reason=""
-    )
-    assert again == 0 and len(mailoutbox) == 1
+    # The delivery task redelivered (or run twice), and the relay: no second email.
+    for callback in callbacks:
+        callback()
+    outbox.deliver_due()
+    assert len(mailoutbox) == 1
+
+
+def test_a_transition_that_rolls_back_leaves_no_email(quality_lead, manager, oakfield):
+    plan = factories.draft_plan(owner=manager, locations=[oakfield])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.activate_plan(plan=plan, by=quality_lead)
+        assert Alert.objects.filter(kind="plan-transition").count() == 1
+        raise RuntimeError("the request failed after the transition")
+    assert not Alert.objects.filter(kind="plan-transition").exists()
 
 
 def test_the_plans_sweeps_are_registered_jobs():
@@ -138,7 +151,7 @@ def test_the_plans_sweeps_are_registered_jobs():
 
 
 def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(settings):
-    from qip_portal import digest  # noqa: F401 - registers its task
+    from qip_portal import alerts, digest  # noqa: F401 - register their tasks
     from qip_portal.celery import app
 
     schedule = settings.CELERY_BEAT_SCHEDULE
@@ -149,6 +162,7 @@ def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(
         "plans.tasks.overdue_actions",
         "plans.tasks.stale_plans",
         "qip_portal.digest.send_weekly_digests",
+        "qip_portal.alerts.send_failed_alerts_report",
         "audits.tasks.deterioration",
         "audits.tasks.monitoring_ended",
         "qip_portal.tasks.announce_ready_plans",

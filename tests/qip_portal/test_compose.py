@@ -63,6 +63,20 @@ def test_compose_has_the_full_stack_with_exactly_one_beat():
         assert SERVICES[name]["environment"]["DEBUG"] == "false"
 
 
+def test_beat_keeps_its_schedule_in_a_named_volume():
+    """Beat remembers when each entry last ran in its schedule file; in the container's
+    own filesystem a restart would forget it, and a restart across Monday 07:30 would
+    skip that week's digest."""
+    args = _command("beat")
+    schedule = Path(args[args.index("--schedule") + 1])
+    mounts = dict(
+        reversed(volume.split(":")[:2]) for volume in SERVICES["beat"].get("volumes", [])
+    )
+    assert str(schedule.parent) in mounts, SERVICES["beat"].get("volumes")
+    assert mounts[str(schedule.parent)] in COMPOSE["volumes"]  # named, so it persists
+    assert SERVICES["beat"]["environment"]["MEDIA_ROOT"] == "/data/media"
+
+
 def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
     env = _env(tmp_path)
     subprocess.run(

@@ -131,6 +131,10 @@ TABLE = {
     "packs:retry": POST_ONLY,
     # The embedding in this world has no file attached.
     "learning:embedding_file": codes(302, 404, 404, 404, 404, 404, 404),
+    # Emails that could not be sent: administrators only.
+    "alerts:failed": codes(302, 404, 404, 404, 404, 404, 200),
+    "alerts:retry": POST_ONLY,
+    "alerts:retry_all": POST_ONLY,
 }
 
 
@@ -275,6 +279,7 @@ def _kwargs(name: str, w: dict) -> dict:
         "governance:decide": {"pk": w["report"].pk},
         "learning:acknowledge": {"pk": w["ack"].pk},
         "packs:status": {"pk": 999999},
+        "alerts:retry": {"pk": 999999},
         "packs:pdf": {"pk": 999999},
         "packs:retry": {"pk": 999999},
         "learning:review": {"pk": w["review"].pk},
