@@ -713,15 +713,15 @@ def start_monitoring(
 def queue_monitoring_check(plan: Plan) -> None:
     """After this transaction commits, check the plan's monitoring for deterioration (a
     task, so the person logging the result is not kept waiting). One query to see
-    whether there is a period to check at all."""
+    whether there is a period to check at all. With the broker down the result is still
+    saved; the nightly ``audits_deterioration`` sweep checks it."""
     if not MonitoringPeriod.objects.filter(
         plan_id=plan.pk, status=MonitoringPeriod.Status.OPEN
     ).exists():
         return
     from audits.tasks import check_plan_monitoring_task
 
-    plan_id = plan.pk
-    transaction.on_commit(lambda: check_plan_monitoring_task.delay(plan_id))
+    after_commit(check_plan_monitoring_task, plan.pk)
 
 
 def _escalation_recipients(period: MonitoringPeriod) -> set[str]:
