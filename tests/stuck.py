@@ -44,9 +44,13 @@ def fake_broker(monkeypatch, settings) -> Broker:
             raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
         fake.sent.append((task.name, args))
 
+    def apply_async(task, args=None, kwargs=None, **options):
+        return delay(task, *(args or ()))
+
     # A refusal is an outage only when tasks are not run in-process (core/queueing.py).
     settings.CELERY_TASK_ALWAYS_EAGER = False
     monkeypatch.setattr(Task, "delay", delay)
+    monkeypatch.setattr(Task, "apply_async", apply_async)
     return fake
 
 

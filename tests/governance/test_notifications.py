@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from core import outbox
 from core.models import Alert
-from governance import services
 from governance.models import Decision
+from qip_portal import closure
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -33,7 +33,7 @@ def test_a_submission_email_is_sent_once_however_often_delivery_runs(
     ready_plan, quality_lead, group, mailoutbox, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        report = services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
+        report = closure.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
     _run_twice(callbacks)
     outbox.deliver_due()
     assert len(_submitted(mailoutbox)) == 1
@@ -47,7 +47,7 @@ def test_a_submission_email_refused_for_now_is_sent_later(
     flaky.failures.append(smtplib.SMTPResponseException(451, b"Try again later"))
     with time_machine.travel(timezone.now(), tick=False) as clock:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
+            closure.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 callback()
@@ -62,11 +62,12 @@ def test_a_decision_email_is_sent_once_however_often_delivery_runs(
 ):
     mailoutbox.clear()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        decision = services.sign_decision(
+        decision = closure.sign_decision(
             report=report_with_pdf,
             meeting=meeting,
             by=chair,
             password=PASSWORD,
+            otp_token=factories.signing_code(chair),
             outcome=Decision.Outcome.CLOSE,
         )
     _run_twice(callbacks)
@@ -92,16 +93,17 @@ def test_two_submissions_before_the_worker_runs_send_two_transition_emails(
     lead: the one who acted is not told of their own step)."""
     factories.UserFactory(username="lead2", role="quality_lead")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
-        services.sign_decision(
+        first = closure.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
+        closure.sign_decision(
             report=first,
             meeting=meeting,
             by=chair,
             password=PASSWORD,
+            otp_token=factories.signing_code(chair),
             outcome=Decision.Outcome.RETURN,
             reasons="The huddle records are missing for March.",
         )
-        services.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
+        closure.submit_for_closure(plan=ready_plan, by=quality_lead, group=group)
     for callback in callbacks:
         with contextlib.suppress(Exception):
             callback()
