@@ -1,7 +1,7 @@
 """Reading measurement spreadsheets (CSV and XLSX) into rows for ``MeasurementForm``.
 
 Row numbers are the ones the user sees in their spreadsheet: the header is row 1.
-Nothing here touches the database; ``audits/services.py`` validates and commits.
+Nothing here touches the database; ``audits/services`` validates and commits.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Measurements per indicator, evidence items, audit themes and spreadsheet imports.
 
-Every change goes through ``audits/services.py``; files live in private storage
+Every change goes through ``audits/services``; files live in private storage
 (``core/files.py``) and are only ever streamed by a view that checks access.
 """
 

@@ -23,6 +23,7 @@ from audits.models import (
     with_due_from,
 )
 from core import jobs, outbox, stuck
+from core.history import save_with_history
 from core.queueing import after_commit
 from core.thresholds import DUE_SOON_DAYS
 from plans.models import Indicator, Plan, User
@@ -81,7 +82,9 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
                 continue
             period.status = MonitoringPeriod.Status.ENDED
             period.status_changed_at = timezone.now()
-            services._save(period, by=None, reason="Monitoring period ended without deterioration")
+            save_with_history(
+                period, by=None, reason="Monitoring period ended without deterioration"
+            )
             ended += 1
     return f"{ended} monitoring period(s) ended"
 

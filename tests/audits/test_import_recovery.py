@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from audits import services, sweeps
 from audits.models import ImportBatch, Measurement
+from audits.services import imports as import_services
 from core import stuck
 from tests.stuck import Broker, fake_broker, later
 
@@ -236,14 +237,14 @@ def test_a_run_given_up_on_cannot_write_over_the_newer_run(client, plan, manager
     batch = services.start_import(
         plan=plan, by=manager, upload=SimpleUploadedFile("r.csv", _csv(plan)), kind="csv"
     )
-    slow = services._claim(batch.pk, ImportBatch.Status.VALIDATING)
+    slow = import_services._claim(batch.pk, ImportBatch.Status.VALIDATING)
     with later(STARTED + 1):
         assert sweeps.recover_stuck_imports() == stuck.Recovered(requeued=1)
         services.validate_import(batch_id=batch.pk)  # the newer run: done
         batch.refresh_from_db()
         assert batch.status == ImportBatch.Status.VALID and batch.attempts == slow + 1
-        services._set_progress(batch.pk, slow, processed_rows=1)
-        services._finish_run(
+        import_services._set_progress(batch.pk, slow, processed_rows=1)
+        import_services._finish_run(
             batch.pk,
             slow,
             expected=ImportBatch.Status.VALIDATING,
@@ -268,7 +269,7 @@ def test_the_sweep_leaves_every_state_alone_within_its_threshold(
         queued = _upload(client, plan, committed)  # checking, never started
         started = _upload(client, plan, committed)  # checking, started
         broker.lose()
-        services._claim(started.pk, ImportBatch.Status.VALIDATING)
+        import_services._claim(started.pk, ImportBatch.Status.VALIDATING)
         clock.move_to(t0 + datetime.timedelta(seconds=QUEUED - 1))
         assert sweeps.recover_stuck_imports() == stuck.Recovered()
         clock.move_to(t0 + datetime.timedelta(seconds=QUEUED + 1))
