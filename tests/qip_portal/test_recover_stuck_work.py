@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audits import services as audits
 from audits.models import ImportBatch
+from audits.services import imports as audit_imports
 from core import jobs, stuck
 from governance import renders
 from governance import services as governance
@@ -94,7 +95,7 @@ def _stuck_imports(plan, by, n: int) -> list[tuple[ImportBatch, str]]:
             batch.refresh_from_db()
             audits.queue_import_commit(batch=batch, by=by)
         if how != "never started":
-            audits._claim(batch.pk, status)
+            audit_imports._claim(batch.pk, status)
         if how == "started 3 times":
             # As if two earlier runs had died too (an operational counter, no history).
             ImportBatch.objects.filter(pk=batch.pk).update(attempts=stuck.MAX_STARTS)
