@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -38,12 +37,6 @@ print(sweeps.overdue_actions())
 """
 
 
-def _redis_url(db: int) -> str:
-    # A database of its own, so no other test's tasks are picked up (or ours lost).
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit(parts._replace(path=f"/{db}"))
-
-
 def _wait(condition, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,7 +48,9 @@ def _wait(condition, what: str, timeout: float = 60.0):
 
 
 @pytest.mark.redis
-def test_a_worker_killed_mid_send_is_restarted_and_the_alert_arrives_once(tmp_path):
+def test_a_worker_killed_mid_send_is_restarted_and_the_alert_arrives_once(
+    tmp_path, private_redis_url
+):
     db_path = tmp_path / "worker.sqlite3"
     with SMTPServer() as smtp:
         smtp.hold_first_data = True
@@ -63,7 +58,7 @@ def test_a_worker_killed_mid_send_is_restarted_and_the_alert_arrives_once(tmp_pa
             os.environ,
             DEBUG="true",
             DATABASE_URL=f"sqlite:///{db_path}",
-            REDIS_URL=_redis_url(14),
+            REDIS_URL=private_redis_url,  # no other test's tasks picked up, or ours lost
             EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
             MEDIA_ROOT=str(tmp_path / "media"),
         )

@@ -1,7 +1,8 @@
 """The outside world for tests of a real Celery worker: a private SQLite file, a Redis
-database of the test's own, the local SMTP server (``tests/core/smtp_server.py``), and
-the portal's own processes (``manage.py`` commands, ``celery worker``, ``runserver``),
-each started in a process group of its own and always killed when the test ends.
+database of the test's own (conftest.py's ``private_redis_url``), the local SMTP server
+(``tests/core/smtp_server.py``), and the portal's own processes (``manage.py`` commands,
+``celery worker``, ``runserver``), each started in a process group of its own and always
+killed when the test ends.
 
 Tasks are sent the way beat sends them, through the broker, by a small Celery client in
 the test process (no beat runs), and the test reads their results from Redis. Only
@@ -24,7 +25,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from celery import Celery
@@ -35,12 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # Generous: the machine that runs the suite may be small and busy.
 START_TIMEOUT = 120.0
 TASK_TIMEOUT = 120.0
-
-
-def redis_url(db: int) -> str:
-    # A database of its own, so no other test's tasks are picked up (or ours lost).
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def wait(condition, what: str, timeout: float = 60.0, every: float = 0.1):
@@ -66,11 +60,14 @@ class Stack:
     is killed (its whole process group), the Celery client is closed and its Redis
     database is emptied."""
 
-    def __init__(self, tmp_path: Path, smtp: SMTPServer, *, redis_db: int, name: str):
+    def __init__(self, tmp_path: Path, smtp: SMTPServer, *, redis_url: str, name: str):
+        """``redis_url``: a database no other test uses at the same time (the
+        ``private_redis_url`` fixture), so no other test's tasks are picked up (or ours
+        lost)."""
         self.tmp_path = tmp_path
         self.name = name
         self.db_path = tmp_path / f"{name}.sqlite3"
-        self.redis_url = redis_url(redis_db)
+        self.redis_url = redis_url
         self.env = dict(
             os.environ,
             DEBUG="true",

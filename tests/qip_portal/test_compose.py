@@ -106,8 +106,10 @@ def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
 
 
 @pytest.mark.redis
-def test_compose_worker_answers_its_health_check_and_beat_starts(tmp_path):
-    env = _env(tmp_path, REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+def test_compose_worker_answers_its_health_check_and_beat_starts(tmp_path, private_redis_url):
+    # A database of its own: the other tests' cache (emptied by each) must not take the
+    # worker's queue bindings away mid-test.
+    env = _env(tmp_path, REDIS_URL=private_redis_url)
     subprocess.run(
         _command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180
     )
