@@ -124,10 +124,22 @@ def _process_redis_urls(base: str, process: int) -> tuple[str, str]:
 
 
 def pytest_configure(config):
-    """Point this process's cache and Celery settings at its own Redis database. Runs
-    after the settings are loaded and before any test touches the cache or Celery; the
-    environment's REDIS_URL is rewritten too, so a subprocess that inherits it uses the
-    same database."""
+    """Settings for the whole test process, made after they are loaded and before any
+    test runs: fast password hashing, and this process's own Redis databases."""
+    from django.conf import settings
+
+    # PBKDF2 costs 0.3 to 0.6 s a password on the 2-core CI machine, and every persona
+    # has one and every sign-in checks one: minutes over the suite. The portal keeps
+    # Django's default hashers, unchanged, so nothing of ours goes untested. (A
+    # subprocess, e.g. a real worker's set-up script, still uses the default.)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    _use_own_redis_databases(config)
+
+
+def _use_own_redis_databases(config) -> None:
+    """Point this process's cache and Celery settings at its own Redis database, before
+    any test touches the cache or Celery; the environment's REDIS_URL is rewritten too,
+    so a subprocess that inherits it uses the same database."""
     import os
 
     from django.conf import settings

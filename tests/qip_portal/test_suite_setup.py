@@ -1,6 +1,7 @@
-"""The suite runs in several processes at once (pytest-xdist, `make test
-PYTEST_ARGS="-n 3"`): each process has its own test database and its own Redis
-databases (conftest.py), so no test empties or reads another's cache, broker or rows."""
+"""How conftest.py sets up a test process. The suite runs in several processes at once
+(pytest-xdist, `make test TEST_WORKERS=3`): each has its own test database and its own
+Redis databases, so no test empties or reads another's cache, broker or rows. And
+passwords are hashed fast."""
 
 import os
 
@@ -81,3 +82,12 @@ def test_each_xdist_worker_has_its_own_postgresql_test_database():
     assert name.startswith("test_")
     if WORKER:
         assert name.endswith(f"_{WORKER}")
+
+
+def test_passwords_are_hashed_fast_in_tests_and_still_checked():
+    from django.contrib.auth.hashers import check_password, make_password
+
+    hashed = make_password("correct-horse-battery-staple")
+    assert hashed.startswith("md5$")
+    assert check_password("correct-horse-battery-staple", hashed)
+    assert not check_password("wrong", hashed)
