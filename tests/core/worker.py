@@ -29,6 +29,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 from celery import Celery
 
@@ -36,6 +37,11 @@ from tests.core.smtp_server import SMTPServer
 
 ROOT = Path(__file__).resolve().parents[2]
 _migrated_template: Path | None = None  # see Stack.migrate
+
+# Mark every test that runs a stack with this: under `--dist loadgroup` (make test) they
+# run one after another in one test process, which migrates the template once, and no
+# two real workers compete for a small machine's cores (their waits are bounded).
+one_at_a_time = pytest.mark.xdist_group("real-celery-worker")
 # Generous: the machine that runs the suite may be small and busy.
 START_TIMEOUT = 120.0
 TASK_TIMEOUT = 120.0
