@@ -29,7 +29,7 @@ run: $(STAMP)
 # cores pays. Each process has its own test database and Redis databases (conftest.py).
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

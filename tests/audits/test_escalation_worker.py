@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.core.smtp_server import SMTPServer
-from tests.core.worker import Browser, Stack, one_at_a_time, wait
+from tests.core.worker import Browser, Stack, wait
 from tests.factories import PASSWORD
 
 # The deterioration email must reach the mail server this soon after the form's
@@ -65,7 +65,6 @@ def _text(message: email.message.Message) -> str:
 
 
 @pytest.mark.redis
-@one_at_a_time
 def test_deterioration_logged_through_the_form_is_escalated_within_one_worker_cycle(
     tmp_path, private_redis_url
 ):

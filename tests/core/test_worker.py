@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.core.smtp_server import SMTPServer
-from tests.core.worker import Stack, one_at_a_time, wait
+from tests.core.worker import Stack, wait
 
 SETUP = """
 import datetime, json
@@ -32,7 +32,6 @@ print(json.dumps(sweeps.overdue_actions()))
 
 
 @pytest.mark.redis
-@one_at_a_time
 def test_a_worker_killed_mid_send_is_restarted_and_the_alert_arrives_once(
     tmp_path, private_redis_url
 ):

@@ -16,7 +16,7 @@ import pytest
 
 from core import outbox
 from tests.core.smtp_server import SMTPServer
-from tests.core.worker import Stack, one_at_a_time, wait
+from tests.core.worker import Stack, wait
 
 # Three overdue actions: three reminders (one per action), to two people.
 SETUP = """
@@ -69,7 +69,6 @@ def _queued(stack: Stack) -> list[tuple[tuple[str, ...], str]]:
 
 
 @pytest.mark.redis
-@one_at_a_time
 def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path, private_redis_url):
     with (
         SMTPServer() as smtp,
@@ -146,7 +145,6 @@ def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path, priv
 
 
 @pytest.mark.redis
-@one_at_a_time
 def test_two_beat_ticks_at_once_send_each_alert_once(tmp_path, private_redis_url):
     """Two ``deliver_due`` tasks running at the same moment in two worker processes
     (``--concurrency 2``). The SMTP server holds the first conversation at DATA until

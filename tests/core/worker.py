@@ -10,38 +10,29 @@ the test process (no beat runs), and the test reads their results from Redis. On
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import fcntl
 import http.cookiejar
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
 import redis
 from celery import Celery
 
 from tests.core.smtp_server import SMTPServer
 
 ROOT = Path(__file__).resolve().parents[2]
-_migrated_template: Path | None = None  # see Stack.migrate
-
-# Mark every test that runs a stack with this: under `--dist loadgroup` (make test) they
-# run one after another in one test process, which migrates the template once, and no
-# two real workers compete for a small machine's cores (their waits are bounded).
-one_at_a_time = pytest.mark.xdist_group("real-celery-worker")
 # Generous: the machine that runs the suite may be small and busy.
 START_TIMEOUT = 120.0
 TASK_TIMEOUT = 120.0
@@ -126,26 +117,33 @@ class Stack:
 
     def migrate(self) -> None:
         """Give the private database every migration: a copy of a database that
-        ``manage.py migrate`` built once in this test process (a migrate costs about ten
-        seconds of CPU here; each stack used to run its own)."""
-        global _migrated_template
-        if _migrated_template is None:
-            folder = Path(tempfile.mkdtemp(prefix="qip-stack-template-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            template = folder / "migrated.sqlite3"
-            done = subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--noinput"],
-                cwd=ROOT,
-                env=dict(self.env, DATABASE_URL=f"sqlite:///{template}"),
-                capture_output=True,
-                text=True,
-                timeout=240,
-            )
-            assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
-            _migrated_template = template
-        # SQLite's backup API: a consistent copy, whatever the journal mode left behind.
+        ``manage.py migrate`` built once for the whole run (a migrate costs about ten
+        seconds of CPU here). Under pytest-xdist the processes share it: it lives in the
+        run's temporary folder, the first to need it builds it while holding a lock."""
+        basetemp = self.tmp_path.parent  # tmp_path is <basetemp>/<test name>N
+        shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+        template = shared / "stack-template.sqlite3"
+        with (shared / "stack-template.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not template.exists():
+                building = shared / f"stack-template-{os.getpid()}.sqlite3"
+                done = subprocess.run(
+                    [sys.executable, "manage.py", "migrate", "--noinput"],
+                    cwd=ROOT,
+                    env=dict(self.env, DATABASE_URL=f"sqlite:///{building}"),
+                    capture_output=True,
+                    text=True,
+                    timeout=240,
+                )
+                assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
+                # Everything in the one file (no write-ahead log beside it) before it
+                # is renamed; each copy goes back to WAL when the portal opens it.
+                with contextlib.closing(sqlite3.connect(building)) as db:
+                    db.execute("PRAGMA journal_mode=DELETE")
+                building.rename(template)
+        # SQLite's backup API: a consistent copy, even while another process reads it.
         with (
-            contextlib.closing(sqlite3.connect(_migrated_template)) as source,
+            contextlib.closing(sqlite3.connect(template)) as source,
             contextlib.closing(sqlite3.connect(self.db_path)) as target,
         ):
             source.backup(target)
