@@ -56,6 +56,41 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def migrated_database(target: Path, *, tmp_path: Path, env: dict) -> None:
+    """Write at ``target`` a SQLite database with every migration: a copy of one that
+    ``manage.py migrate`` built once for the whole run (a migrate costs about ten seconds
+    of CPU here). Under pytest-xdist the processes share it: it lives in the run's
+    temporary folder (``tmp_path`` is the test's), and the first to need it builds it
+    while holding a lock."""
+    basetemp = tmp_path.parent  # tmp_path is <basetemp>/<test name>N
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    template = shared / "migrated-template.sqlite3"
+    with (shared / "migrated-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not template.exists():
+            building = shared / f"migrated-template-{os.getpid()}.sqlite3"
+            done = subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput"],
+                cwd=ROOT,
+                env=dict(env, DATABASE_URL=f"sqlite:///{building}"),
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
+            # Everything in the one file (no write-ahead log beside it) before it is
+            # renamed; each copy goes back to WAL when the portal opens it.
+            with contextlib.closing(sqlite3.connect(building)) as db:
+                db.execute("PRAGMA journal_mode=DELETE")
+            building.rename(template)
+    # SQLite's backup API: a consistent copy, even while another process reads it.
+    with (
+        contextlib.closing(sqlite3.connect(template)) as source,
+        contextlib.closing(sqlite3.connect(target)) as target_db,
+    ):
+        source.backup(target_db)
+
+
 class Stack:
     """One test's processes. Use as a context manager: on exit every process it started
     is killed (its whole process group), the Celery client is closed and its Redis
@@ -116,37 +151,8 @@ class Stack:
         return done.stdout
 
     def migrate(self) -> None:
-        """Give the private database every migration: a copy of a database that
-        ``manage.py migrate`` built once for the whole run (a migrate costs about ten
-        seconds of CPU here). Under pytest-xdist the processes share it: it lives in the
-        run's temporary folder, the first to need it builds it while holding a lock."""
-        basetemp = self.tmp_path.parent  # tmp_path is <basetemp>/<test name>N
-        shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
-        template = shared / "stack-template.sqlite3"
-        with (shared / "stack-template.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            if not template.exists():
-                building = shared / f"stack-template-{os.getpid()}.sqlite3"
-                done = subprocess.run(
-                    [sys.executable, "manage.py", "migrate", "--noinput"],
-                    cwd=ROOT,
-                    env=dict(self.env, DATABASE_URL=f"sqlite:///{building}"),
-                    capture_output=True,
-                    text=True,
-                    timeout=240,
-                )
-                assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
-                # Everything in the one file (no write-ahead log beside it) before it
-                # is renamed; each copy goes back to WAL when the portal opens it.
-                with contextlib.closing(sqlite3.connect(building)) as db:
-                    db.execute("PRAGMA journal_mode=DELETE")
-                building.rename(template)
-        # SQLite's backup API: a consistent copy, even while another process reads it.
-        with (
-            contextlib.closing(sqlite3.connect(template)) as source,
-            contextlib.closing(sqlite3.connect(self.db_path)) as target,
-        ):
-            source.backup(target)
+        """Give the private database every migration (``migrated_database``)."""
+        migrated_database(self.db_path, tmp_path=self.tmp_path, env=self.env)
 
     def setup(self, script: str) -> dict:
         """Migrate the private database and run ``script`` in ``manage.py shell``; the
