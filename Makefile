@@ -24,8 +24,12 @@ run: $(STAMP)
 	$(BIN)/python manage.py run_scheduled_jobs --every 600 & \
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
+# The suite runs in TEST_WORKERS processes at once (pytest-xdist; 0: in this process
+# alone). Many tests wait on subprocesses, a browser or a worker, so more processes than
+# cores pays. Each process has its own test database and Redis databases (conftest.py).
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

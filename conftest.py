@@ -69,6 +69,125 @@ def plan(quality_lead, oakfield):
     return factories.live_plan(owner=quality_lead, locations=[oakfield])
 
 
+# --- Redis databases, one set per test process ----------------------------------------
+# The suite may run in several processes at once (pytest-xdist: `-n 3`). Every test
+# empties the Django cache (a FLUSHDB on Redis), and tests of a real worker use Redis as
+# their broker, so no two processes may share a database. The process numbered N (gwN
+# under xdist; 0 for a serial run) owns two databases on the REDIS_URL server, counted
+# from REDIS_URL's own database B: B + 2N for the cache (and the Celery settings of the
+# test process), B + 2N + 1 for `private_redis_url`. A serial run therefore keeps the
+# cache where REDIS_URL points, as before.
+
+_REDIS_DATABASES_PER_PROCESS = 2
+_private_redis_key = pytest.StashKey[str]()
+
+
+def _process_number() -> int:
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw3" in an xdist worker
+    return int(worker[2:]) if worker.startswith("gw") else 0
+
+
+def _redis_database(url: str) -> int:
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return int(parse_qs(parts.query).get("db", ["0"])[0])
+    return int(parts.path.strip("/") or 0)
+
+
+def _with_redis_database(url: str, database: int) -> str:
+    from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = parse_qs(parts.query)
+        query["db"] = [str(database)]
+        # Built by hand: urlunsplit would drop the empty host, writing "unix:/path".
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query, doseq=True)}"
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def _check_redis_has_database(url: str, database: int) -> None:
+    """Redis has 16 databases unless configured otherwise: say so plainly, rather than
+    let a test fail on "DB index is out of range"."""
+    if database < 16:
+        return
+    import redis
+
+    try:
+        with redis.Redis.from_url(_with_redis_database(url, 0), socket_timeout=5) as r:
+            count = int(r.config_get("databases")["databases"])
+    except Exception:  # unreachable, or CONFIG refused: assume the default
+        count = 16
+    if database >= count:
+        raise pytest.UsageError(
+            f"Test process {_process_number()} needs Redis database {database}, and the "
+            f"server at REDIS_URL has {count}: run fewer xdist workers (-n), or a Redis "
+            f"with more (redis-server --databases N)."
+        )
+
+
+def _process_redis_urls(base: str, process: int) -> tuple[str, str]:
+    """(the cache's URL, the private one) of test process number ``process``."""
+    first = _redis_database(base) + _REDIS_DATABASES_PER_PROCESS * process
+    _check_redis_has_database(base, first + 1)
+    return _with_redis_database(base, first), _with_redis_database(base, first + 1)
+
+
+def pytest_configure(config):
+    """Settings for the whole test process, made after they are loaded and before any
+    test runs: fast password hashing, and this process's own Redis databases."""
+    from django.conf import settings
+
+    # PBKDF2 cost 0.64 s a password on the 2-core machine when busy (measured), and
+    # every persona has one and every sign-in checks one: minutes over the suite. The portal keeps
+    # Django's default hashers, unchanged, so nothing of ours goes untested. (A
+    # subprocess, e.g. a real worker's set-up script, still uses the default.)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    _use_own_redis_databases(config)
+
+
+def _use_own_redis_databases(config) -> None:
+    """Point this process's cache and Celery settings at its own Redis database, before
+    any test touches the cache or Celery; the environment's REDIS_URL is rewritten too,
+    so a subprocess that inherits it uses the same database."""
+    import os
+
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return
+    ours, private = _process_redis_urls(settings.REDIS_URL, _process_number())
+    settings.REDIS_URL = ours
+    settings.CACHES["default"]["LOCATION"] = ours
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = ours
+    os.environ["REDIS_URL"] = ours
+    config.stash[_private_redis_key] = private
+
+    from qip_portal.celery import app
+
+    app.conf.broker_url = app.conf.result_backend = ours
+
+
+@pytest.fixture
+def private_redis_url(request):
+    """A Redis database of this test's own (its process's second one, see above), empty
+    when the test starts and emptied when it ends: for a broker of a real Celery worker
+    or anything else that must not meet the cache. Needs REDIS_URL (fails under CI)."""
+    import redis
+
+    url = request.config.stash.get(_private_redis_key, None)
+    _require("Redis (REDIS_URL=redis://...)", url is not None)
+    with redis.Redis.from_url(url, socket_timeout=10) as r:
+        r.flushdb()
+    yield url
+    with redis.Redis.from_url(url, socket_timeout=10) as r:
+        r.flushdb()
+
+
 # --- Tests that need a real service -------------------------------------------------
 # Locally they are skipped when the service is not configured; under CI
 # (REQUIRE_SERVICES=1, set by .ci/run) a missing service is a failure, never a skip.

@@ -65,8 +65,13 @@ def _text(message: email.message.Message) -> str:
 
 
 @pytest.mark.redis
-def test_deterioration_logged_through_the_form_is_escalated_within_one_worker_cycle(tmp_path):
-    with SMTPServer() as smtp, Stack(tmp_path, smtp, redis_db=15, name="escalation") as stack:
+def test_deterioration_logged_through_the_form_is_escalated_within_one_worker_cycle(
+    tmp_path, private_redis_url
+):
+    with (
+        SMTPServer() as smtp,
+        Stack(tmp_path, smtp, redis_url=private_redis_url, name="escalation") as stack,
+    ):
         plan = stack.setup(SETUP)
         # Only what the web server queues from here on: the set-up's own tasks (the
         # activation email's delivery) are dropped; the relay sends that email later.

@@ -88,11 +88,13 @@ def _tick(stack: Stack) -> None:
     ],
 )
 def test_a_worker_killed_while_the_server_holds_the_conversation(
-    tmp_path, moment, delivered_before_kill, status_at_kill, duplicates
+    tmp_path, private_redis_url, moment, delivered_before_kill, status_at_kill, duplicates
 ):
     with (
         SMTPServer() as smtp,
-        Stack(tmp_path, smtp, redis_db=12, name=f"kill-{moment}", env=FAST) as stack,
+        Stack(
+            tmp_path, smtp, redis_url=private_redis_url, name=f"kill-{moment}", env=FAST
+        ) as stack,
     ):
         smtp.hold_first = moment
         worker = stack.start_worker(1)
@@ -133,10 +135,10 @@ def test_a_worker_killed_while_the_server_holds_the_conversation(
 
 
 @pytest.mark.redis
-def test_smtp_451_for_a_while_then_every_alert_arrives_once(tmp_path):
+def test_smtp_451_for_a_while_then_every_alert_arrives_once(tmp_path, private_redis_url):
     with (
         SMTPServer() as smtp,
-        Stack(tmp_path, smtp, redis_db=12, name="smtp-451", env=FAST) as stack,
+        Stack(tmp_path, smtp, redis_url=private_redis_url, name="smtp-451", env=FAST) as stack,
     ):
         smtp.temporary_failure = "451 4.3.2 System not accepting messages, try again later"
         stack.start_worker(concurrency=2)

@@ -69,8 +69,11 @@ def _queued(stack: Stack) -> list[tuple[tuple[str, ...], str]]:
 
 
 @pytest.mark.redis
-def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path):
-    with SMTPServer() as smtp, Stack(tmp_path, smtp, redis_db=13, name="smtp-down") as stack:
+def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path, private_redis_url):
+    with (
+        SMTPServer() as smtp,
+        Stack(tmp_path, smtp, redis_url=private_redis_url, name="smtp-down") as stack,
+    ):
         smtp.refusing = True  # down for maintenance: every connection greeted with 421
         # The sweep queues the alerts; after its commit each alert's delivery task goes
         # to the broker, and the worker picks them up as soon as it starts.
@@ -141,12 +144,15 @@ def test_smtp_down_for_a_while_then_back_every_alert_arrives_once(tmp_path):
 
 
 @pytest.mark.redis
-def test_two_beat_ticks_at_once_send_each_alert_once(tmp_path):
+def test_two_beat_ticks_at_once_send_each_alert_once(tmp_path, private_redis_url):
     """Two ``deliver_due`` tasks running at the same moment in two worker processes
     (``--concurrency 2``). The SMTP server holds the first conversation at DATA until
     both tasks have started, so the two runs overlap for certain: one is mid-send while
     the other looks for due alerts and claims what it can."""
-    with SMTPServer() as smtp, Stack(tmp_path, smtp, redis_db=13, name="double-tick") as stack:
+    with (
+        SMTPServer() as smtp,
+        Stack(tmp_path, smtp, redis_url=private_redis_url, name="double-tick") as stack,
+    ):
         smtp.hold_first_data = True
         assert stack.setup(SETUP) == f"{ALERTS} overdue action(s), {ALERTS} reminder(s) queued"
         # The alerts' own delivery tasks are lost (as by a broker restart), so only the

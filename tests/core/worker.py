@@ -1,7 +1,8 @@
 """The outside world for tests of a real Celery worker: a private SQLite file, a Redis
-database of the test's own, the local SMTP server (``tests/core/smtp_server.py``), and
-the portal's own processes (``manage.py`` commands, ``celery worker``, ``runserver``),
-each started in a process group of its own and always killed when the test ends.
+database of the test's own (conftest.py's ``private_redis_url``), the local SMTP server
+(``tests/core/smtp_server.py``), and the portal's own processes (``manage.py`` commands,
+``celery worker``, ``runserver``), each started in a process group of its own and always
+killed when the test ends.
 
 Tasks are sent the way beat sends them, through the broker, by a small Celery client in
 the test process (no beat runs), and the test reads their results from Redis. Only
@@ -10,6 +11,7 @@ the test process (no beat runs), and the test reads their results from Redis. On
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.cookiejar
 import json
 import os
@@ -27,7 +29,6 @@ import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from celery import Celery
@@ -38,12 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # Generous: the machine that runs the suite may be small and busy.
 START_TIMEOUT = 120.0
 TASK_TIMEOUT = 120.0
-
-
-def redis_url(db: int) -> str:
-    # A database of its own, so no other test's tasks are picked up (or ours lost).
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def wait(condition, what: str, timeout: float = 60.0, every: float = 0.1):
@@ -119,34 +114,71 @@ class RedisServer:
         wait(lambda: not self._answers(), f"redis-server on port {self.port} to stop", 30)
 
 
+def migrated_database(target: Path, *, tmp_path: Path, env: dict) -> None:
+    """Write at ``target`` a SQLite database with every migration: a copy of one that
+    ``manage.py migrate`` built once for the whole run (a migrate costs about ten seconds
+    of CPU here). Under pytest-xdist the processes share it: it lives in the run's
+    temporary folder (``tmp_path`` is the test's), and the first to need it builds it
+    while holding a lock."""
+    basetemp = tmp_path.parent  # tmp_path is <basetemp>/<test name>N
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    template = shared / "migrated-template.sqlite3"
+    with (shared / "migrated-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not template.exists():
+            building = shared / f"migrated-template-{os.getpid()}.sqlite3"
+            done = subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput"],
+                cwd=ROOT,
+                env=dict(env, DATABASE_URL=f"sqlite:///{building}"),
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            assert done.returncode == 0, f"migrate failed:\n{done.stdout}\n{done.stderr}"
+            # Everything in the one file (no write-ahead log beside it) before it is
+            # renamed; each copy goes back to WAL when the portal opens it.
+            with contextlib.closing(sqlite3.connect(building)) as db:
+                db.execute("PRAGMA journal_mode=DELETE")
+            building.rename(template)
+    # SQLite's backup API: a consistent copy, even while another process reads it.
+    with (
+        contextlib.closing(sqlite3.connect(template)) as source,
+        contextlib.closing(sqlite3.connect(target)) as target_db,
+    ):
+        source.backup(target_db)
+
+
 class Stack:
     """One test's processes. Use as a context manager: on exit every process it started
     is killed (its whole process group), the Celery client is closed and its Redis
     database is emptied.
 
-    By default the portal uses a private SQLite file and database ``redis_db`` of the
-    shared Redis; ``redis_server`` or ``redis`` (a URL of a server of the test's own, a
-    ``RedisServer``'s or a ``PrivateRedis``'s) and ``database`` (a PostgreSQL URL the
-    test created) replace them. ``env`` adds settings, e.g. the outbox's timeouts made
-    short."""
+    By default the portal uses a private SQLite file (a copy of one migrated once for
+    the run); ``database`` (a PostgreSQL URL the test created) replaces it. The broker
+    is ``redis_url`` (a database no other test uses at the same time: the
+    ``private_redis_url`` fixture), or ``redis_server`` / ``redis``: the URL of a server
+    of the test's own (a ``RedisServer``'s or a ``PrivateRedis``'s), for tests that
+    stop it. ``env`` adds settings, e.g. the outbox's timeouts made short."""
 
     def __init__(
         self,
         tmp_path: Path,
         smtp: SMTPServer,
         *,
-        redis_db: int = 0,
         name: str,
+        redis_url: str | None = None,
         redis_server: str | None = None,
-        database: str | None = None,
         redis: str | None = None,
+        database: str | None = None,
         env: dict[str, str] | None = None,
     ):
         self.tmp_path = tmp_path
         self.name = name
         self.db_path = tmp_path / f"{name}.sqlite3"
         self.database_url = database or f"sqlite:///{self.db_path}"
-        self.redis_url = redis_server or redis or redis_url(redis_db)
+        self.redis_url = redis_url or redis_server or redis
+        assert self.redis_url, "give the stack a Redis of its own (private_redis_url)"
         self.env = dict(
             os.environ,
             DEBUG="true",
@@ -196,10 +228,18 @@ class Stack:
         assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
+    def migrate(self) -> None:
+        """Give the private database every migration: a copy of the run's migrated
+        SQLite (``migrated_database``), or ``manage.py migrate`` on a PostgreSQL one."""
+        if self.database_url.startswith("postgres"):
+            self.manage("migrate", "--noinput")
+        else:
+            migrated_database(self.db_path, tmp_path=self.tmp_path, env=self.env)
+
     def setup(self, script: str) -> dict:
         """Migrate the private database and run ``script`` in ``manage.py shell``; the
         script's last line of output is JSON, returned."""
-        self.manage("migrate", "--noinput")
+        self.migrate()
         out = self.manage("shell", "-c", script)
         return json.loads(out.strip().splitlines()[-1])
 

@@ -242,29 +242,21 @@ def test_mix_costs_weigh_each_page_by_its_share_and_its_throughput_alone():
 
 
 @pytest.mark.redis
-def test_emptying_the_cache_between_runs_leaves_the_workers_queues_alone():
+def test_emptying_the_cache_between_runs_leaves_the_workers_queues_alone(private_redis_url):
     """Each page alone starts with no cached figures, as the mix did; the Celery
     worker's queue and bindings share the database and must survive."""
-    import os
-    from urllib.parse import urlsplit, urlunsplit
-
     import redis
     from django.core.cache.backends.redis import RedisCache
 
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    url = urlunsplit(parts._replace(path="/11"))  # a database of its own
+    url = private_redis_url  # a database of its own, empty
     client = redis.Redis.from_url(url)
-    client.flushdb()
     cache = RedisCache(url, {})
     cache.set("qip:data-version", "v1")
     cache.set("qip:derived:plan-figures:1:v1", {"n": 1})
     client.sadd("_kombu.binding.celery", "celery")
     client.lpush("celery", "a queued task")
-    try:
-        assert loadtest.empty_cache(url) == 2
-        assert cache.get("qip:data-version") is None
-        assert cache.get("qip:derived:plan-figures:1:v1") is None
-        assert client.smembers("_kombu.binding.celery") == {b"celery"}
-        assert client.lrange("celery", 0, -1) == [b"a queued task"]
-    finally:
-        client.flushdb()
+    assert loadtest.empty_cache(url) == 2
+    assert cache.get("qip:data-version") is None
+    assert cache.get("qip:derived:plan-figures:1:v1") is None
+    assert client.smembers("_kombu.binding.celery") == {b"celery"}
+    assert client.lrange("celery", 0, -1) == [b"a queued task"]

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.core.worker import migrated_database
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -120,11 +122,12 @@ def test_compose_migrate_then_web_command_serves_the_health_check(tmp_path):
 
 
 @pytest.mark.redis
-def test_compose_worker_answers_its_health_check_and_beat_starts(tmp_path):
-    env = _env(tmp_path, REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    subprocess.run(
-        _command("migrate"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=180
-    )
+def test_compose_worker_answers_its_health_check_and_beat_starts(tmp_path, private_redis_url):
+    # A database of its own: the other tests' cache (emptied by each) must not take the
+    # worker's queue bindings away mid-test.
+    env = _env(tmp_path, REDIS_URL=private_redis_url)
+    # The database as the migrate service leaves it (its command is run in the test above).
+    migrated_database(tmp_path / "compose.sqlite3", tmp_path=tmp_path, env=env)
     node = f"compose-test-{os.getpid()}"
     worker_args = _command("worker") + ["--hostname", f"celery@{node}"]
     worker = subprocess.Popen(

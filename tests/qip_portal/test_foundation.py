@@ -102,8 +102,13 @@ def test_unknown_page_is_a_friendly_404(client, quality_lead):
 def test_run_scheduled_jobs_runs_with_nothing_registered(capsys, db, monkeypatch):
     from core import jobs
 
+    # Imported before core.jobs.JOBS is swapped: a first import inside the swap would bind
+    # the command to the empty stand-in for good, and a later test in this process (in
+    # any order, as under pytest-xdist) would find no jobs at all.
+    from qip_portal.management.commands import run_scheduled_jobs
+
     monkeypatch.setattr(jobs, "JOBS", [])
-    monkeypatch.setattr("qip_portal.management.commands.run_scheduled_jobs.JOBS", [])
+    monkeypatch.setattr(run_scheduled_jobs, "JOBS", [])
     call_command("run_scheduled_jobs")
     assert "No scheduled jobs are registered." in capsys.readouterr().out
 
