@@ -1,0 +1,111 @@
+"""Bad input is answered, never a server error (issue 18): plan references in URLs, Unicode
+digits in choices, over-long usernames, oversize or active-content uploads, and more PDF
+renders than one person may have waiting. The random fuzz is in ``test_fuzz.py``."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, resolve, reverse
+
+from tests import factories
+
+# --- Plan references in URLs ------------------------------------------------------------
+
+BAD_REFERENCES = [
+    "QIP\x00",
+    "QIP-2026-0001\x00",
+    "\x00",
+    "QIP-２０２６-0001",  # fullwidth digits: int() and \d take them, the database does not
+    "QIP-2026-000¹",
+    "QIP-2026-0001\n",
+    "qip-2026-0001",
+    "QIP-2026-" + "9" * 40,
+    "QIP-2026-0001'; --",
+    "-1",
+]
+
+
+SAMPLE = {"reference": "QIP-2026-0001", "name": "withdraw", "kind": "csv"}
+
+
+def _reference_patterns(patterns=None, namespace=None):
+    """(URL name, the names of its parameters) of every pattern that takes a plan."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace != "admin":
+                yield from _reference_patterns(pattern.url_patterns, pattern.namespace or namespace)
+        elif isinstance(pattern, URLPattern) and "reference" in pattern.pattern.converters:
+            yield f"{namespace}:{pattern.name}", list(pattern.pattern.converters)
+
+
+def reference_urls(reference: str) -> dict[str, str]:
+    """Every URL that names a plan, naming ``reference`` instead (percent-encoded, as a
+    browser sends it); other parameters get plausible values."""
+    urls = {}
+    for name, keys in _reference_patterns():
+        good = reverse(name, kwargs={key: SAMPLE.get(key, "1") for key in keys})
+        urls[name] = good.replace(SAMPLE["reference"], quote(reference, safe=""), 1)
+    return urls
+
+
+def test_every_url_that_names_a_plan_is_covered():
+    names = set(reference_urls("QIP-2026-0001"))
+    # Plans, results and exports, evidence, imports, governance, learning and packs.
+    for expected in [
+        "plans:detail",
+        "plans:transition",
+        "audits:export",
+        "audits:import_template",
+        "audits:reopen",
+        "governance:plan_report",
+        "governance:risk_remove",
+        "learning:detail",
+        "learning:embedding_file",
+        "packs:plan",
+        "packs:plan_zip",
+    ]:
+        assert expected in names
+    assert len(names) >= 20
+
+
+@pytest.mark.parametrize("reference", BAD_REFERENCES, ids=repr)
+def test_a_malformed_plan_reference_matches_no_url(reference):
+    for name, url in reference_urls(reference).items():
+        with pytest.raises(Resolver404):
+            resolve(url.split("?")[0].replace(quote(reference, safe=""), reference))
+        assert name  # every URL name was tried
+
+
+@pytest.mark.parametrize("reference", ["QIP\x00", "QIP-2026-0001\x00", "QIP-２０２６-0001"])
+def test_a_malformed_plan_reference_is_not_found_for_every_page(
+    reference, quality_lead, oakfield
+):
+    """A NUL byte reached PostgreSQL and answered 500; now every such URL is a 404 before
+    any view runs, for GET and POST alike."""
+    factories.live_plan(owner=quality_lead, locations=[oakfield])
+    client = Client(raise_request_exception=False)
+    client.force_login(quality_lead)
+    answers = {}
+    for name, url in reference_urls(reference).items():
+        answers[name] = (client.get(url).status_code, client.post(url, {}).status_code)
+    assert answers == dict.fromkeys(answers, (404, 404))
+
+
+def test_a_real_reference_still_resolves(quality_lead, oakfield):
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    for name, url in reference_urls(plan.reference).items():
+        assert resolve(url).kwargs["reference"] == plan.reference, name
+
+
+def test_references_of_every_shape_allocated_are_accepted():
+    from plans.converters import is_plan_reference
+
+    # allocate_reference: "QIP-<year>-NNNN", the number growing past four digits, and a
+    # year as Python dates allow it (1 to 9999); the bench counters start at 90000.
+    for ok in ["QIP-2026-0001", "QIP-2025-90001", "QIP-1-0001", "QIP-9999-99999999999"]:
+        assert is_plan_reference(ok), ok
+    for bad in BAD_REFERENCES + ["QIP-2026-001", "QIP-99999-0001", "QIP-2026-0001-"]:
+        assert not is_plan_reference(bad), bad
