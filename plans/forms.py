@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from core.forms import ModelMultipleChoiceField
+from core.forms import ModelChoiceField, ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
 from plans.models import (
     Action,
@@ -71,6 +71,8 @@ class PlanForm(forms.ModelForm):
         }
         labels = {"opened_on": "Opened on", "locations": "Location(s)"}
         field_classes = {
+            "theme": ModelChoiceField,
+            "owner": ModelChoiceField,
             "locations": ModelMultipleChoiceField,
             "quality_statements": ModelMultipleChoiceField,
             "regulations": ModelMultipleChoiceField,
@@ -174,6 +176,7 @@ class ActionForm(forms.ModelForm):
     class Meta:
         model = Action
         fields = ["description", "owner", "due_date", "status", "completion_note"]
+        field_classes = {"owner": ModelChoiceField}
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "due_date": DATE_WIDGET,

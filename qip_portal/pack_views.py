@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import security
+from core.forms import ModelChoiceField
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
@@ -198,7 +199,7 @@ class RegisterPackForm(forms.Form):
     date_to = forms.DateField(
         label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
-    location = forms.ModelChoiceField(
+    location = ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="All locations"
     )
 

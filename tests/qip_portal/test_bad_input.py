@@ -109,3 +109,45 @@ def test_references_of_every_shape_allocated_are_accepted():
         assert is_plan_reference(ok), ok
     for bad in BAD_REFERENCES + ["QIP-2026-001", "QIP-99999-0001", "QIP-2026-0001-"]:
         assert not is_plan_reference(bad), bad
+
+
+# --- Choices of rows: ASCII ids only ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["²", "١", "１", "-1", "1.0", "0x1", "\x00", "9" * 30, " "])
+def test_a_choice_of_rows_takes_ascii_ids_only(value, oakfield):
+    from django.core.exceptions import ValidationError
+
+    from core.forms import ModelChoiceField, ModelMultipleChoiceField
+    from plans.models import Location
+
+    one = ModelChoiceField(queryset=Location.objects.all())
+    many = ModelMultipleChoiceField(queryset=Location.objects.all())
+    assert one.clean(str(oakfield.pk)) == oakfield
+    assert list(many.clean([str(oakfield.pk)])) == [oakfield]
+    # "١" is Arabic-Indic one: int() reads it as 1, and would find a row.
+    sneaky = value.replace("1", str(oakfield.pk)) if value == "1.0" else value
+    with pytest.raises(ValidationError) as single:
+        one.clean(sneaky)
+    with pytest.raises(ValidationError) as multiple:
+        many.clean([str(oakfield.pk), sneaky])
+    for error in (single.value, multiple.value):
+        assert error.code in ("invalid_choice", "required", "invalid_pk_value")
+
+
+def test_a_unicode_digit_in_a_multiple_choice_is_a_form_error(client, quality_lead, oakfield):
+    """``"²".isdigit()`` is true but ``int("²")`` raises: this answered 500."""
+    client.raise_request_exception = False
+    client.force_login(quality_lead)
+    for field in ["plan-locations", "plan-quality_statements", "plan-regulations"]:
+        response = client.post(reverse("plans:create"), {field: ["²"], "plan-title": "X"})
+        assert response.status_code == 200, field
+        assert "is not one of the available choices" in response.content.decode(), field
+
+
+def test_arabic_indic_digits_do_not_name_a_row(client, quality_lead, oakfield):
+    client.force_login(quality_lead)
+    arabic = "".join(chr(0x0660 + int(d)) for d in str(oakfield.pk))
+    response = client.get(reverse("learning:library"), {"location": arabic})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
