@@ -342,6 +342,8 @@ AXES_COOLOFF_TIME = datetime.timedelta(
     minutes=read_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1)
 )
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Trimmed to the longest username an account can have before axes stores it.
+AXES_USERNAME_CALLABLE = "core.security.lockout_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False

@@ -151,3 +151,25 @@ def test_arabic_indic_digits_do_not_name_a_row(client, quality_lead, oakfield):
     response = client.get(reverse("learning:library"), {"location": arabic})
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
+
+
+# --- Sign-in ----------------------------------------------------------------------------
+
+
+def test_an_over_long_username_gets_the_usual_answer_and_is_still_counted(db, manager):
+    """django-axes stored the name as typed in a 255-character column: on PostgreSQL a
+    300-character username answered 500. Now it is cut to the longest an account can
+    have (150) before axes sees it, and failures at it are still counted."""
+    from axes.models import AccessAttempt
+
+    client = Client(raise_request_exception=False)
+    long_name = "m" * 300
+    for _ in range(2):
+        response = client.post(reverse("login"), {"username": long_name, "password": "x"})
+        assert response.status_code == 200
+        assert "did not match" in response.content.decode()
+    attempt = AccessAttempt.objects.get()
+    assert attempt.username == "m" * 150 and attempt.failures_since_start == 2
+    # A real account's attempts are counted under its own name, as before.
+    client.post(reverse("login"), {"username": " manager ", "password": "wrong"})
+    assert AccessAttempt.objects.get(username="manager").failures_since_start == 1
