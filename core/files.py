@@ -171,6 +171,8 @@ def detect_type(upload) -> FileType:
     """The allowed type that ``upload``'s bytes are, or ``ValidationError``.
 
     The name only has to agree with the content (a ``.pdf`` must be a PDF)."""
+    if getattr(upload, "refused", False):
+        check_size(upload)  # a file refused while it arrived holds none of its bytes
     upload.seek(0)
     head = upload.read(_TEXT_SNIFF_BYTES)
     upload.seek(0)

@@ -173,3 +173,139 @@ def test_an_over_long_username_gets_the_usual_answer_and_is_still_counted(db, ma
     # A real account's attempts are counted under its own name, as before.
     client.post(reverse("login"), {"username": " manager ", "password": "wrong"})
     assert AccessAttempt.objects.get(username="manager").failures_since_start == 1
+
+
+# --- Upload size, while the request arrives ---------------------------------------------
+
+
+class _Recorder:
+    """An upload handler after the limiting one: what it is given is what would be stored."""
+
+    def __init__(self):
+        self.received = 0
+
+    def handler(self, request):
+        from django.core.files.uploadhandler import TemporaryFileUploadHandler
+
+        recorder = self
+
+        class Recording(TemporaryFileUploadHandler):
+            def receive_data_chunk(self, raw_data, start):
+                recorder.received += len(raw_data)
+                return super().receive_data_chunk(raw_data, start)
+
+        return Recording(request)
+
+
+def test_an_oversize_file_is_not_stored_past_the_limit(settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import RequestFactory
+
+    from core.uploads import RefusedUpload, SizeLimitedUploadHandler
+
+    settings.EVIDENCE_MAX_UPLOAD_BYTES = 256 * 1024
+    big = b"%PDF-1.4\n" + b"0" * (2 * 1024 * 1024)  # eight times the limit
+    request = RequestFactory().post(
+        "/", {"title": "Kept", "upload": SimpleUploadedFile("big.pdf", big)}
+    )
+    recorder = _Recorder()
+    request.upload_handlers = [SizeLimitedUploadHandler(request), recorder.handler(request)]
+    refused = request.FILES["upload"]
+    assert isinstance(refused, RefusedUpload)
+    assert refused.size == len(big) and refused.name == "big.pdf"
+    assert refused.read() == b""
+    # The storing handler saw no more than the limit (and one chunk): the rest was counted,
+    # never written, and what it had was closed (a temporary file is deleted on close).
+    assert recorder.received <= 256 * 1024 + 64 * 1024
+    assert request.upload_handlers[1].file.closed
+    assert request.POST["title"] == "Kept"  # the other fields still arrive
+
+
+def test_a_file_within_the_limit_is_stored_as_usual(settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import RequestFactory
+
+    settings.EVIDENCE_MAX_UPLOAD_BYTES = 256 * 1024
+    content = b"%PDF-1.4\n" + b"0" * (256 * 1024 - 9)  # exactly at the limit
+    request = RequestFactory().post("/", {"upload": SimpleUploadedFile("ok.pdf", content)})
+    assert request.FILES["upload"].read() == content
+
+
+def _upload_forms(plan, by):
+    """Every form that takes a file: (url, its fields, the file field's name)."""
+    from tests.learning.helpers import write_summary
+
+    write_summary(plan, by=by)
+    ref = plan.reference
+    return [
+        (
+            reverse("audits:add_evidence", args=[ref]),
+            {"kind": "supervision", "title": "Notes", "occurred_on": "2026-01-05"},
+            "upload",
+        ),
+        (reverse("audits:import", args=[ref]), {}, "upload"),
+        (
+            reverse("learning:add_embedding", args=[ref]),
+            {"kind": "induction", "embedded_on": "2026-01-05", "who": "Tom"},
+            "evidence",
+        ),
+    ]
+
+
+def _domain_rows() -> int:
+    from audits.models import EvidenceItem, ImportBatch
+    from learning.models import Embedding
+
+    return EvidenceItem.objects.count() + ImportBatch.objects.count() + Embedding.objects.count()
+
+
+def test_every_upload_form_refuses_a_file_over_the_limit_and_keeps_the_form(
+    client, plan, quality_lead, settings
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.EVIDENCE_MAX_UPLOAD_BYTES = 64 * 1024
+    client.force_login(quality_lead)
+    for url, fields, name in _upload_forms(plan, quality_lead):
+        big = SimpleUploadedFile("big.csv", b"indicator,measured_on\n" + b"x" * 200_000)
+        response = client.post(url, {**fields, name: big})
+        body = response.content.decode()
+        assert response.status_code == 200, url
+        assert "The file is 0.2 MB; the largest allowed is 0 MB." in body, url
+    assert _domain_rows() == 0
+
+
+def test_a_request_body_over_the_limit_is_refused_before_it_is_read(
+    client, plan, quality_lead, settings
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.EVIDENCE_MAX_UPLOAD_BYTES = 64 * 1024
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    client.force_login(quality_lead)
+    for url, fields, name in _upload_forms(plan, quality_lead):
+        big = SimpleUploadedFile("big.pdf", b"%PDF-1.4\n" + b"0" * 300_000)
+        response = client.post(url, {**fields, name: big})
+        assert response.status_code == 413, url
+        body = response.content.decode()
+        assert "What was sent is 0.3 MB; a file may be at most 0 MB." in body
+        assert f'href="{url}"' in body  # back to the form
+    assert _domain_rows() == 0
+
+
+def test_the_size_check_reads_only_the_declared_length(settings):
+    from django.test import RequestFactory
+
+    from core.uploads import RequestSizeLimitMiddleware
+
+    settings.EVIDENCE_MAX_UPLOAD_BYTES = 1024
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    request = RequestFactory().post("/", data=b"x" * 4096, content_type="application/pdf")
+    request.user = None
+
+    def view(_request):
+        raise AssertionError("the view must not run")
+
+    response = RequestSizeLimitMiddleware(view)(request)
+    assert response.status_code == 413
+    assert not request._read_started  # not one byte of the body was read
