@@ -8,7 +8,9 @@ entity-expansion and external-entity attacks).
 
 from __future__ import annotations
 
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO
@@ -133,6 +135,110 @@ def _has_dtd(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
     return False
 
 
+# --- PDFs that act when opened ------------------------------------------------------
+# A PDF may carry JavaScript (``/JS``, ``/JavaScript``, run by ``/OpenAction`` or any
+# other action), a launch action (``/Launch``: start another program) or files inside it
+# (``/EmbeddedFile``, ``/EmbeddedFiles``). Evidence never needs any of them, and every
+# reader of the portal's files would be exposed, so such a PDF is refused. The names are
+# looked for in the file's dictionaries: in the bytes as stored, with ``#xx`` escapes
+# decoded (``/J#61vaScript`` is ``/JavaScript``), and inside compressed object streams,
+# where PDF 1.5 writers keep most dictionaries. Streams themselves (page content,
+# images, fonts) never hold a dictionary, so nothing else needs inflating.
+_PDF_ACTIVE_NAMES = {
+    b"JS": "javascript",
+    b"JavaScript": "javascript",
+    b"Launch": "launch",
+    b"EmbeddedFile": "embedded",
+    b"EmbeddedFiles": "embedded",
+}
+_PDF_REFUSALS = {
+    "javascript": "This PDF contains JavaScript, which can run when the file is opened.",
+    "launch": "This PDF contains a launch action, which can start another program when "
+    "the file is opened.",
+    "embedded": "This PDF has other files embedded in it, which cannot be checked.",
+}
+_PDF_INSTEAD = {
+    "javascript": "print it to a new PDF (or save it as PDF/A) and upload that",
+    "launch": "print it to a new PDF (or save it as PDF/A) and upload that",
+    "embedded": "upload each file on its own instead",
+}
+# A name: "/" then regular characters (PDF whitespace and delimiters end it).
+_PDF_NAME = re.compile(rb"/([^\x00\t\n\x0c\r ()<>\[\]{}/%]*)")
+_PDF_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_PDF_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_PDF_FLATE = {b"FlateDecode", b"Fl"}
+_PDF_FILTERS = _PDF_FLATE | {
+    b"LZWDecode", b"LZW", b"ASCIIHexDecode", b"AHx", b"ASCII85Decode", b"A85",
+    b"RunLengthDecode", b"RL", b"Crypt",
+}  # fmt: skip
+# An object stream's dictionary sits just before its "stream" keyword.
+_PDF_DICT_WINDOW = 2048
+# Object streams hold dictionaries only: a few hundred kilobytes in real documents. A
+# file whose object streams inflate past this is refused rather than half checked.
+PDF_OBJECT_STREAMS_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _pdf_names(data: bytes) -> set[bytes]:
+    return {
+        _PDF_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+        for raw in _PDF_NAME.findall(data)
+    }
+
+
+def _pdf_unreadable() -> ValidationError:
+    return ValidationError(
+        "This PDF could not be checked for active content (it is encrypted, damaged or "
+        "unusually built). Print it to a new PDF (or save it as PDF/A) and upload that."
+    )
+
+
+def _object_streams(data: bytes):
+    """The inflated contents of each compressed object stream, as ``_pdf_names`` sees
+    them. Raises ``ValidationError`` for one that cannot be read."""
+    budget = PDF_OBJECT_STREAMS_MAX_BYTES
+    for match in _PDF_STREAM.finditer(data):
+        head = data[max(0, match.start() - _PDF_DICT_WINDOW) : match.start()]
+        head = head[head.rfind(b"obj") + 3 :] if b"obj" in head else head
+        names = _pdf_names(head)
+        if b"ObjStm" not in names:
+            continue
+        filters = names & _PDF_FILTERS
+        if filters - _PDF_FLATE:
+            raise _pdf_unreadable()
+        end = data.find(b"endstream", match.end())
+        body = data[match.end() : end if end != -1 else len(data)]
+        if not filters:
+            yield body
+            continue
+        inflater = zlib.decompressobj()
+        try:
+            inflated = inflater.decompress(body, budget + 1)
+        except zlib.error as exc:
+            raise _pdf_unreadable() from exc
+        budget -= len(inflated)
+        if budget < 0:
+            raise _pdf_unreadable()
+        yield inflated
+
+
+def check_pdf_is_inert(upload) -> None:
+    """Refuse (``ValidationError``) a PDF with JavaScript, a launch action or embedded
+    files, saying which and why; see the note above."""
+    upload.seek(0)
+    data = upload.read()
+    upload.seek(0)
+    names = _pdf_names(data)
+    for inflated in _object_streams(data):
+        names |= _pdf_names(inflated)
+    found = sorted({kind for name, kind in _PDF_ACTIVE_NAMES.items() if name in names})
+    if found:
+        kind = found[0]
+        raise ValidationError(
+            f"{_PDF_REFUSALS[kind]} Evidence never needs that, so the file was refused for "
+            f"safety: {_PDF_INSTEAD[kind]}."
+        )
+
+
 def _office_type(fileobj: IO[bytes]) -> FileType:
     archive = check_zip(fileobj)
     try:
@@ -180,6 +286,7 @@ def detect_type(upload) -> FileType:
     expected = _EXTENSION_TYPES.get(PurePath(name).suffix.lower())
     if head.startswith(b"%PDF-"):
         found = PDF
+        check_pdf_is_inert(upload)
     elif head.startswith(b"\x89PNG\r\n\x1a\n"):
         found = PNG
     elif head.startswith(b"\xff\xd8\xff"):
