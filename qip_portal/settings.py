@@ -346,6 +346,10 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Failed sign-ins: five for one username from one address, then a 15-minute pause.
+# PDF renders (evidence packs; closure-report PDFs tried again) one person may have
+# queued or running at once, per kind (core/stuck.py).
+PDF_RENDERS_PER_USER = read_int("PDF_RENDERS_PER_USER", default=5, minimum=1)
+
 AXES_FAILURE_LIMIT = read_int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = datetime.timedelta(
     minutes=read_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1)
