@@ -311,9 +311,14 @@ class ActionFormSetBase(BaseRequiredFormSet):
         return {"user": self.user, "opened_on": self.opened_on}
 
 
-TriggerFormSet = forms.formset_factory(TriggerForm, formset=TriggerFormSetBase, extra=2)
-IndicatorFormSet = forms.formset_factory(IndicatorForm, formset=IndicatorFormSetBase, extra=3)
-ActionFormSet = forms.formset_factory(ActionForm, formset=ActionFormSetBase, extra=3)
+# The page offers two or three rows of each. A posted TOTAL_FORMS is believed only up to
+# ``absolute_max`` (Django's default is 2,000 forms built and rendered for one request).
+_ROWS = {"max_num": 20, "absolute_max": 20}
+TriggerFormSet = forms.formset_factory(TriggerForm, formset=TriggerFormSetBase, extra=2, **_ROWS)
+IndicatorFormSet = forms.formset_factory(
+    IndicatorForm, formset=IndicatorFormSetBase, extra=3, **_ROWS
+)
+ActionFormSet = forms.formset_factory(ActionForm, formset=ActionFormSetBase, extra=3, **_ROWS)
 
 
 def filled(formset) -> list[dict]:

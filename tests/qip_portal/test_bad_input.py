@@ -309,3 +309,18 @@ def test_the_size_check_reads_only_the_declared_length(settings):
     response = RequestSizeLimitMiddleware(view)(request)
     assert response.status_code == 413
     assert not request._read_started  # not one byte of the body was read
+
+
+# --- Form sets --------------------------------------------------------------------------
+
+
+def test_a_posted_row_count_is_believed_only_up_to_twenty(client, quality_lead, oakfield):
+    """Django builds (and the page renders) as many rows as TOTAL_FORMS says, up to 2,000."""
+    client.force_login(quality_lead)
+    response = client.post(
+        reverse("plans:create"),
+        {"triggers-TOTAL_FORMS": "99999999999999999999", "triggers-INITIAL_FORMS": "0"},
+    )
+    assert response.status_code == 200
+    assert len(response.context["triggers"].forms) == 20
+    assert "Please submit at most 20 forms." in response.content.decode()
