@@ -324,3 +324,52 @@ def test_a_posted_row_count_is_believed_only_up_to_twenty(client, quality_lead, 
     assert response.status_code == 200
     assert len(response.context["triggers"].forms) == 20
     assert "Please submit at most 20 forms." in response.content.decode()
+
+
+# --- What the fuzz found ------------------------------------------------------------------
+
+
+def test_a_correction_reason_with_a_nul_byte_is_a_form_error(client, plan, manager):
+    """The reason was read straight from the request: PostgreSQL refused the NUL (500)."""
+    from tests.audits.factories import measure
+
+    m = measure(plan, by=manager, on=plan.opened_on)
+    client.force_login(manager)
+    url = reverse("audits:edit_measurement", args=[plan.reference, m.pk])
+    data = {
+        "indicator": m.indicator_id,
+        "measured_on": m.measured_on.isoformat(),
+        "numerator": "12",
+        "denominator": "20",
+        "source": "re_audit",
+    }
+    for reason, message in [("Two\x00counted", "Null characters are not allowed."),
+                            ("x" * 301, "at most 300 characters")]:  # fmt: skip
+        response = client.post(url, data | {"reason": reason})
+        assert response.status_code == 200 and message in response.content.decode()
+    m.refresh_from_db()
+    assert m.numerator == 19 and m.history.count() == 1
+
+
+def test_a_count_past_what_the_database_holds_is_a_form_error(client, plan, manager):
+    client.force_login(manager)
+    response = client.post(
+        reverse("audits:log", args=[plan.reference]),
+        {
+            "indicator": plan.indicators.get().pk,
+            "measured_on": plan.opened_on.isoformat(),
+            "numerator": "99999999999999999999",
+            "denominator": "99999999999999999999",
+            "source": "re_audit",
+        },
+    )
+    assert response.status_code == 200
+    assert "less than or equal to 2147483647" in response.content.decode()
+
+
+@pytest.mark.parametrize("target", ["\\% \\", "home", "plans:register", "//evil.example/"])
+def test_a_next_address_that_is_not_a_path_here_goes_home(client, manager, target):
+    """``redirect()`` takes a string without "/" for a URL name: "\\% \\" answered 500."""
+    client.force_login(manager)
+    response = client.get(reverse("mfa_verify"), {"next": target})
+    assert response.status_code == 302 and response["Location"] == "/"
