@@ -8,6 +8,7 @@ entity-expansion and external-entity attacks).
 
 from __future__ import annotations
 
+import functools
 import re
 import zipfile
 import zlib
@@ -142,8 +143,11 @@ def _has_dtd(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
 # reader of the portal's files would be exposed, so such a PDF is refused. The names are
 # looked for in the file's dictionaries: in the bytes as stored, with ``#xx`` escapes
 # decoded (``/J#61vaScript`` is ``/JavaScript``), and inside compressed object streams,
-# where PDF 1.5 writers keep most dictionaries. Streams themselves (page content,
-# images, fonts) never hold a dictionary, so nothing else needs inflating.
+# where PDF 1.5 writers keep most dictionaries. An object stream is known by its
+# dictionary (``/Type /ObjStm``) or, whatever its dictionary says, by how it starts once
+# inflated (pairs of numbers: each object's number and offset). This reads names, it is
+# not a PDF parser; what it cannot read (an object stream in another encoding, or an
+# encrypted file with object streams) is refused rather than waved through.
 _PDF_ACTIVE_NAMES = {
     b"JS": "javascript",
     b"JavaScript": "javascript",
@@ -163,26 +167,48 @@ _PDF_INSTEAD = {
     "embedded": "upload each file on its own instead",
 }
 # A name: "/" then regular characters (PDF whitespace and delimiters end it).
-_PDF_NAME = re.compile(rb"/([^\x00\t\n\x0c\r ()<>\[\]{}/%]*)")
+_PDF_REGULAR = rb"[^\x00\t\n\x0c\r ()<>\[\]{}/%]"
+_PDF_NAME = re.compile(rb"/(%s*)" % _PDF_REGULAR)
+_PDF_ESCAPED_NAME = re.compile(rb"/(%s*#[0-9A-Fa-f]{2}%s*)" % (_PDF_REGULAR, _PDF_REGULAR))
 _PDF_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PDF_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_PDF_SPACE = rb"[\x00\t\n\x0c\r ]"
+_PDF_OBJECT = re.compile(rb"[0-9]+%s+[0-9]+%s+obj" % (_PDF_SPACE, _PDF_SPACE))
+# How an object stream starts: its first object's number and offset.
+_PDF_OBJSTM_START = re.compile(rb"%s*[0-9]+%s+[0-9]+%s" % (_PDF_SPACE, _PDF_SPACE, _PDF_SPACE))
 _PDF_FLATE = {b"FlateDecode", b"Fl"}
 _PDF_FILTERS = _PDF_FLATE | {
     b"LZWDecode", b"LZW", b"ASCIIHexDecode", b"AHx", b"ASCII85Decode", b"A85",
     b"RunLengthDecode", b"RL", b"Crypt",
 }  # fmt: skip
-# An object stream's dictionary sits just before its "stream" keyword.
-_PDF_DICT_WINDOW = 2048
+# A stream's dictionary sits just before its "stream" keyword.
+_PDF_DICT_WINDOW = 4096
 # Object streams hold dictionaries only: a few hundred kilobytes in real documents. A
 # file whose object streams inflate past this is refused rather than half checked.
-PDF_OBJECT_STREAMS_MAX_BYTES = 64 * 1024 * 1024
+PDF_OBJECT_STREAMS_MAX_BYTES = 100 * 1024 * 1024
+
+
+def _unescape(raw: bytes) -> bytes:
+    return _PDF_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
 
 
 def _pdf_names(data: bytes) -> set[bytes]:
-    return {
-        _PDF_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-        for raw in _PDF_NAME.findall(data)
-    }
+    """Every name in ``data`` (for a stream's dictionary: a few hundred bytes)."""
+    return {_unescape(raw) for raw in _PDF_NAME.findall(data)}
+
+
+@functools.cache
+def _names_pattern(wanted: frozenset[bytes]) -> re.Pattern[bytes]:
+    alternatives = b"|".join(re.escape(name) for name in sorted(wanted, key=len, reverse=True))
+    return re.compile(rb"/(%s)(?!%s)" % (alternatives, _PDF_REGULAR))
+
+
+def _names_among(data: bytes, wanted: frozenset[bytes]) -> set[bytes]:
+    """Which of the ``wanted`` names ``data`` holds, written plainly or with escapes:
+    one pass of a search, however large ``data`` is (a whole file, an object stream)."""
+    found = set(_names_pattern(wanted).findall(data))
+    found |= {name for raw in _PDF_ESCAPED_NAME.findall(data) if (name := _unescape(raw)) in wanted}
+    return found
 
 
 def _pdf_unreadable() -> ValidationError:
@@ -192,33 +218,44 @@ def _pdf_unreadable() -> ValidationError:
     )
 
 
+def _stream_dictionary(data: bytes, keyword_at: int) -> bytes:
+    """The bytes from the object's header (``12 0 obj``) to its ``stream`` keyword."""
+    head = data[max(0, keyword_at - _PDF_DICT_WINDOW) : keyword_at]
+    headers = list(_PDF_OBJECT.finditer(head))
+    return head[headers[-1].end() :] if headers else head
+
+
 def _object_streams(data: bytes):
-    """The inflated contents of each compressed object stream, as ``_pdf_names`` sees
-    them. Raises ``ValidationError`` for one that cannot be read."""
+    """The contents of each object stream, inflated. Raises ``ValidationError`` for one
+    that cannot be read."""
     budget = PDF_OBJECT_STREAMS_MAX_BYTES
     for match in _PDF_STREAM.finditer(data):
-        head = data[max(0, match.start() - _PDF_DICT_WINDOW) : match.start()]
-        head = head[head.rfind(b"obj") + 3 :] if b"obj" in head else head
-        names = _pdf_names(head)
-        if b"ObjStm" not in names:
-            continue
+        names = _pdf_names(_stream_dictionary(data, match.start()))
+        declared = b"ObjStm" in names
         filters = names & _PDF_FILTERS
-        if filters - _PDF_FLATE:
+        if declared and filters - _PDF_FLATE:
             raise _pdf_unreadable()
         end = data.find(b"endstream", match.end())
         body = data[match.end() : end if end != -1 else len(data)]
-        if not filters:
+        if declared and not filters:
             yield body
             continue
+        # Flate-compressed, or not compressed at all (an image, a font, page content):
+        # only what inflates to an object stream's start is read in full.
         inflater = zlib.decompressobj()
         try:
-            inflated = inflater.decompress(body, budget + 1)
+            start = inflater.decompress(body, 64)
+            if not declared and not _PDF_OBJSTM_START.match(start):
+                continue
+            rest = inflater.decompress(inflater.unconsumed_tail, budget + 1)
         except zlib.error as exc:
-            raise _pdf_unreadable() from exc
-        budget -= len(inflated)
+            if declared:
+                raise _pdf_unreadable() from exc
+            continue
+        budget -= len(start) + len(rest)
         if budget < 0:
             raise _pdf_unreadable()
-        yield inflated
+        yield start + rest
 
 
 def check_pdf_is_inert(upload) -> None:
@@ -227,10 +264,13 @@ def check_pdf_is_inert(upload) -> None:
     upload.seek(0)
     data = upload.read()
     upload.seek(0)
-    names = _pdf_names(data)
+    if len(_names_among(data, frozenset({b"Encrypt", b"ObjStm"}))) == 2:
+        raise _pdf_unreadable()  # its object streams are encrypted: unreadable here
+    active = frozenset(_PDF_ACTIVE_NAMES)
+    names = _names_among(data, active)
     for inflated in _object_streams(data):
-        names |= _pdf_names(inflated)
-    found = sorted({kind for name, kind in _PDF_ACTIVE_NAMES.items() if name in names})
+        names |= _names_among(inflated, active)
+    found = sorted({_PDF_ACTIVE_NAMES[name] for name in names})
     if found:
         kind = found[0]
         raise ValidationError(

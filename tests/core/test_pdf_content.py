@@ -125,6 +125,19 @@ JS_ACTION = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>"
             _pdf(CATALOG, _object_stream(b"<< /S /Launch /F (sh) >>", filters=b"/Filter /Fl")),
             "launch action",
         ),
+        # An object stream whose dictionary does not say so (here a string that looks like
+        # an object's header hides "/Type /ObjStm"): known by how it starts.
+        (
+            _pdf(
+                CATALOG,
+                _object_stream(JS_ACTION).replace(b"/Type /ObjStm", b"/Type /ObjStm /T (9 0 obj)"),
+            ),
+            "contains JavaScript",
+        ),
+        (
+            _pdf(CATALOG, _object_stream(JS_ACTION).replace(b"/Type /ObjStm", b"/Type /XObject")),
+            "contains JavaScript",
+        ),
     ],
     ids=[
         "open-action",
@@ -136,6 +149,8 @@ JS_ACTION = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>"
         "embedded-escaped",
         "in-object-stream",
         "launch-in-object-stream",
+        "object-stream-hidden-header",
+        "object-stream-mislabelled",
     ],
 )
 def test_a_pdf_that_acts_when_opened_is_refused(content, message):
@@ -151,8 +166,11 @@ def test_a_pdf_that_acts_when_opened_is_refused(content, message):
         # An object stream in a form the check cannot read is refused, not waved through.
         _pdf(CATALOG, _object_stream(JS_ACTION, filters=b"/Filter /ASCIIHexDecode")),
         _pdf(CATALOG, _stream(b"/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode", b"junk")),
+        # Encrypted, with object streams: their contents cannot be read without the key.
+        _pdf(CATALOG, _object_stream(PAGES), b"<< /Filter /Standard /V 2 >>")
+        + b"trailer\n<< /Encrypt 4 0 R >>\n",
     ],
-    ids=["other-filter", "damaged"],
+    ids=["other-filter", "damaged", "encrypted"],
 )
 def test_a_pdf_whose_object_streams_cannot_be_read_is_refused(content):
     with pytest.raises(ValidationError) as refused:
