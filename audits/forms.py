@@ -81,6 +81,10 @@ class _LookupField(forms.ChoiceField):
         return value.pk if isinstance(value, Indicator | Location) else value
 
 
+# The largest count the database stores (a PositiveIntegerField on every backend).
+_MAX_COUNT = 2_147_483_647
+
+
 class MeasurementForm(forms.Form):
     indicator = forms.CharField()  # replaced in __init__
     measured_on = forms.DateField(
@@ -89,6 +93,7 @@ class MeasurementForm(forms.Form):
     numerator = forms.IntegerField(
         label="Met the standard",
         min_value=0,
+        max_value=_MAX_COUNT,
         required=False,
         help_text="For proportions: how many met the standard (e.g. 18 records).",
         error_messages={"invalid": "Enter a whole number."},
@@ -96,6 +101,7 @@ class MeasurementForm(forms.Form):
     denominator = forms.IntegerField(
         label="Checked",
         min_value=0,
+        max_value=_MAX_COUNT,
         required=False,
         help_text="For proportions: how many were checked (e.g. 20 records).",
         error_messages={"invalid": "Enter a whole number."},
@@ -203,6 +209,14 @@ class MeasurementForm(forms.Form):
             "source": data["source"],
             "notes": data.get("notes", ""),
         }
+
+
+class CorrectionReasonForm(forms.Form):
+    """Why a result is corrected: kept in the plan's history with the old value."""
+
+    reason = forms.CharField(
+        max_length=300, error_messages={"required": "Say why the result is being corrected."}
+    )
 
 
 class EvidenceForm(forms.ModelForm):

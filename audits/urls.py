@@ -1,27 +1,28 @@
 from django.urls import path
 
 from audits import views
+from plans import converters  # noqa: F401 - registers <plan_ref:...>
 
 app_name = "audits"
 
 urlpatterns = [
     path("", views.due, name="due"),
-    path("plans/<str:reference>/log/", views.log_measurement, name="log"),
+    path("plans/<plan_ref:reference>/log/", views.log_measurement, name="log"),
     path(
-        "plans/<str:reference>/results/<int:pk>/correct/",
+        "plans/<plan_ref:reference>/results/<int:pk>/correct/",
         views.edit_measurement,
         name="edit_measurement",
     ),
     path(
-        "plans/<str:reference>/results/export.<str:kind>",
+        "plans/<plan_ref:reference>/results/export.<str:kind>",
         views.export_measurements,
         name="export",
     ),
-    path("plans/<str:reference>/evidence/new/", views.add_evidence, name="add_evidence"),
+    path("plans/<plan_ref:reference>/evidence/new/", views.add_evidence, name="add_evidence"),
     path("evidence/<int:pk>/download/", views.download_evidence, name="download_evidence"),
-    path("plans/<str:reference>/import/", views.import_upload, name="import"),
+    path("plans/<plan_ref:reference>/import/", views.import_upload, name="import"),
     path(
-        "plans/<str:reference>/import/template.<str:kind>",
+        "plans/<plan_ref:reference>/import/template.<str:kind>",
         views.import_template,
         name="import_template",
     ),

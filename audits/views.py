@@ -20,6 +20,7 @@ from audits.access import (
 )
 from audits.charts import chart_for, render_svg
 from audits.forms import (
+    CorrectionReasonForm,
     EvidenceForm,
     ImportUploadForm,
     MeasurementContext,
@@ -256,15 +257,18 @@ def edit_measurement(request: HttpRequest, reference: str, pk: int) -> HttpRespo
     form = MeasurementForm(
         request.POST or None, context=context, initial=initial, allow_import_source=True
     )
+    # Validated as any field is (no NUL bytes, a bounded length); shown back as typed.
+    reason_form = CorrectionReasonForm(request.POST or None)
+    reason_valid = request.method == "POST" and reason_form.is_valid()
     reason = request.POST.get("reason", "").strip()
     if request.method == "POST":
-        if form.is_valid() and reason:
+        if form.is_valid() and reason_valid:
             try:
                 services.correct_measurement(
                     measurement=measurement,
                     by=request.user,
                     fields=form.measurement_fields(),
-                    reason=reason,
+                    reason=reason_form.cleaned_data["reason"],
                 )
             except services.MeasurementRefused as refused:
                 for message in refused.reasons:
@@ -287,7 +291,8 @@ def edit_measurement(request: HttpRequest, reference: str, pk: int) -> HttpRespo
             "submit": "Save correction",
             "correction": True,
             "reason": reason,
-            "reason_missing": request.method == "POST" and not reason,
+            "reason_missing": request.method == "POST" and not reason_valid,
+            "reason_error": " ".join(reason_form.errors.get("reason", [])),
         },
     )
 

@@ -9,6 +9,26 @@ from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
 
+# The longest username an account can have (Django's ``AbstractUser``): a longer one names
+# nobody. django-axes stores what it is given in a 255-character column, so a 300-character
+# attempt used to fail the sign-in page with a database error instead of "did not match".
+USERNAME_MAX_LENGTH = 150
+
+
+def lockout_username(request: HttpRequest | None, credentials: dict | None = None) -> str | None:
+    """The username django-axes counts failed sign-ins against (``AXES_USERNAME_CALLABLE``):
+    as typed, without surrounding spaces, cut to the longest an account can have. Every
+    attempt at one over-long name is then counted under the same cut name, so the lockout
+    still applies to it."""
+    if credentials:
+        username = credentials.get("username")
+    else:
+        data = getattr(request, "data", None) or getattr(request, "POST", None) or {}
+        username = data.get("username")
+    if username is None:
+        return None
+    return str(username).strip()[:USERNAME_MAX_LENGTH]
+
 
 def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:

@@ -53,6 +53,27 @@ def is_stuck(*, started: bool, progress_at: datetime.datetime | None) -> bool:
     return progress_at < (limits.started if started else limits.queued)
 
 
+class TooMuchWaiting(Exception):
+    """A person already has as many renders of one kind queued or running as one may."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def refuse_beyond_limit(waiting: int, *, what: str) -> None:
+    """Raise ``TooMuchWaiting`` when ``waiting`` (how many of one person's ``what``, a
+    singular noun, are queued or running) has reached ``settings.PDF_RENDERS_PER_USER``:
+    each render is seconds of a worker's time and a place in the queue everyone shares."""
+    limit = settings.PDF_RENDERS_PER_USER
+    if waiting >= limit:
+        raise TooMuchWaiting(
+            f"You already have {waiting} {what}{'' if waiting == 1 else 's'} being "
+            "prepared, the most one person may have at once. Wait for one to finish (its "
+            "page updates by itself), then ask again."
+        )
+
+
 @dataclass(frozen=True)
 class Recovered:
     """What one pass of a recovery did with the stuck rows of one kind."""

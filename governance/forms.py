@@ -6,6 +6,7 @@ from dateutil.relativedelta import relativedelta
 from django import forms
 from django.utils import timezone
 
+from core.forms import ModelChoiceField, ModelMultipleChoiceField
 from core.thresholds import DEFAULT_MONITORING_MONTHS
 from governance.models import Decision, GovernanceGroup, Meeting, Membership
 from plans.models import Plan, SignOffLevel, User
@@ -36,7 +37,7 @@ class GroupForm(forms.Form):
 
 
 class MembershipForm(forms.Form):
-    user = forms.ModelChoiceField(
+    user = ModelChoiceField(
         queryset=User.objects.filter(is_active=True, role=User.Role.GOVERNANCE_MEMBER),
         label="Person",
         help_text="Only people with the governance member role are listed.",
@@ -49,7 +50,7 @@ class MeetingForm(forms.Form):
 
 
 class MeetingRecordForm(forms.Form):
-    attendees = forms.ModelMultipleChoiceField(
+    attendees = ModelMultipleChoiceField(
         queryset=User.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         required=False,
@@ -66,7 +67,7 @@ class MeetingRecordForm(forms.Form):
 
 
 class AgendaForm(forms.Form):
-    report = forms.ModelChoiceField(queryset=None, label="Closure report")
+    report = ModelChoiceField(queryset=None, label="Closure report")
 
     def __init__(self, *args, reports, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,7 +87,7 @@ class ResidualRiskForm(forms.Form):
 
 
 class SubmitForm(forms.Form):
-    group = forms.ModelChoiceField(
+    group = ModelChoiceField(
         queryset=GovernanceGroup.objects.none(),
         label="Governance group that will decide",
         empty_label=None,
@@ -112,7 +113,7 @@ class DecisionForm(forms.Form):
     outcome = forms.ChoiceField(
         choices=Decision.Outcome.choices, widget=forms.RadioSelect, label="Decision"
     )
-    meeting = forms.ModelChoiceField(queryset=Meeting.objects.none(), empty_label=None)
+    meeting = ModelChoiceField(queryset=Meeting.objects.none(), empty_label=None)
     reasons = forms.CharField(
         label="Reasons",
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -120,7 +121,7 @@ class DecisionForm(forms.Form):
         max_length=5000,
         help_text="Required when returning the plan.",
     )
-    monitoring_indicators = forms.ModelMultipleChoiceField(
+    monitoring_indicators = ModelMultipleChoiceField(
         queryset=None,
         widget=forms.CheckboxSelectMultiple,
         required=False,

@@ -162,6 +162,15 @@ class ClosureReportQuerySet(models.QuerySet):
             | Q(pdf_status=status.RENDERING, pdf_progress_at__lt=limits.started)
         )
 
+    def pdf_running(self, limits: stuck.Cutoffs) -> ClosureReportQuerySet:
+        """Reports whose PDF is waiting or rendering and not stuck: a task will still
+        render it."""
+        status = ClosureReport.PdfStatus
+        return self.filter(
+            Q(pdf_status=status.PENDING, pdf_progress_at__gte=limits.queued)
+            | Q(pdf_status=status.RENDERING, pdf_progress_at__gte=limits.started)
+        )
+
 
 class ClosureReport(models.Model):
     """A closure report as submitted: compiled from the plan, then frozen. The content

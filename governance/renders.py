@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from core import stuck
@@ -45,6 +45,24 @@ def render_report_pdf(*, report_id: int) -> ClosureReport:
     return services.render_snapshot_pdf(report_id=report_id)
 
 
+def pdfs_waiting_for(user: User) -> int:
+    """How many closure-report PDFs ``user`` asked for are queued or rendering (not
+    stuck). Who asked is who last saved the report: the two steps that queue a render,
+    submission and "Try again", both save it with history. Reads only the reports at
+    work (a partial index), however many there are in all."""
+    latest_by = (
+        ClosureReport.history.filter(id=OuterRef("pk"))
+        .order_by("-history_date", "-history_id")
+        .values("history_user")[:1]
+    )
+    return (
+        ClosureReport.objects.pdf_running(stuck.cutoffs())
+        .annotate(asked_by=Subquery(latest_by))
+        .filter(asked_by=user.pk)
+        .count()
+    )
+
+
 def _queue(report_id: int) -> None:
     from governance import tasks
 
@@ -54,11 +72,17 @@ def _queue(report_id: int) -> None:
 @transaction.atomic
 def retry_report_pdf(*, report: ClosureReport, by: User) -> bool:
     """Render a failed or stuck PDF again (from the same frozen HTML). Returns False,
-    changing nothing, when the PDF is ready or still rendering. The caller has checked
-    that ``by`` may read the report."""
+    changing nothing, when the PDF is ready or still rendering; raises
+    ``stuck.TooMuchWaiting``, changing nothing, when ``by`` already has as many PDFs
+    waiting as one person may (``settings.PDF_RENDERS_PER_USER``). The caller has
+    checked that ``by`` may read the report."""
     locked = ClosureReport.objects.select_for_update(skip_locked=True).filter(pk=report.pk).first()
     if locked is None or not locked.pdf_can_retry:
         return False
+    # The person's row is locked until commit: two retries at once cannot both take the
+    # last place.
+    User.objects.select_for_update().filter(pk=by.pk).first()
+    stuck.refuse_beyond_limit(pdfs_waiting_for(by), what="closure-report PDF")
     locked.pdf_status = Status.PENDING
     locked.pdf_attempts = 0
     locked.pdf_error = ""

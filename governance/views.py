@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core import security
+from core import security, stuck
 from governance import access, renders, services
 from governance.forms import (
     AgendaForm,
@@ -309,10 +309,15 @@ def report_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Render a failed or stuck PDF again ("Try again"): anyone who may read the report
     (the PDF is drawn from the frozen HTML; nothing in the report changes)."""
     report = access.get_report_for_user(request.user, pk)
-    if renders.retry_report_pdf(report=report, by=request.user):
-        messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+    try:
+        retried = renders.retry_report_pdf(report=report, by=request.user)
+    except stuck.TooMuchWaiting as refused:
+        messages.error(request, refused.message)
     else:
-        messages.info(request, "The PDF is ready or still being prepared.")
+        if retried:
+            messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+        else:
+            messages.info(request, "The PDF is ready or still being prepared.")
     return redirect(report)
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core import files
+from core.forms import ModelChoiceField, ModelMultipleChoiceField
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.access import visible_locations
 from plans.models import Location, QualityStatement, Theme, User
@@ -41,7 +42,7 @@ class SummaryForm(forms.ModelForm):
 
 
 class ShareForm(forms.Form):
-    locations = forms.ModelMultipleChoiceField(
+    locations = ModelMultipleChoiceField(
         queryset=Location.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         label="Share with the managers of",
@@ -129,7 +130,7 @@ class ReviewForm(forms.Form):
     def __init__(self, *args, meetings=None, **kwargs):
         super().__init__(*args, **kwargs)
         if meetings is not None:
-            self.fields["meeting"] = forms.ModelChoiceField(
+            self.fields["meeting"] = ModelChoiceField(
                 queryset=meetings,
                 required=False,
                 label="Reviewed at meeting",
@@ -152,7 +153,7 @@ class ReviewForm(forms.Form):
 
 
 class AgendaForm(forms.Form):
-    meeting = forms.ModelChoiceField(
+    meeting = ModelChoiceField(
         queryset=None,
         required=False,
         label="Meeting",
@@ -166,13 +167,13 @@ class AgendaForm(forms.Form):
 
 class LibraryFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
-    theme = forms.ModelChoiceField(
+    theme = ModelChoiceField(
         queryset=Theme.objects.all(), required=False, empty_label="Any theme"
     )
-    location = forms.ModelChoiceField(
+    location = ModelChoiceField(
         queryset=Location.objects.none(), required=False, empty_label="Any location"
     )
-    statement = forms.ModelChoiceField(
+    statement = ModelChoiceField(
         label="CQC quality statement",
         queryset=QualityStatement.objects.all(),
         required=False,

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from learning import views
+from plans import converters  # noqa: F401 - registers <plan_ref:...>
 
 app_name = "learning"
 
@@ -11,10 +12,14 @@ urlpatterns = [
     path("reviews/", views.reviews, name="reviews"),
     path("reviews/<int:pk>/", views.review, name="review"),
     path("reviews/<int:pk>/agenda/", views.review_agenda, name="review_agenda"),
-    path("<str:reference>/", views.detail, name="detail"),
-    path("<str:reference>/summary/", views.summary_form, name="summary"),
-    path("<str:reference>/share/", views.share, name="share"),
-    path("<str:reference>/embedding/new/", views.embedding_form, name="add_embedding"),
-    path("<str:reference>/embedding/<int:pk>/", views.embedding_form, name="edit_embedding"),
-    path("<str:reference>/embedding/<int:pk>/file/", views.embedding_file, name="embedding_file"),
+    path("<plan_ref:reference>/", views.detail, name="detail"),
+    path("<plan_ref:reference>/summary/", views.summary_form, name="summary"),
+    path("<plan_ref:reference>/share/", views.share, name="share"),
+    path("<plan_ref:reference>/embedding/new/", views.embedding_form, name="add_embedding"),
+    path("<plan_ref:reference>/embedding/<int:pk>/", views.embedding_form, name="edit_embedding"),
+    path(
+        "<plan_ref:reference>/embedding/<int:pk>/file/",
+        views.embedding_file,
+        name="embedding_file",
+    ),
 ]

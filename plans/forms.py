@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from core.forms import ModelMultipleChoiceField
+from core.forms import ModelChoiceField, ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
 from plans.models import (
     Action,
@@ -71,6 +71,8 @@ class PlanForm(forms.ModelForm):
         }
         labels = {"opened_on": "Opened on", "locations": "Location(s)"}
         field_classes = {
+            "theme": ModelChoiceField,
+            "owner": ModelChoiceField,
             "locations": ModelMultipleChoiceField,
             "quality_statements": ModelMultipleChoiceField,
             "regulations": ModelMultipleChoiceField,
@@ -174,6 +176,7 @@ class ActionForm(forms.ModelForm):
     class Meta:
         model = Action
         fields = ["description", "owner", "due_date", "status", "completion_note"]
+        field_classes = {"owner": ModelChoiceField}
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "due_date": DATE_WIDGET,
@@ -308,9 +311,14 @@ class ActionFormSetBase(BaseRequiredFormSet):
         return {"user": self.user, "opened_on": self.opened_on}
 
 
-TriggerFormSet = forms.formset_factory(TriggerForm, formset=TriggerFormSetBase, extra=2)
-IndicatorFormSet = forms.formset_factory(IndicatorForm, formset=IndicatorFormSetBase, extra=3)
-ActionFormSet = forms.formset_factory(ActionForm, formset=ActionFormSetBase, extra=3)
+# The page offers two or three rows of each. A posted TOTAL_FORMS is believed only up to
+# ``absolute_max`` (Django's default is 2,000 forms built and rendered for one request).
+_ROWS = {"max_num": 20, "absolute_max": 20}
+TriggerFormSet = forms.formset_factory(TriggerForm, formset=TriggerFormSetBase, extra=2, **_ROWS)
+IndicatorFormSet = forms.formset_factory(
+    IndicatorForm, formset=IndicatorFormSetBase, extra=3, **_ROWS
+)
+ActionFormSet = forms.formset_factory(ActionForm, formset=ActionFormSetBase, extra=3, **_ROWS)
 
 
 def filled(formset) -> list[dict]:

@@ -48,7 +48,9 @@ class PasswordConfirmForm(forms.Form):
 
 def _next(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or "/"
-    if url_has_allowed_host_and_scheme(
+    # A path on this site only: ``redirect()`` would take anything else without a "/"
+    # for the name of a URL pattern, and fail on one that names none.
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target

@@ -43,6 +43,7 @@ from django.utils.text import slugify
 from audits.charts import chart_for, render_svg
 from audits.models import EvidenceItem, MonitoringPeriod
 from audits.verdicts import plan_verdicts
+from core import stuck
 from core.dates import day as _day
 from core.exports import neutralise
 from core.history import save_with_history as _save
@@ -757,6 +758,16 @@ def render_pack(*, pack_id: int) -> EvidencePack:
     return pack
 
 
+def _refuse_beyond_limit(by: User) -> None:
+    """Raise ``stuck.TooMuchWaiting`` when ``by`` already has as many packs queued or
+    rendering as one person may (``settings.PDF_RENDERS_PER_USER``). A stuck pack is not
+    counted: no task is working on it, and "Try again" is how it moves on. The person's
+    row is locked until commit, so two requests at once cannot both take the last place."""
+    User.objects.select_for_update().filter(pk=by.pk).first()
+    waiting = EvidencePack.objects.filter(requested_by=by).running(stuck.cutoffs()).count()
+    stuck.refuse_beyond_limit(waiting, what="evidence pack")
+
+
 def _queue(pack: EvidencePack) -> None:
     from qip_portal import pack_tasks
 
@@ -766,12 +777,14 @@ def _queue(pack: EvidencePack) -> None:
 @transaction.atomic
 def retry_pack(*, pack: EvidencePack, by: User) -> bool:
     """Render a failed or stuck pack again, from the record as it is now. Returns False,
-    changing nothing, when the pack is rendered or still rendering. The caller has
-    checked that ``by`` may."""
+    changing nothing, when the pack is rendered or still rendering; raises
+    ``stuck.TooMuchWaiting``, changing nothing, when ``by`` has as many packs waiting as
+    one person may. The caller has checked that ``by`` may."""
     # skip_locked: a pack locked now is being saved by its render, or retried by another.
     locked = EvidencePack.objects.select_for_update(skip_locked=True).filter(pk=pack.pk).first()
     if locked is None or not locked.can_retry:
         return False
+    _refuse_beyond_limit(by)
     locked.render_status = EvidencePack.RenderStatus.PENDING
     locked.attempts = 0
     locked.progress = 0
@@ -786,7 +799,9 @@ def retry_pack(*, pack: EvidencePack, by: User) -> bool:
 @transaction.atomic
 def request_plan_pack(*, plan: Plan, by: User) -> EvidencePack:
     """Ask for a plan's evidence pack; it is rendered in the background after commit.
-    The caller has checked that ``by`` may read ``plan``."""
+    Raises ``stuck.TooMuchWaiting``, creating nothing, when ``by`` has as many packs
+    waiting as one person may. The caller has checked that ``by`` may read ``plan``."""
+    _refuse_beyond_limit(by)
     pack = EvidencePack(kind=EvidencePack.Kind.PLAN, plan=plan, requested_by=by)
     _save(pack, by=by, reason="Evidence pack requested")
     _queue(pack)
@@ -797,8 +812,11 @@ def request_plan_pack(*, plan: Plan, by: User) -> EvidencePack:
 def request_register_pack(
     *, by: User, date_from: datetime.date, date_to: datetime.date, location: Location | None
 ) -> EvidencePack:
-    """Ask for a register pack; rendered in the background after commit. The caller
-    has checked that ``by`` is a quality lead or administrator."""
+    """Ask for a register pack; rendered in the background after commit. Raises
+    ``stuck.TooMuchWaiting``, creating nothing, when ``by`` has as many packs waiting
+    as one person may. The caller has checked that ``by`` is a quality lead or
+    administrator."""
+    _refuse_beyond_limit(by)
     pack = EvidencePack(
         kind=EvidencePack.Kind.REGISTER,
         location=location,

@@ -32,6 +32,14 @@ class EvidencePackQuerySet(models.QuerySet):
             | models.Q(render_status=status.RENDERING, progress_at__lt=limits.started)
         )
 
+    def running(self, limits: stuck.Cutoffs) -> EvidencePackQuerySet:
+        """Packs waiting or rendering that are not stuck: work a task will still do."""
+        status = EvidencePack.RenderStatus
+        return self.filter(
+            models.Q(render_status=status.PENDING, progress_at__gte=limits.queued)
+            | models.Q(render_status=status.RENDERING, progress_at__gte=limits.started)
+        )
+
 
 class EvidencePack(models.Model):
     """One requested pack. Rendering progress (``render_status``, ``progress``,

@@ -18,7 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core import security
+from core import security, stuck
+from core.forms import ModelChoiceField
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
@@ -95,7 +96,11 @@ def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
     enough: a pack changes nothing on it."""
     plan = get_plan_for_user(request.user, reference)
     if request.method == "POST":
-        pack = evidence_pack.request_plan_pack(plan=plan, by=request.user)
+        try:
+            pack = evidence_pack.request_plan_pack(plan=plan, by=request.user)
+        except stuck.TooMuchWaiting as refused:
+            messages.error(request, refused.message)
+            return redirect("packs:plan", reference=plan.reference)
         messages.info(request, "The evidence pack is being prepared. This page updates by itself.")
         return redirect(f"{reverse('packs:plan', args=[plan.reference])}#pack-{pack.pk}")
     packs = list(
@@ -155,10 +160,15 @@ def pack_status(request: HttpRequest, pk: int) -> HttpResponse:
 def pack_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Render a failed or stuck pack again ("Try again")."""
     pack = get_pack_for_retry(request.user, pk)
-    if evidence_pack.retry_pack(pack=pack, by=request.user):
-        messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+    try:
+        retried = evidence_pack.retry_pack(pack=pack, by=request.user)
+    except stuck.TooMuchWaiting as refused:
+        messages.error(request, refused.message)
     else:
-        messages.info(request, "That pack is ready or still being prepared.")
+        if retried:
+            messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+        else:
+            messages.info(request, "That pack is ready or still being prepared.")
     if pack.kind == EvidencePack.Kind.PLAN:
         return redirect(f"{reverse('packs:plan', args=[pack.plan.reference])}#pack-{pack.pk}")
     return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
@@ -198,7 +208,7 @@ class RegisterPackForm(forms.Form):
     date_to = forms.DateField(
         label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
-    location = forms.ModelChoiceField(
+    location = ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="All locations"
     )
 
@@ -222,10 +232,18 @@ def register_pack(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     initial = {"date_from": today.replace(day=1) - datetime.timedelta(days=90), "date_to": today}
     form = RegisterPackForm(request.POST or None, initial=initial)
+    status = 200
     if request.method == "POST" and form.is_valid():
-        pack = evidence_pack.request_register_pack(by=request.user, **form.cleaned_data)
-        messages.info(request, "The register pack is being prepared. This page updates by itself.")
-        return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
+        try:
+            pack = evidence_pack.request_register_pack(by=request.user, **form.cleaned_data)
+        except stuck.TooMuchWaiting as refused:
+            messages.error(request, refused.message)
+            status = 429
+        else:
+            messages.info(
+                request, "The register pack is being prepared. This page updates by itself."
+            )
+            return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
     packs = (
         EvidencePack.objects.filter(kind=EvidencePack.Kind.REGISTER)
         .select_related("requested_by", "location")
@@ -235,4 +253,5 @@ def register_pack(request: HttpRequest) -> HttpResponse:
         request,
         "evidence_pack/register_page.html",
         {"form": form, "packs": packs, "section": "plans", "can_retry": True},
+        status=status,
     )

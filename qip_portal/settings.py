@@ -68,6 +68,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Before anything reads the body (the CSRF check does): an oversize one is refused
+    # from its declared length, with a page that says why (core/uploads.py).
+    "core.uploads.RequestSizeLimitMiddleware",
     "core.middleware.SessionLifetimeMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -157,6 +160,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "private-media")))
 MEDIA_URL = "/private-media-is-not-served/"
 EVIDENCE_MAX_UPLOAD_BYTES = read_int("EVIDENCE_MAX_UPLOAD_MB", default=10) * 1024 * 1024
+# Counted while a file arrives: past the limit nothing more is stored (core/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "core.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -358,11 +367,17 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Failed sign-ins: five for one username from one address, then a 15-minute pause.
+# PDF renders (evidence packs; closure-report PDFs tried again) one person may have
+# queued or running at once, per kind (core/stuck.py).
+PDF_RENDERS_PER_USER = read_int("PDF_RENDERS_PER_USER", default=5, minimum=1)
+
 AXES_FAILURE_LIMIT = read_int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = datetime.timedelta(
     minutes=read_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1)
 )
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Trimmed to the longest username an account can have before axes stores it.
+AXES_USERNAME_CALLABLE = "core.security.lockout_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False

@@ -4,14 +4,15 @@ from django.urls import include, path
 
 from audits import urls as audits_urls
 from governance import urls as governance_urls
+from plans import converters  # noqa: F401 - registers <plan_ref:...>
 from plans import urls as plans_urls
 from qip_portal import accounts, alerts, closure_views, pack_views, plan_pages, views
 
 # Inspection evidence packs (qip_portal/evidence_pack.py).
 pack_patterns = (
     [
-        path("plans/<str:reference>/", pack_views.plan_pack, name="plan"),
-        path("plans/<str:reference>/evidence.zip", pack_views.plan_zip, name="plan_zip"),
+        path("plans/<plan_ref:reference>/", pack_views.plan_pack, name="plan"),
+        path("plans/<plan_ref:reference>/evidence.zip", pack_views.plan_zip, name="plan_zip"),
         path("register/", pack_views.register_pack, name="register"),
         path("<int:pk>/status/", pack_views.pack_status, name="status"),
         path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
@@ -27,28 +28,28 @@ plan_patterns = (
     [
         path("", plan_pages.register, name="register"),
         *plans_urls.urlpatterns,
-        path("<str:reference>/", plan_pages.detail, name="detail"),
+        path("<plan_ref:reference>/", plan_pages.detail, name="detail"),
     ],
     "plans",
 )
 audit_patterns = (
     [
         *audits_urls.urlpatterns,
-        path("plans/<str:reference>/reopen/", closure_views.reopen, name="reopen"),
+        path("plans/<plan_ref:reference>/reopen/", closure_views.reopen, name="reopen"),
     ],
     "audits",
 )
 governance_patterns = (
     [
         *governance_urls.urlpatterns,
-        path("plans/<str:reference>/report/", closure_views.plan_report, name="plan_report"),
-        path("plans/<str:reference>/risks/", closure_views.risk_add, name="risk_add"),
+        path("plans/<plan_ref:reference>/report/", closure_views.plan_report, name="plan_report"),
+        path("plans/<plan_ref:reference>/risks/", closure_views.risk_add, name="risk_add"),
         path(
-            "plans/<str:reference>/risks/<int:risk_id>/remove/",
+            "plans/<plan_ref:reference>/risks/<int:risk_id>/remove/",
             closure_views.risk_remove,
             name="risk_remove",
         ),
-        path("plans/<str:reference>/submit/", closure_views.submit, name="submit"),
+        path("plans/<plan_ref:reference>/submit/", closure_views.submit, name="submit"),
         path("reports/<int:pk>/decide/", closure_views.decide, name="decide"),
     ],
     "governance",

@@ -30,6 +30,11 @@ class Broker:
             name, args = self.sent.pop(0)
             current_app.tasks[name](*args)
 
+    def run_next(self) -> None:
+        """Run the task queued first, as one worker takes it."""
+        name, args = self.sent.pop(0)
+        current_app.tasks[name](*args)
+
     def lose(self) -> None:
         """The broker loses what it holds (a restart without persistence, a purge)."""
         self.sent.clear()

@@ -117,3 +117,41 @@ def test_only_those_who_may_read_the_report_may_try_again(
         assert csrf.post(url).status_code == 403
     report.refresh_from_db()
     assert report.pdf_status == ClosureReport.PdfStatus.PENDING and broker.sent == []
+
+
+def test_trying_again_is_refused_while_the_person_has_as_many_pdfs_waiting_as_allowed(
+    client, report, quality_lead, oakfield, group, broker, committed, settings
+):
+    from qip_portal import closure
+    from tests import factories
+
+    settings.PDF_RENDERS_PER_USER = 1
+    url = reverse("governance:report_pdf_retry", args=[report.pk])
+    with later(QUEUED + 1):
+        # ``report``'s task was lost: it may be tried again. Meanwhile the quality lead
+        # submits another plan, whose PDF is waiting.
+        other = factories.make_ready(
+            factories.live_plan(owner=quality_lead, locations=[oakfield], title="Falls"),
+            by=quality_lead,
+        )
+        with committed():
+            second = closure.submit_for_closure(plan=other, by=quality_lead, group=group)
+        assert renders.pdfs_waiting_for(quality_lead) == 1
+        client.force_login(quality_lead)
+        with committed():
+            response = client.post(url, follow=True)
+        assert "You already have 1 closure-report PDF being prepared" in (
+            response.content.decode()
+        )
+        report.refresh_from_db()
+        assert report.pdf_is_stuck
+        assert broker.names().count("governance.tasks.render_report_pdf") == 1
+        # Once the other PDF is ready, trying again is accepted.
+        broker.run()
+        second.refresh_from_db()
+        assert second.pdf_ready and renders.pdfs_waiting_for(quality_lead) == 0
+        with committed():
+            client.post(url)
+        report.refresh_from_db()
+        assert report.pdf_status == ClosureReport.PdfStatus.PENDING
+        assert renders.pdfs_waiting_for(quality_lead) == 1

@@ -201,3 +201,64 @@ def test_register_packs_are_tried_again_by_quality_leads_only(
     assert broker.names() == ["qip_portal.pack_tasks.render_evidence_pack"]
     broker.run()
     assert EvidencePack.objects.get(pk=pack.pk).is_ready
+
+
+# --- How many packs one person may have waiting -------------------------------------------
+
+WAIT = "You already have 5 evidence packs being prepared"
+
+
+def test_a_person_may_have_five_packs_waiting_then_is_asked_to_wait(
+    client, plan, viewer, manager, broker, committed
+):
+    """Viewers may ask for packs (a pack changes nothing on the plan), five at a time."""
+    client.force_login(viewer)
+    for _ in range(5):
+        _request(client, plan, committed)
+    with committed():
+        response = client.post(reverse("packs:plan", args=[plan.reference]), follow=True)
+    assert response.status_code == 200 and WAIT in response.content.decode()
+    assert EvidencePack.objects.filter(requested_by=viewer).count() == 5
+    assert len(broker.sent) == 5  # nothing more was queued
+    # Someone else is not held up by the viewer's packs.
+    client.force_login(manager)
+    _request(client, plan, committed)
+    # Once one of the viewer's packs is ready, the viewer may ask for another.
+    broker.run_next()
+    client.force_login(viewer)
+    _request(client, plan, committed)
+    assert EvidencePack.objects.filter(requested_by=viewer).count() == 6
+
+
+def test_stuck_packs_do_not_count_as_waiting(client, plan, viewer, broker, committed):
+    client.force_login(viewer)
+    for _ in range(5):
+        _request(client, plan, committed)
+    broker.lose()
+    with later(QUEUED + 1):  # no task will ever render these without the sweep
+        _request(client, plan, committed)
+    assert EvidencePack.objects.filter(requested_by=viewer).count() == 6
+
+
+def test_register_packs_and_trying_again_count_too(
+    client, plan, manager, quality_lead, failed_pack, broker, committed
+):
+    client.force_login(quality_lead)
+    period = {"date_from": "2026-01-01", "date_to": "2026-03-31"}
+    for _ in range(5):
+        with committed():
+            assert client.post(reverse("packs:register"), period).status_code == 302
+    with committed():
+        response = client.post(reverse("packs:register"), period)
+    assert response.status_code == 429 and WAIT in response.content.decode()
+    assert 'value="2026-03-31"' in response.content.decode()  # the form keeps its dates
+    assert EvidencePack.objects.filter(kind=EvidencePack.Kind.REGISTER).count() == 5
+    # "Try again" queues a render as well: refused while five are waiting, and the
+    # failed pack stays failed.
+    client.force_login(manager)
+    for _ in range(5):
+        _request(client, plan, committed)
+    with committed():
+        response = client.post(reverse("packs:retry", args=[failed_pack.pk]), follow=True)
+    assert WAIT in response.content.decode()
+    assert EvidencePack.objects.get(pk=failed_pack.pk).is_failed
