@@ -68,7 +68,8 @@ class NewPlan:
 @transaction.atomic
 def create_plan(*, by: User, data: NewPlan) -> Plan:
     """Open a draft plan with its triggers, criteria, indicators and actions, all or
-    nothing."""
+    nothing. An action already completed must say when (``completed_on``); raises
+    ``TransitionRefused``, having saved nothing, when one does not."""
     plan = Plan(**data.plan_fields, created_by=by)
     plan.reference = allocate_reference(plan.opened_on.year)
     plan.risk_score = plan.likelihood * plan.impact
@@ -84,7 +85,10 @@ def create_plan(*, by: User, data: NewPlan) -> Plan:
     for fields in data.actions:
         action = Action(plan=plan, **fields)
         if action.is_completed and not action.completed_on:
-            action.completed_on = plan.opened_on
+            # Not guessed: the opened date would tell the closure report something untrue.
+            raise TransitionRefused([f"Give the date “{action.description}” was completed."])
+        if not action.is_completed:
+            action.completed_on = None
         _save(action, by=by)
     return plan
 

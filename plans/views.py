@@ -192,11 +192,16 @@ def create(request: HttpRequest) -> HttpResponse:
     if plan_form.is_bound and plan_form.is_valid():
         opened_on = plan_form.cleaned_data["opened_on"]
     triggers = TriggerFormSet(data, prefix="triggers")
+    earliest = None
+    if triggers.is_bound and triggers.is_valid():
+        earliest = min((t["occurred_on"] for t in filled(triggers)), default=None)
     criteria_form = CriteriaForm(
         data, prefix="criteria", initial={"sustain_months": 3, "min_reaudits": 2}
     )
     indicators = IndicatorFormSet(data, prefix="indicators")
-    actions = ActionFormSet(data, prefix="actions", user=user, opened_on=opened_on)
+    actions = ActionFormSet(
+        data, prefix="actions", user=user, opened_on=opened_on, earliest=earliest
+    )
     parts = [plan_form, triggers, criteria_form, indicators, actions]
     if request.method == "POST":
         # Validate every part (not just up to the first failure) so all errors show.
@@ -400,8 +405,13 @@ def action_form(request: HttpRequest, reference: str, action_id: int | None = No
     if plan.is_final:
         messages.error(request, "A closed or withdrawn plan's actions cannot change.")
         return redirect(plan)
+    earliest = min((t.occurred_on for t in plan.triggers.all()), default=None)
     form = ActionForm(
-        request.POST or None, instance=action, user=request.user, opened_on=plan.opened_on
+        request.POST or None,
+        instance=action,
+        user=request.user,
+        opened_on=plan.opened_on,
+        earliest=earliest,
     )
     if request.method == "POST" and form.is_valid():
         services.save_action(plan=plan, by=request.user, fields=form.cleaned_data, action=action)

@@ -231,6 +231,7 @@ def test_register_counts_overdue_actions_per_plan_without_joining_every_action(
                 "description": "Late but done",
                 "status": "completed",
                 "due_date": late,
+                "completed_on": late,
                 "completion_note": "Done on the ward.",
             },
             {

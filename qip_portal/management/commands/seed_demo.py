@@ -318,6 +318,10 @@ class Command(BaseCommand):
                     "owner": users[owner],
                     "due_date": opened + datetime.timedelta(days=due),
                     "status": status,
+                    # Done by its due date (or today, for one due later).
+                    "completed_on": min(opened + datetime.timedelta(days=due), today)
+                    if status == "completed"
+                    else None,
                     "completion_note": note,
                 }
                 for desc, owner, due, status, note in spec["actions"]
