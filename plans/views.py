@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from core import freshness, security
+from core import security
 from core.exports import csv_response, xlsx_response
 from plans import lifecycle, services
 from plans.access import (
@@ -45,7 +45,6 @@ from plans.forms import (
     filled,
 )
 from plans.models import Action, Location, Plan, Trigger
-from plans.timeline import build_timeline
 
 
 def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[Plan]:
@@ -248,9 +247,9 @@ def _strip(cleaned: dict) -> dict:
 
 def detail_context(request: HttpRequest, reference: str) -> dict:
     """The plan page's own part: the plan (read once, with what it points to; the
-    other sections share its indicators and actions), its criteria, actions, timeline
-    and flags. The page itself is composed in ``qip_portal/plan_pages.py``, which adds
-    each higher app's section. Call it inside ``core.freshness.pinned()``: cached
+    other sections share its indicators and actions), its criteria, actions and flags.
+    The page itself is composed in ``qip_portal/plan_pages.py``, which adds each higher
+    app's section and the timeline. Call it inside ``core.freshness.pinned()``: cached
     figures are computed from the rows read here."""
     plan = get_plan_for_user(
         request.user, reference, related=("criteria", "merged_into", "recurrence_of")
@@ -276,8 +275,6 @@ def detail_context(request: HttpRequest, reference: str) -> dict:
         "actions": actions,
         "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
         "today": today,
-        # The same for everyone who can see the plan: cached until data changes.
-        "timeline": freshness.cached(f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)),
         "criteria_gaps": gaps,
         # Offered only when it can succeed: the gaps are listed instead.
         "can_activate": plan.is_draft and not gaps and lifecycle.may_perform(activate, user),
