@@ -130,6 +130,14 @@ class MeasurementForm(forms.Form):
             label="Location",
             required=len(context.locations) > 1,
         )
+        # Say which field is missing, not only "This field is required."
+        self.fields["indicator"].error_messages["required"] = (
+            "Choose the indicator this result is for."
+        )
+        self.fields["location"].error_messages["required"] = (
+            "Choose the location this result is for."
+        )
+        self.fields["measured_on"].error_messages["required"] = "Enter the audit date."
         if len(context.locations) == 1:
             self.fields["location"].widget = forms.HiddenInput()
             self.initial.setdefault("location", context.locations[0].pk)

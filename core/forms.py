@@ -1,7 +1,9 @@
 """Form fields shared by every app."""
 
+from dataclasses import dataclass
+
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 # Largest value of a 64-bit primary key: anything bigger cannot name a row, and SQLite
 # raises OverflowError if asked (Django guards exact lookups, not ``__in``).
@@ -21,3 +23,63 @@ class ModelMultipleChoiceField(forms.ModelMultipleChoiceField):
                     params={"value": text[:30]},
                 )
         return super()._check_values(value)
+
+
+# --- The error summary at the top of a form that was not saved --------------------------
+
+
+@dataclass(frozen=True)
+class FormError:
+    """One problem, as the error summary lists it: linked to the field (or section)."""
+
+    label: str
+    message: str
+    anchor: str
+
+
+def _field_anchor(bound) -> str:
+    # A group of checkboxes or radio buttons has no element of its own id: its first
+    # option is where the link should take the keyboard.
+    if isinstance(bound.field.widget, forms.RadioSelect | forms.CheckboxSelectMultiple):
+        return f"{bound.auto_id}_0"
+    return bound.auto_id
+
+
+def _form_errors(form, *, row: str = "", anchor: str = "") -> list[FormError]:
+    found = []
+    for message in form.non_field_errors():
+        found.append(FormError(row, message, anchor))
+    for name in form.errors:
+        if name == NON_FIELD_ERRORS or name not in form.fields:
+            continue
+        bound = form[name]
+        label = str(bound.label)
+        if row:
+            label = f"{row}, {label[:1].lower()}{label[1:]}"
+        for message in bound.errors:
+            found.append(FormError(label, message, _field_anchor(bound)))
+    return found
+
+
+def error_summary(*parts) -> list[FormError]:
+    """Every error of a page's forms, in page order. A part is a form; a
+    ``(form, name)`` pair, whose errors are labelled with its name ("Indicator “Falls”,
+    target"); or a ``(formset, noun, section_id)`` triple: its rows are named "Action 2"
+    and its own errors ("Add at least 1 trigger") link to its section."""
+    found: list[FormError] = []
+    for part in parts:
+        if isinstance(part, tuple) and len(part) == 2:
+            form, name = part
+            if form.is_bound:
+                found += _form_errors(form, row=name)
+        elif isinstance(part, tuple):
+            formset, noun, section = part
+            if not formset.is_bound:
+                continue
+            for message in formset.non_form_errors():
+                found.append(FormError(f"{noun}s", message, section))
+            for number, form in enumerate(formset.forms, start=1):
+                found += _form_errors(form, row=f"{noun} {number}", anchor=section)
+        elif part is not None and part.is_bound:
+            found += _form_errors(part)
+    return found

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core import security
 from core.exports import csv_response, xlsx_response
+from core.forms import error_summary
 from plans import lifecycle, services
 from plans.access import (
     can_edit_plan,
@@ -227,11 +228,18 @@ def create(request: HttpRequest) -> HttpResponse:
                 f"{plan.reference} opened as a draft. Activate it when the criteria are agreed.",
             )
             return redirect(plan)
-        messages.error(request, "The plan was not saved. Please correct the errors marked below.")
     return render(
         request,
         "plans/create.html",
         {
+            # What stopped the plan being saved, at the top, each linked to its field.
+            "errors": error_summary(
+                plan_form,
+                (triggers, "Trigger", "step-triggers"),
+                criteria_form,
+                (indicators, "Indicator", "step-indicators"),
+                (actions, "Action", "step-actions"),
+            ),
             "plan_form": plan_form,
             "triggers": triggers,
             "criteria_form": criteria_form,
@@ -339,12 +347,18 @@ def edit_criteria(request: HttpRequest, reference: str) -> HttpResponse:
             else:
                 messages.success(request, "Closure criteria saved.")
                 return redirect(plan)
-        else:
-            messages.error(request, "Nothing was saved. Please correct the errors marked below.")
     return render(
         request,
         "plans/criteria_form.html",
-        {"plan": plan, "form": form, "indicator_forms": indicator_forms, "criteria": criteria},
+        {
+            "plan": plan,
+            "form": form,
+            "indicator_forms": indicator_forms,
+            "criteria": criteria,
+            "errors": error_summary(
+                form, *[(f, f"Indicator “{f.instance.name}”") for f in indicator_forms]
+            ),
+        },
     )
 
 
