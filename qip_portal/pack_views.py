@@ -89,6 +89,16 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
 # --- Plan packs -----------------------------------------------------------------------
 
 
+def _requested(request: HttpRequest, pack: EvidencePack, *, ready: str, requested: str) -> None:
+    """Say what was done in words that stay true beside the status below, which updates
+    by itself (with tasks run in-process, the PDF is ready already)."""
+    pack.refresh_from_db(fields=["render_status"])
+    if pack.is_ready:
+        messages.success(request, ready)
+    else:
+        messages.info(request, f"{requested}: its progress is shown below.")
+
+
 @require_http_methods(["GET", "POST"])
 def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
     """The plan's pack page (GET); prepare a new pack (POST). Reading the plan is
@@ -96,7 +106,9 @@ def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
     plan = get_plan_for_user(request.user, reference)
     if request.method == "POST":
         pack = evidence_pack.request_plan_pack(plan=plan, by=request.user)
-        messages.info(request, "The evidence pack is being prepared. This page updates by itself.")
+        _requested(
+            request, pack, ready="The evidence pack is ready.", requested="Evidence pack requested"
+        )
         return redirect(f"{reverse('packs:plan', args=[plan.reference])}#pack-{pack.pk}")
     packs = list(
         EvidencePack.objects.filter(kind=EvidencePack.Kind.PLAN, plan=plan)
@@ -156,9 +168,9 @@ def pack_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Render a failed or stuck pack again ("Try again")."""
     pack = get_pack_for_retry(request.user, pk)
     if evidence_pack.retry_pack(pack=pack, by=request.user):
-        messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+        _requested(request, pack, ready="The PDF is ready.", requested="PDF requested again")
     else:
-        messages.info(request, "That pack is ready or still being prepared.")
+        messages.info(request, "That pack is already ready, or still being rendered: see below.")
     if pack.kind == EvidencePack.Kind.PLAN:
         return redirect(f"{reverse('packs:plan', args=[pack.plan.reference])}#pack-{pack.pk}")
     return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
@@ -224,7 +236,9 @@ def register_pack(request: HttpRequest) -> HttpResponse:
     form = RegisterPackForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         pack = evidence_pack.request_register_pack(by=request.user, **form.cleaned_data)
-        messages.info(request, "The register pack is being prepared. This page updates by itself.")
+        _requested(
+            request, pack, ready="The register pack is ready.", requested="Register pack requested"
+        )
         return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
     packs = (
         EvidencePack.objects.filter(kind=EvidencePack.Kind.REGISTER)
