@@ -17,9 +17,10 @@ from django.utils.formats import date_format
 
 from audits.models import EvidenceItem, Measurement
 from core import files
+from core.forms import DateInput
 from plans.models import EvidenceKind, Indicator, Location, Plan
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = DateInput()
 
 
 @dataclass

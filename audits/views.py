@@ -211,7 +211,11 @@ def log_measurement(request: HttpRequest, reference: str) -> HttpResponse:
         if request.GET.get("indicator"):
             initial["indicator"] = request.GET["indicator"]
         if request.GET.get("date"):
-            initial["measured_on"] = request.GET["date"]
+            # As a date, so the field shows it day/month/year (the link carries ISO).
+            try:
+                initial["measured_on"] = datetime.date.fromisoformat(request.GET["date"])
+            except ValueError:
+                initial["measured_on"] = request.GET["date"]
     form = MeasurementForm(request.POST or None, context=context, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

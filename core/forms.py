@@ -10,6 +10,28 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 _MAX_PK = 2**63 - 1
 
 
+class DateInput(forms.DateInput):
+    """A date typed as day/month/year, whatever the browser's language: a browser's own
+    date picker (``type="date"``) orders the parts by its locale, which cannot be set
+    to en-GB from the page. Read by ``DATE_INPUT_FORMATS`` (qip_portal/formats), which
+    also takes 2026-01-14 and "14 Jan 2026"."""
+
+    input_type = "text"
+
+    def __init__(self, attrs: dict | None = None):
+        super().__init__(
+            attrs={
+                "placeholder": "dd/mm/yyyy",
+                "inputmode": "numeric",
+                "autocomplete": "off",
+                "pattern": r"\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{1,2}-\d{1,2}",
+                "title": "Day/month/year, for example 14/01/2026",
+                **(attrs or {}),
+            },
+            format="%d/%m/%Y",
+        )
+
+
 class ModelMultipleChoiceField(forms.ModelMultipleChoiceField):
     """Refuses ids no database could hold with the usual "not one of the choices"."""
 

@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from core.dates import day
-from core.forms import ModelMultipleChoiceField
+from core.forms import DateInput, ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
 from plans.models import (
     Action,
@@ -28,7 +28,7 @@ from plans.models import (
     User,
 )
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = DateInput()
 RISK_CHOICES = [(n, str(n)) for n in range(1, 6)]
 
 
@@ -292,8 +292,19 @@ def _non_empty_forms(formset) -> list:
 
 
 class BaseRequiredFormSet(forms.BaseFormSet):
+    """Rows of the open-plan form. The first ``min_filled`` rows are needed; the rest
+    may be left blank, so their fields are not marked required until something is
+    typed in the row (then they are, and are checked as usual)."""
+
     min_filled = 0
     what = "row"
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if i >= self.min_filled and not (form.is_bound and form.has_changed()):
+            for field in form.fields.values():
+                field.required = False
+        return form
 
     def clean(self):
         super().clean()

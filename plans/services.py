@@ -191,11 +191,14 @@ def perform_transition(
 
 
 @transaction.atomic
-def activate_plan(*, plan: Plan, by: User) -> Plan:
-    """Draft to live. The closure criteria must be complete; they lock now."""
+def activate_plan(*, plan: Plan, by: User, reason: str = "") -> Plan:
+    """Draft to live. The closure criteria must be complete; they lock now. An optional
+    ``reason`` is kept with the change in history."""
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
     gaps = criteria_gaps(locked) if locked.status == Plan.Status.DRAFT else []
-    plan = perform_transition(plan=locked, name="activate", by=by, extra_reasons=gaps)
+    plan = perform_transition(
+        plan=locked, name="activate", by=by, reason=reason, extra_reasons=gaps
+    )
     criteria = plan.criteria
     criteria.locked_at = timezone.now()
     _save(criteria, by=by, reason="Criteria agreed and locked at activation")

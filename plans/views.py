@@ -476,10 +476,15 @@ def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
     else:
         form = ReasonForm(request.POST or None)
         form.fields["reason"].required = step.needs_reason
+        if not step.needs_reason:
+            form.fields["reason"].label = "Reason (optional)"
+            form.fields["reason"].help_text = "Kept with this change in the plan's history."
     if request.method == "POST" and form.is_valid():
         try:
             if name == "activate":
-                services.activate_plan(plan=plan, by=request.user)
+                services.activate_plan(
+                    plan=plan, by=request.user, reason=form.cleaned_data["reason"]
+                )
             elif name == "withdraw":
                 services.withdraw_plan(
                     plan=plan,
@@ -497,8 +502,6 @@ def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
     blocking = lifecycle.plan_refusals(step, plan)
     if not lifecycle.may_perform(step, request.user):
         blocking.append(f"Your role may not {step.label.lower()} a plan.")
-    if name == "activate" and plan.is_draft:
-        blocking += services.criteria_gaps(plan)
     if name == "activate" and plan.is_draft:
         blocking += services.criteria_gaps(plan)
     return render(

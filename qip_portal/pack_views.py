@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import security
+from core.forms import DateInput
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
@@ -205,10 +206,10 @@ def pack_pdf(request: HttpRequest, pk: int) -> FileResponse:
 
 class RegisterPackForm(forms.Form):
     date_from = forms.DateField(
-        label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label="From", widget=DateInput()
     )
     date_to = forms.DateField(
-        label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label="To (inclusive)", widget=DateInput()
     )
     location = forms.ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="All locations"
