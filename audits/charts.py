@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from audits import spc
 from audits.models import Deterioration, MonitoredIndicator
+from audits.spc.text import plural
 from audits.verdicts import IndicatorVerdict, day, short_value
 
 WIDTH, HEIGHT = 720, 300
@@ -185,10 +186,12 @@ def chart_for(
             if m.pk in flagged:
                 p.effect = "concern"
                 p.rules = tuple(dict.fromkeys((*p.rules, *flagged[m.pk])))
-    summary = f"{verdict.criteria.headline()}. {assurance.method_label}: {assurance.headline()}."
+    summary = f"{verdict.criteria.headline()}. {assurance.summary()}."
+    # The method only when there was enough data for one: the summary says when not.
+    method = f", {assurance.method_label.lower()}" if assurance.is_judged else ""
     return ChartSpec(
         chart_id=chart_id,
-        title=f"{ind.name}: {len(points)} results, {assurance.method_label.lower()}",
+        title=f"{ind.name}: {plural(len(points), 'result')}{method}",
         unit=ind.unit,
         method_label=assurance.method_label,
         points=points,
@@ -428,9 +431,15 @@ def _description(spec: ChartSpec) -> str:
     if not spec.points:
         return f"No results yet. {spec.target_label}."
     first, last = spec.points[0], spec.points[-1]
+    if len(spec.points) == 1:
+        seen = f"One result, on {first.label}: {last.display}."
+    else:
+        seen = (
+            f"{len(spec.points)} results from {first.label} to {last.label}; the latest is "
+            f"{last.display}."
+        )
     parts = [
-        f"{len(spec.points)} results from {first.label} to {last.label}; the latest is "
-        f"{last.display}.",
+        seen,
         f"{spec.target_label}.",
     ]
     if spec.floor_label:

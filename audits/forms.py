@@ -17,9 +17,10 @@ from django.utils.formats import date_format
 
 from audits.models import EvidenceItem, Measurement
 from core import files
+from core.forms import DateInput
 from plans.models import EvidenceKind, Indicator, Location, Plan
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = DateInput()
 
 
 @dataclass
@@ -136,6 +137,14 @@ class MeasurementForm(forms.Form):
             label="Location",
             required=len(context.locations) > 1,
         )
+        # Say which field is missing, not only "This field is required."
+        self.fields["indicator"].error_messages["required"] = (
+            "Choose the indicator this result is for."
+        )
+        self.fields["location"].error_messages["required"] = (
+            "Choose the location this result is for."
+        )
+        self.fields["measured_on"].error_messages["required"] = "Enter the audit date."
         if len(context.locations) == 1:
             self.fields["location"].widget = forms.HiddenInput()
             self.initial.setdefault("location", context.locations[0].pk)

@@ -157,7 +157,7 @@ class Measurement(models.Model):
         if self.indicator.unit == "%":
             text = f"{self.value.quantize(Decimal('0.1')):f}%"
         elif self.indicator.unit:
-            text = f"{text} {self.indicator.unit}"
+            text = f"{text} {self.indicator.unit_for(self.value)}"
         if self.denominator is not None:
             text += f" ({self.numerator} of {self.denominator})"
         return text

@@ -32,6 +32,8 @@ from dateutil.relativedelta import relativedelta
 
 from audits import spc
 from audits.models import EvidenceItem, Measurement
+from audits.spc.series import MIN_RUN_CHART_POINTS, MIN_SPC_POINTS
+from audits.spc.text import plural
 from core.dates import day
 from core.thresholds import MIN_PARTITION_POINTS
 from plans.models import Action, ClosureCriteria, EvidenceKind, Indicator, Plan
@@ -52,10 +54,7 @@ def short_value(indicator: Indicator, value: Decimal | float) -> str:
     text = spc.format_number(float(value))
     if indicator.unit == "%":
         return f"{text}%"
-    unit = indicator.unit
-    if float(value) == 1 and unit.endswith("s") and " " not in unit:
-        unit = unit[:-1]  # "1 alert", not "1 alerts"
-    return f"{text} {unit}".rstrip()
+    return f"{text} {indicator.unit_for(value)}".rstrip()
 
 
 # --- 1. The criteria verdict -----------------------------------------------------------
@@ -93,7 +92,7 @@ class CriteriaVerdict:
         assert self.window_ends is not None
         return (
             f"Window started {day(self.window_start)}, ends {day(self.window_ends)} "
-            f"({self.reaudits} of {self.min_reaudits} re-audits)"
+            f"({plural(self.reaudits, 're-audit')}, {self.min_reaudits} needed)"
         )
 
     def explain(self) -> str:
@@ -120,10 +119,11 @@ class CriteriaVerdict:
         assert self.window_ends is not None
         if self.met:
             return (
-                f"Every result since {day(self.window_start)} ({self.reaudits} re-audits) has "
+                f"Every result since {day(self.window_start)} "
+                f"({plural(self.reaudits, 're-audit')}) has "
                 "been on target "
                 f"({ind.target_display()}) for the {months} sustain period, with at least "
-                f"{self.min_reaudits} re-audits.{reset}"
+                f"{plural(self.min_reaudits, 're-audit')}.{reset}"
             )
         needs = []
         if self.reaudits < self.min_reaudits:
@@ -132,8 +132,9 @@ class CriteriaVerdict:
         needs.append(f"a result on target on or after {day(self.window_ends)}")
         return (
             f"Sustain window started {day(self.window_start)} and ends "
-            f"{day(self.window_ends)} ({months}). {self.reaudits} of {self.min_reaudits} "
-            f"re-audits so far, all on target ({ind.target_display()}). Still needed: "
+            f"{day(self.window_ends)} ({months}). {plural(self.reaudits, 're-audit')} "
+            f"({self.min_reaudits} needed) so far, all on target ({ind.target_display()}). "
+            "Still needed: "
             f"{' and '.join(needs)}, with no miss in between.{reset}"
         )
 
@@ -212,9 +213,20 @@ class StatisticalAssurance:
     def has_concern(self) -> bool:
         return self.assessment.has_concern
 
+    @property
+    def is_judged(self) -> bool:
+        """Enough results for the statistics to say anything."""
+        return self.assessment.result is not None
+
     def headline(self) -> str:
-        if self.assessment.result is None:
-            return f"{self.assessment.n_points} results: {spc.NOT_ENOUGH_DATA}"
+        """The verdict in one line. Below the fewest results any rule needs, it says
+        "not enough data for statistical confirmation", and nothing else that goes with
+        it repeats that (``summary``, ``explain``)."""
+        if not self.is_judged:
+            return (
+                f"{spc.NOT_ENOUGH_DATA.capitalize()} ({plural(self.assessment.n_points, 'result')}"
+                f"; at least {MIN_RUN_CHART_POINTS} are needed)"
+            )
         if self.concerns_in_window:
             return "Concern signal inside the sustain window"
         signals = self.assessment.signals
@@ -228,7 +240,20 @@ class StatisticalAssurance:
             return "Random variation only"
         return "Common cause variation only"
 
+    def summary(self) -> str:
+        """The method and the headline, as shown beside a chart: the method is left out
+        when there was too little data for one."""
+        if not self.is_judged:
+            return self.headline()
+        return f"{self.method_label}: {self.headline()}"
+
     def explain(self) -> str:
+        if not self.is_judged:
+            return (
+                f"Only {plural(self.assessment.n_points, 'result')} so far. Run-chart rules "
+                f"need at least {MIN_RUN_CHART_POINTS} and control limits at least "
+                f"{MIN_SPC_POINTS}."
+            )
         text = self.assessment.explain()
         if self.method is spc.Method.P_CHART and self.scale != 1:
             text += "\nProportions are written as fractions: 0.95 is 95%."

@@ -31,6 +31,7 @@ from audits.verdicts import PlanVerdicts, plan_verdicts
 from core import freshness, security
 from core.exports import csv_response, xlsx_response
 from core.files import TEXT, get_private_storage
+from core.forms import FormError, error_summary
 from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
 from plans.access import get_plan_for_user
@@ -202,11 +203,20 @@ def log_measurement(request: HttpRequest, reference: str) -> HttpResponse:
     only = list(plan.indicators.values_list("pk", flat=True)[:2])
     if len(only) == 1:
         initial["indicator"] = only[0]  # nothing to choose
+    # A manager of one of the plan's locations logs for that one: chosen for them.
+    own = set(request.user.locations.values_list("pk", flat=True))
+    mine = [loc for loc in context.locations if loc.pk in own]
+    if len(context.locations) > 1 and len(mine) == 1:
+        initial["location"] = mine[0].pk
     if request.method == "GET":
         if request.GET.get("indicator"):
             initial["indicator"] = request.GET["indicator"]
         if request.GET.get("date"):
-            initial["measured_on"] = request.GET["date"]
+            # As a date, so the field shows it day/month/year (the link carries ISO).
+            try:
+                initial["measured_on"] = datetime.date.fromisoformat(request.GET["date"])
+            except ValueError:
+                initial["measured_on"] = request.GET["date"]
     form = MeasurementForm(request.POST or None, context=context, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -222,14 +232,13 @@ def log_measurement(request: HttpRequest, reference: str) -> HttpResponse:
                 f"Result logged for “{measurement.indicator.name}”: {measurement.value_display()}.",
             )
             return redirect(f"{plan.get_absolute_url()}#audits")
-    elif request.method == "POST":
-        messages.error(request, "Nothing was saved. Please correct the errors marked below.")
     return render(
         request,
         "audits/measurement_form.html",
         {
             "plan": plan,
             "form": form,
+            "errors": error_summary(form),
             "indicators": context.indicators,
             "title": "Log a re-audit",
             "submit": "Save result",
@@ -261,31 +270,34 @@ def edit_measurement(request: HttpRequest, reference: str, pk: int) -> HttpRespo
     reason_form = CorrectionReasonForm(request.POST or None)
     reason_valid = request.method == "POST" and reason_form.is_valid()
     reason = request.POST.get("reason", "").strip()
-    if request.method == "POST":
-        if form.is_valid() and reason_valid:
-            try:
-                services.correct_measurement(
-                    measurement=measurement,
-                    by=request.user,
-                    fields=form.measurement_fields(),
-                    reason=reason_form.cleaned_data["reason"],
-                )
-            except services.MeasurementRefused as refused:
-                for message in refused.reasons:
-                    messages.error(request, message)
-            else:
-                messages.success(
-                    request, "Result corrected. The previous value is kept in history."
-                )
-                return redirect(f"{plan.get_absolute_url()}#audits")
+    if request.method == "POST" and form.is_valid() and reason_valid:
+        try:
+            services.correct_measurement(
+                measurement=measurement,
+                by=request.user,
+                fields=form.measurement_fields(),
+                reason=reason_form.cleaned_data["reason"],
+            )
+        except services.MeasurementRefused as refused:
+            for message in refused.reasons:
+                messages.error(request, message)
         else:
-            messages.error(request, "Nothing was saved. Please correct the errors marked below.")
+            messages.success(request, "Result corrected. The previous value is kept in history.")
+            return redirect(f"{plan.get_absolute_url()}#audits")
+    errors = error_summary(form)
+    if request.method == "POST" and not reason_valid:
+        errors.append(
+            FormError(
+                "Why is this being corrected", "Say why the result is being corrected.", "id_reason"
+            )
+        )
     return render(
         request,
         "audits/measurement_form.html",
         {
             "plan": plan,
             "form": form,
+            "errors": errors,
             "indicators": context.indicators,
             "title": "Correct a result",
             "submit": "Save correction",

@@ -6,17 +6,10 @@ from dateutil.relativedelta import relativedelta
 from django import forms
 from django.utils import timezone
 
-from core.forms import ModelChoiceField, ModelMultipleChoiceField
+from core.forms import DateInput, ModelChoiceField, ModelMultipleChoiceField
 from core.thresholds import DEFAULT_MONITORING_MONTHS
 from governance.models import Decision, GovernanceGroup, Meeting, Membership
 from plans.models import Plan, SignOffLevel, User
-
-
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-    def __init__(self, **kwargs):
-        super().__init__(format="%Y-%m-%d", **kwargs)
 
 
 class GroupForm(forms.Form):

@@ -222,13 +222,20 @@ def meeting_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .exclude(agenda_items__meeting=meeting)
         .select_related("plan")
     )
+    attendees = list(meeting.attendees.all())
+    # Who chaired: each attendee's role in this group, where it is more than "member".
+    roles = {
+        m.user_id: m.get_role_display()
+        for m in Membership.objects.filter(group=meeting.group, user__in=attendees)
+        if m.role != Membership.Role.MEMBER
+    }
     return render(
         request,
         "governance/meeting_detail.html",
         {
             "meeting": meeting,
             "items": items,
-            "attendees": list(meeting.attendees.all()),
+            "attendees": [{"user": a, "role": roles.get(a.pk, "")} for a in attendees],
             "can_run": can_run,
             "can_sign": meeting.group.pk in access.signing_group_ids(request.user),
             "record_form": record_form,
@@ -315,9 +322,13 @@ def report_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, refused.message)
     else:
         if retried:
-            messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+            report.refresh_from_db(fields=["pdf_status"])
+            if report.pdf_status == ClosureReport.PdfStatus.READY:
+                messages.success(request, "The PDF is ready.")
+            else:
+                messages.info(request, "PDF requested again: its progress is shown below.")
         else:
-            messages.info(request, "The PDF is ready or still being prepared.")
+            messages.info(request, "The PDF is already ready, or still being rendered: see below.")
     return redirect(report)
 
 

@@ -9,12 +9,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core import files
-from core.forms import ModelChoiceField, ModelMultipleChoiceField
+from core.forms import DateInput, ModelChoiceField, ModelMultipleChoiceField
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.access import visible_locations
 from plans.models import Location, QualityStatement, Theme, User
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = DateInput()
 
 
 class SummaryForm(forms.ModelForm):

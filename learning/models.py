@@ -76,6 +76,19 @@ class LearningSummary(models.Model):
         )
 
     @property
+    def draft_note(self) -> str:
+        """While the plan is open its learning may still change: "Draft: plan still
+        live". Empty once it is closed or withdrawn. Reads ``plan``: load it with the
+        summary."""
+        phrase = {
+            Plan.Status.DRAFT: "a draft",
+            Plan.Status.LIVE: "live",
+            Plan.Status.CLOSURE_REVIEW: "in closure review",
+            Plan.Status.MONITORING: "in monitoring",
+        }.get(self.plan.status)
+        return f"Draft: plan still {phrase}" if phrase else ""
+
+    @property
     def is_retired(self) -> bool:
         return self.status == self.Status.RETIRED
 

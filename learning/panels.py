@@ -26,7 +26,11 @@ def panel_context(plan: Plan, user: User) -> dict:
         "outstanding": outstanding,
         "reviews": reviews,
         "today": timezone.localdate(),
-        "can_write": can_write_learning(user) and (summary is None or not summary.is_retired),
+        # A closed or withdrawn plan's page offers no edits: its learning changes at its
+        # relevance reviews, from the learning page.
+        "can_write": can_write_learning(user)
+        and not plan.is_final
+        and (summary is None or not summary.is_retired),
         "can_share": can_share_learning(user) and summary is not None and not summary.is_retired,
     }
 

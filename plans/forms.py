@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from core.forms import ModelChoiceField, ModelMultipleChoiceField
+from core.dates import day
+from core.forms import DateInput, ModelChoiceField, ModelMultipleChoiceField
 from plans.access import assignable_owners, visible_locations
 from plans.models import (
     Action,
@@ -27,7 +28,7 @@ from plans.models import (
     User,
 )
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = DateInput()
 RISK_CHOICES = [(n, str(n)) for n in range(1, 6)]
 
 
@@ -175,17 +176,34 @@ class IndicatorForm(forms.ModelForm):
 class ActionForm(forms.ModelForm):
     class Meta:
         model = Action
-        fields = ["description", "owner", "due_date", "status", "completion_note"]
+        fields = ["description", "owner", "due_date", "status", "completed_on", "completion_note"]
         field_classes = {"owner": ModelChoiceField}
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "due_date": DATE_WIDGET,
+            "completed_on": DATE_WIDGET,
             "completion_note": forms.Textarea(attrs={"rows": 2}),
         }
+        labels = {"completed_on": "Completed on"}
+        help_texts = {"completed_on": "When the status is Completed: the day it was done."}
+        error_messages = {
+            "completed_on": {"invalid": "Enter the date as day/month/year, for example 14/01/2026."}
+        }
 
-    def __init__(self, *args, user: User, opened_on: datetime.date | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        user: User,
+        opened_on: datetime.date | None = None,
+        earliest: datetime.date | None = None,
+        **kwargs,
+    ):
+        """``earliest``: the first day an action on this plan can have been completed,
+        the day of its earliest trigger (a plan is often written up days after the
+        incident, and what was done straight away counts); the opened date without it."""
         super().__init__(*args, **kwargs)
         self.opened_on = opened_on
+        self.earliest = earliest
         self.fields["owner"].queryset = assignable_owners(user)
 
     def clean(self):
@@ -193,11 +211,30 @@ class ActionForm(forms.ModelForm):
         due = cleaned.get("due_date")
         if due and self.opened_on and due < self.opened_on:
             self.add_error("due_date", "The due date cannot be before the plan was opened.")
-        if (
-            cleaned.get("status") == Action.Status.COMPLETED
-            and not (cleaned.get("completion_note") or "").strip()
-        ):
+        completed = cleaned.get("status") == Action.Status.COMPLETED
+        if completed and not (cleaned.get("completion_note") or "").strip():
             self.add_error("completion_note", "Say what was done when marking an action completed.")
+        done_on = cleaned.get("completed_on")
+        if not completed:
+            # A date typed before the status was changed back is not a completion.
+            cleaned["completed_on"] = None
+        elif done_on is None:
+            if "completed_on" not in self.errors:
+                self.add_error("completed_on", "Give the date this action was completed.")
+        elif done_on > timezone.localdate():
+            self.add_error("completed_on", "An action cannot be completed in the future.")
+        elif self.earliest and done_on < self.earliest:
+            self.add_error(
+                "completed_on",
+                "An action cannot be completed before what triggered the plan "
+                f"({day(self.earliest)}).",
+            )
+        elif self.earliest is None and self.opened_on and done_on < self.opened_on:
+            self.add_error(
+                "completed_on",
+                "An action cannot be completed before the plan was opened "
+                f"({day(self.opened_on)}).",
+            )
         return cleaned
 
 
@@ -258,8 +295,19 @@ def _non_empty_forms(formset) -> list:
 
 
 class BaseRequiredFormSet(forms.BaseFormSet):
+    """Rows of the open-plan form. The first ``min_filled`` rows are needed; the rest
+    may be left blank, so their fields are not marked required until something is
+    typed in the row (then they are, and are checked as usual)."""
+
     min_filled = 0
     what = "row"
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if i >= self.min_filled and not (form.is_bound and form.has_changed()):
+            for field in form.fields.values():
+                field.required = False
+        return form
 
     def clean(self):
         super().clean()
@@ -302,13 +350,14 @@ class IndicatorFormSetBase(BaseRequiredFormSet):
 
 
 class ActionFormSetBase(BaseRequiredFormSet):
-    def __init__(self, *args, user: User, opened_on=None, **kwargs):
+    def __init__(self, *args, user: User, opened_on=None, earliest=None, **kwargs):
         self.user = user
         self.opened_on = opened_on
+        self.earliest = earliest
         super().__init__(*args, **kwargs)
 
     def get_form_kwargs(self, index):
-        return {"user": self.user, "opened_on": self.opened_on}
+        return {"user": self.user, "opened_on": self.opened_on, "earliest": self.earliest}
 
 
 # The page offers two or three rows of each. A posted TOTAL_FORMS is believed only up to

@@ -436,12 +436,20 @@ class Indicator(models.Model):
             return value >= self.target
         return value <= self.target
 
+    def unit_for(self, value) -> str:
+        """The unit as written after ``value``: "1 alert", not "1 alerts" (only a
+        one-word unit ending in s is made singular: "falls per 1,000 bed days" stays)."""
+        unit = self.unit
+        if value is not None and float(value) == 1 and unit.endswith("s") and " " not in unit:
+            return unit[:-1]
+        return unit
+
     def target_display(self) -> str:
         sign = "≥" if self.direction == self.Direction.HIGHER else "≤"
         target = f"{self.target.normalize():f}"
         if self.unit == "%":
             return f"{sign} {target}%"
-        return f"{sign} {target} {self.unit}".rstrip()
+        return f"{sign} {target} {self.unit_for(self.target)}".rstrip()
 
 
 class Action(models.Model):

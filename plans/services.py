@@ -79,7 +79,8 @@ class NewPlan:
 @transaction.atomic
 def create_plan(*, by: User, data: NewPlan) -> Plan:
     """Open a draft plan with its triggers, criteria, indicators and actions, all or
-    nothing."""
+    nothing. An action already completed must say when (``completed_on``); raises
+    ``TransitionRefused``, having saved nothing, when one does not."""
     plan = Plan(**data.plan_fields, created_by=by)
     plan.reference = allocate_reference(plan.opened_on.year)
     plan.risk_score = plan.likelihood * plan.impact
@@ -95,7 +96,10 @@ def create_plan(*, by: User, data: NewPlan) -> Plan:
     for fields in data.actions:
         action = Action(plan=plan, **fields)
         if action.is_completed and not action.completed_on:
-            action.completed_on = plan.opened_on
+            # Not guessed: the opened date would tell the closure report something untrue.
+            raise TransitionRefused([f"Give the date “{action.description}” was completed."])
+        if not action.is_completed:
+            action.completed_on = None
         _save(action, by=by)
     return plan
 
@@ -190,11 +194,14 @@ def perform_transition(
 
 
 @transaction.atomic
-def activate_plan(*, plan: Plan, by: User) -> Plan:
-    """Draft to live. The closure criteria must be complete; they lock now."""
+def activate_plan(*, plan: Plan, by: User, reason: str = "") -> Plan:
+    """Draft to live. The closure criteria must be complete; they lock now. An optional
+    ``reason`` is kept with the change in history."""
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
     gaps = criteria_gaps(locked) if locked.status == Plan.Status.DRAFT else []
-    plan = perform_transition(plan=locked, name="activate", by=by, extra_reasons=gaps)
+    plan = perform_transition(
+        plan=locked, name="activate", by=by, reason=reason, extra_reasons=gaps
+    )
     criteria = plan.criteria
     criteria.locked_at = timezone.now()
     _save(criteria, by=by, reason="Criteria agreed and locked at activation")

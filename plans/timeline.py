@@ -17,10 +17,46 @@ _SKIP = {"id", "plan", "position", "risk_score", "status_changed_at", "created_a
 
 @dataclass(frozen=True)
 class Entry:
-    when: datetime.datetime
+    """One moment of a plan's story. ``when`` is when it was entered (``None`` if that
+    is not known); ``happened_on`` the day it happened, where that is its own fact (the
+    day a plan was opened, a result measured, an action completed)."""
+
+    when: datetime.datetime | None
     who: str
     text: str
     reason: str
+    happened_on: datetime.date | None = None
+
+    @property
+    def day(self) -> datetime.date:
+        """The day it happened: its own date, or the local day it was entered."""
+        if self.happened_on is not None or self.when is None:
+            return self.happened_on  # type: ignore[return-value]
+        return localtime(self.when).date()
+
+    @property
+    def backdated(self) -> bool:
+        """Entered on another day than it happened: show both."""
+        return self.happened_on is not None and (
+            self.when is None or localtime(self.when).date() != self.happened_on
+        )
+
+    @property
+    def sort_key(self) -> tuple:
+        """By the day it happened, then by when it was entered (entered-time unknown
+        first)."""
+        return (self.day, self.when is not None, self.when or _EPOCH)
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def newest_first(entries: list[Entry]) -> list[Entry]:
+    return sorted(entries, key=lambda e: e.sort_key, reverse=True)
+
+
+def oldest_first(entries: list[Entry]) -> list[Entry]:
+    return sorted(entries, key=lambda e: e.sort_key)
 
 
 def _display(record, field_name: str) -> str:
@@ -61,7 +97,13 @@ def _describe(record, previous, noun: str, users: dict[int, str]) -> str | None:
     else:
         label = f"{noun} “{_as_it_was(record)}”"
     if record.history_type == "+":
-        return "opened the plan" if noun == "plan" else f"added {label}"
+        if noun == "plan":
+            return "opened the plan"
+        if noun == "trigger":
+            return f"recorded {label}"
+        if noun == "action" and record.status == Action.Status.COMPLETED:
+            return f"added {label}, already completed"
+        return f"added {label}"
     if record.history_type == "-":
         return f"removed {label}"
     if previous is None:
@@ -91,7 +133,9 @@ def _describe(record, previous, noun: str, users: dict[int, str]) -> str | None:
 
 
 def build_timeline(plan: Plan) -> list[Entry]:
-    """Newest first. Five history queries and one for names, whatever the plan's size."""
+    """The plan's own history, newest first (``Entry.sort_key``). Five history queries
+    and one for names, whatever the plan's size. The plan page and the evidence pack
+    add what other apps hold (``qip_portal/timeline.py``)."""
     sources = [
         ("plan", Plan.history.filter(id=plan.pk)),
         ("criteria", ClosureCriteria.history.filter(plan_id=plan.pk)),
@@ -126,7 +170,24 @@ def build_timeline(plan: Plan) -> list[Entry]:
                     who=users.get(record.history_user_id, "The system"),
                     text=text,
                     reason=record.history_change_reason or "",
+                    happened_on=_happened_on(noun, record, previous),
                 )
             )
-    entries.sort(key=lambda e: e.when, reverse=True)
-    return entries
+    return newest_first(entries)
+
+
+def _happened_on(noun: str, record, previous) -> datetime.date | None:
+    """The day a change happened when it is a fact of its own, not the day it was typed:
+    a plan opened, a trigger's event, an action completed."""
+    if record.history_type != "+" and noun != "action":
+        return None
+    if noun == "plan":
+        return record.opened_on
+    if noun == "trigger":
+        return record.occurred_on
+    if noun != "action":
+        return None
+    newly_completed = record.status == Action.Status.COMPLETED and (
+        previous is None or previous.status != Action.Status.COMPLETED
+    )
+    return record.completed_on if newly_completed else None

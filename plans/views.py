@@ -18,8 +18,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from core import freshness, security
+from core import security
 from core.exports import csv_response, xlsx_response
+from core.forms import error_summary
 from plans import lifecycle, services
 from plans.access import (
     can_edit_plan,
@@ -45,7 +46,6 @@ from plans.forms import (
     filled,
 )
 from plans.models import Action, Location, Plan, Trigger
-from plans.timeline import build_timeline
 
 
 def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[Plan]:
@@ -192,11 +192,16 @@ def create(request: HttpRequest) -> HttpResponse:
     if plan_form.is_bound and plan_form.is_valid():
         opened_on = plan_form.cleaned_data["opened_on"]
     triggers = TriggerFormSet(data, prefix="triggers")
+    earliest = None
+    if triggers.is_bound and triggers.is_valid():
+        earliest = min((t["occurred_on"] for t in filled(triggers)), default=None)
     criteria_form = CriteriaForm(
         data, prefix="criteria", initial={"sustain_months": 3, "min_reaudits": 2}
     )
     indicators = IndicatorFormSet(data, prefix="indicators")
-    actions = ActionFormSet(data, prefix="actions", user=user, opened_on=opened_on)
+    actions = ActionFormSet(
+        data, prefix="actions", user=user, opened_on=opened_on, earliest=earliest
+    )
     parts = [plan_form, triggers, criteria_form, indicators, actions]
     if request.method == "POST":
         # Validate every part (not just up to the first failure) so all errors show.
@@ -223,11 +228,18 @@ def create(request: HttpRequest) -> HttpResponse:
                 f"{plan.reference} opened as a draft. Activate it when the criteria are agreed.",
             )
             return redirect(plan)
-        messages.error(request, "The plan was not saved. Please correct the errors marked below.")
     return render(
         request,
         "plans/create.html",
         {
+            # What stopped the plan being saved, at the top, each linked to its field.
+            "errors": error_summary(
+                plan_form,
+                (triggers, "Trigger", "step-triggers"),
+                criteria_form,
+                (indicators, "Indicator", "step-indicators"),
+                (actions, "Action", "step-actions"),
+            ),
             "plan_form": plan_form,
             "triggers": triggers,
             "criteria_form": criteria_form,
@@ -243,9 +255,9 @@ def _strip(cleaned: dict) -> dict:
 
 def detail_context(request: HttpRequest, reference: str) -> dict:
     """The plan page's own part: the plan (read once, with what it points to; the
-    other sections share its indicators and actions), its criteria, actions, timeline
-    and flags. The page itself is composed in ``qip_portal/plan_pages.py``, which adds
-    each higher app's section. Call it inside ``core.freshness.pinned()``: cached
+    other sections share its indicators and actions), its criteria, actions and flags.
+    The page itself is composed in ``qip_portal/plan_pages.py``, which adds each higher
+    app's section and the timeline. Call it inside ``core.freshness.pinned()``: cached
     figures are computed from the rows read here."""
     plan = get_plan_for_user(
         request.user, reference, related=("criteria", "merged_into", "recurrence_of")
@@ -271,8 +283,6 @@ def detail_context(request: HttpRequest, reference: str) -> dict:
         "actions": actions,
         "overdue_count": sum(1 for a in actions if a.is_overdue(today)),
         "today": today,
-        # The same for everyone who can see the plan: cached until data changes.
-        "timeline": freshness.cached(f"plan-timeline:{plan.pk}", lambda: build_timeline(plan)),
         "criteria_gaps": gaps,
         # Offered only when it can succeed: the gaps are listed instead.
         "can_activate": plan.is_draft and not gaps and lifecycle.may_perform(activate, user),
@@ -342,12 +352,18 @@ def edit_criteria(request: HttpRequest, reference: str) -> HttpResponse:
             else:
                 messages.success(request, "Closure criteria saved.")
                 return redirect(plan)
-        else:
-            messages.error(request, "Nothing was saved. Please correct the errors marked below.")
     return render(
         request,
         "plans/criteria_form.html",
-        {"plan": plan, "form": form, "indicator_forms": indicator_forms, "criteria": criteria},
+        {
+            "plan": plan,
+            "form": form,
+            "indicator_forms": indicator_forms,
+            "criteria": criteria,
+            "errors": error_summary(
+                form, *[(f, f"Indicator “{f.instance.name}”") for f in indicator_forms]
+            ),
+        },
     )
 
 
@@ -410,8 +426,13 @@ def action_form(request: HttpRequest, reference: str, action_id: int | None = No
     if plan.is_final:
         messages.error(request, "A closed or withdrawn plan's actions cannot change.")
         return redirect(plan)
+    earliest = min((t.occurred_on for t in plan.triggers.all()), default=None)
     form = ActionForm(
-        request.POST or None, instance=action, user=request.user, opened_on=plan.opened_on
+        request.POST or None,
+        instance=action,
+        user=request.user,
+        opened_on=plan.opened_on,
+        earliest=earliest,
     )
     if request.method == "POST" and form.is_valid():
         services.save_action(plan=plan, by=request.user, fields=form.cleaned_data, action=action)
@@ -465,10 +486,15 @@ def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
     else:
         form = ReasonForm(request.POST or None)
         form.fields["reason"].required = step.needs_reason
+        if not step.needs_reason:
+            form.fields["reason"].label = "Reason (optional)"
+            form.fields["reason"].help_text = "Kept with this change in the plan's history."
     if request.method == "POST" and form.is_valid():
         try:
             if name == "activate":
-                services.activate_plan(plan=plan, by=request.user)
+                services.activate_plan(
+                    plan=plan, by=request.user, reason=form.cleaned_data["reason"]
+                )
             elif name == "withdraw":
                 services.withdraw_plan(
                     plan=plan,
@@ -486,8 +512,6 @@ def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
     blocking = lifecycle.plan_refusals(step, plan)
     if not lifecycle.may_perform(step, request.user):
         blocking.append(f"Your role may not {step.label.lower()} a plan.")
-    if name == "activate" and plan.is_draft:
-        blocking += services.criteria_gaps(plan)
     if name == "activate" and plan.is_draft:
         blocking += services.criteria_gaps(plan)
     return render(

@@ -51,8 +51,7 @@ from core.queueing import after_commit
 from governance.models import ClosureReport, Decision
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Location, Plan, User
-from plans.timeline import build_timeline
-from qip_portal import closure
+from qip_portal import closure, timeline
 from qip_portal.models import EvidencePack
 
 if TYPE_CHECKING:
@@ -295,7 +294,8 @@ def _charts(plan: Plan, periods: list[MonitoringPeriod]) -> tuple[list[dict], ob
                 "criteria_status": criteria.status,
                 "criteria_headline": criteria.headline(),
                 "criteria_explain": criteria.explain(),
-                "method": assurance.method_label,
+                # Too few results for a method: the headline says so, once.
+                "method": assurance.method_label if assurance.is_judged else "",
                 "assurance_headline": assurance.headline(),
                 "assurance_concern": assurance.has_concern,
                 "floor": monitored.floor_display() if monitored is not None else "",
@@ -355,86 +355,6 @@ def _learning(plan: Plan) -> dict:
         "acks": len(acks),
         "acked": sum(1 for a in acks if a.acknowledged_at is not None),
     }
-
-
-@dataclass(frozen=True)
-class StoryEntry:
-    when: datetime.datetime
-    who: str
-    text: str
-    reason: str
-
-
-def _story(plan: Plan, *, governance: list[dict], evidence, learning: dict) -> list[StoryEntry]:
-    """The plan's history (``plans.timeline``) with the moments other apps hold woven
-    in: evidence added, reports submitted, decisions signed, learning written,
-    embedded and reviewed. Oldest first: a story is read from its beginning."""
-    entries = [StoryEntry(e.when, e.who, e.text, e.reason) for e in build_timeline(plan)]
-    for item in evidence:
-        entries.append(
-            StoryEntry(
-                item.created_at,
-                str(item.uploaded_by),
-                f"added evidence “{item.title}” ({item.get_kind_display().lower()})",
-                "",
-            )
-        )
-    for row in governance:
-        report = row["report"]
-        entries.append(
-            StoryEntry(
-                report.submitted_at,
-                str(report.submitted_by),
-                f"submitted the closure report to {report.group.name} "
-                f"(snapshot {report.sha256[:12]}…)",
-                report.override_rationale and f"Override: {report.override_rationale}",
-            )
-        )
-        decision = row["decision"]
-        if decision is not None:
-            entries.append(
-                StoryEntry(
-                    decision.signed_at,
-                    str(decision.signed_by),
-                    f"signed the decision “{decision.get_outcome_display().lower()}” for "
-                    f"{report.group.name}",
-                    decision.reasons,
-                )
-            )
-    summary = learning["summary"]
-    if summary is not None:
-        entries.append(
-            StoryEntry(
-                summary.created_at, str(summary.created_by), "wrote the learning summary", ""
-            )
-        )
-        for embedding in learning["embeddings"]:
-            if embedding.is_done:
-                entries.append(
-                    StoryEntry(
-                        embedding.created_at,
-                        str(embedding.recorded_by),
-                        f"recorded the learning as embedded in "
-                        f"{embedding.get_kind_display().lower()}",
-                        embedding.note,
-                    )
-                )
-        for review in learning["reviews"]:
-            if review.outcome and review.reviewed_on:
-                moment = timezone.make_aware(
-                    datetime.datetime.combine(review.reviewed_on, datetime.time(12))
-                )
-                entries.append(
-                    StoryEntry(
-                        moment,
-                        str(review.reviewed_by) if review.reviewed_by else "The system",
-                        f"recorded the {review.months_after_closure}-month relevance review: "
-                        f"{review.get_outcome_display().lower()}",
-                        review.note,
-                    )
-                )
-    entries.sort(key=lambda e: e.when)
-    return entries
 
 
 def compile_plan_pack(plan: Plan) -> dict:
@@ -503,7 +423,13 @@ def compile_plan_pack(plan: Plan) -> dict:
         "governance": governance,
         "monitoring": periods,
         "learning": learning,
-        "story": _story(plan, governance=governance, evidence=evidence, learning=learning),
+        "story": timeline.story(
+            plan,
+            indicators=[v.indicator for v in verdicts.indicators],
+            evidence=evidence,
+            reports=[row["report"] for row in governance],
+            learning=learning,
+        ),
         "compiled_at": _moment(timezone.now()),
     }
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import security, stuck
-from core.forms import ModelChoiceField
+from core.forms import DateInput, ModelChoiceField
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
@@ -90,6 +90,16 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
 # --- Plan packs -----------------------------------------------------------------------
 
 
+def _requested(request: HttpRequest, pack: EvidencePack, *, ready: str, requested: str) -> None:
+    """Say what was done in words that stay true beside the status below, which updates
+    by itself (with tasks run in-process, the PDF is ready already)."""
+    pack.refresh_from_db(fields=["render_status"])
+    if pack.is_ready:
+        messages.success(request, ready)
+    else:
+        messages.info(request, f"{requested}: its progress is shown below.")
+
+
 @require_http_methods(["GET", "POST"])
 def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
     """The plan's pack page (GET); prepare a new pack (POST). Reading the plan is
@@ -101,7 +111,9 @@ def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
         except stuck.TooMuchWaiting as refused:
             messages.error(request, refused.message)
             return redirect("packs:plan", reference=plan.reference)
-        messages.info(request, "The evidence pack is being prepared. This page updates by itself.")
+        _requested(
+            request, pack, ready="The evidence pack is ready.", requested="Evidence pack requested"
+        )
         return redirect(f"{reverse('packs:plan', args=[plan.reference])}#pack-{pack.pk}")
     packs = list(
         EvidencePack.objects.filter(kind=EvidencePack.Kind.PLAN, plan=plan)
@@ -166,9 +178,11 @@ def pack_retry(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, refused.message)
     else:
         if retried:
-            messages.info(request, "The PDF is being prepared again. This page updates by itself.")
+            _requested(request, pack, ready="The PDF is ready.", requested="PDF requested again")
         else:
-            messages.info(request, "That pack is ready or still being prepared.")
+            messages.info(
+                request, "That pack is already ready, or still being rendered: see below."
+            )
     if pack.kind == EvidencePack.Kind.PLAN:
         return redirect(f"{reverse('packs:plan', args=[pack.plan.reference])}#pack-{pack.pk}")
     return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
@@ -203,10 +217,10 @@ def pack_pdf(request: HttpRequest, pk: int) -> FileResponse:
 
 class RegisterPackForm(forms.Form):
     date_from = forms.DateField(
-        label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label="From", widget=DateInput()
     )
     date_to = forms.DateField(
-        label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label="To (inclusive)", widget=DateInput()
     )
     location = ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="All locations"
@@ -240,8 +254,11 @@ def register_pack(request: HttpRequest) -> HttpResponse:
             messages.error(request, refused.message)
             status = 429
         else:
-            messages.info(
-                request, "The register pack is being prepared. This page updates by itself."
+            _requested(
+                request,
+                pack,
+                ready="The register pack is ready.",
+                requested="Register pack requested",
             )
             return redirect(f"{reverse('packs:register')}#pack-{pack.pk}")
     packs = (

@@ -2,8 +2,9 @@
 
 ``plans`` owns the plan's own rows; each higher app gives its section of the plan page
 through one function (audits: verdicts, charts, results and evidence; governance: its
-reports; learning: the summary; the evidence pack), and the closure workflow says what
-the plan needs next (``qip_portal/closure.py``). Reading this file shows everything
+reports; learning: the summary; the evidence pack), the closure workflow says what
+the plan needs next (``qip_portal/closure.py``), and the timeline tells what happened,
+whichever app holds it (``qip_portal/timeline.py``). Reading this file shows everything
 the page is made of.
 """
 
@@ -17,7 +18,7 @@ from core import freshness
 from governance.panels import plan_panel_context as governance_section
 from learning.panels import panel_context as learning_section
 from plans import views as plan_views
-from qip_portal import closure
+from qip_portal import closure, timeline
 from qip_portal.pack_views import plan_panel_context as pack_section
 
 
@@ -36,6 +37,11 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
                 "learning": learning_section(plan, user),
                 "pack": pack_section(plan, user),
                 "closure": closure.plan_page_context(plan, user, verdicts=audits["verdicts"]),
+                # The same for everyone who can see the plan: cached until data changes.
+                "timeline": freshness.cached(
+                    f"plan-timeline:{plan.pk}",
+                    lambda: timeline.plan_timeline(plan, indicators=context["indicators"]),
+                ),
             }
         )
         return render(request, "plans/detail.html", context)

@@ -73,7 +73,9 @@ def test_too_few_reaudits_within_the_window_is_not_met():
     assert not verdict.met
     assert verdict.status == "waiting"
     assert "1 more re-audit" in verdict.explain()
-    assert verdict.headline() == "Window started 5 Jan 2026, ends 5 Apr 2026 (2 of 3 re-audits)"
+    assert verdict.headline() == (
+        "Window started 5 Jan 2026, ends 5 Apr 2026 (2 re-audits, 3 needed)"
+    )
 
 
 def test_window_not_yet_spanned_is_not_met_however_many_reaudits():
@@ -129,7 +131,9 @@ def _blockers(plan) -> list[str]:
 def test_readiness_lists_every_reason_in_plain_english(sustained, quality_lead):
     verdicts = plan_verdicts(sustained)
     assert verdicts.all_met
-    assert verdicts.indicators[0].assurance.headline().startswith("5 results: not enough data")
+    assert verdicts.indicators[0].assurance.headline() == (
+        "Not enough data for statistical confirmation (5 results; at least 10 are needed)"
+    )
     factories.write_learning_summary(sustained, by=quality_lead)
     factories.record_residual_risk(sustained, by=quality_lead)
     assert _blockers(sustained) == [

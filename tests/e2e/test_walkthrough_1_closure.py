@@ -154,9 +154,12 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         # Tom completes the refresher action.
         page.get_by_role("link", name=re.compile(r"Edit.*action 1")).click()
         page.get_by_label("Status").select_option(label="Completed")
+        page.get_by_label("Completed on").fill("09/05/2026")  # typed as day/month/year
         page.get_by_label("What was done").fill("Delivered to all 14 shift leads on 9 May.")
         page.get_by_role("button", name="Save action").click()
         page.wait_for_load_state()
+        success_message(page, "Action saved.")
+        assert plan.actions.get().completed_on == datetime.date(2026, 5, 9)
 
         #    Not met yet: the window has started but not elapsed.
         page.goto(page.base + plan.get_absolute_url())

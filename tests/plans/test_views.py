@@ -153,7 +153,10 @@ def test_bad_input_is_explained_and_nothing_is_saved(
     assert response.status_code == 200
     body = response.content.decode()
     assert message in body
-    assert "The plan was not saved" in body
+    # Listed at the top too, in the error summary.
+    start = body.index('id="error-summary"')
+    summary = body[start : body.index("</div>", start)]
+    assert "Nothing was saved" in summary and message in summary
     assert Plan.objects.count() == 0
     assert "Several alerts about missed escalation." in body  # what was typed is kept
 
@@ -231,6 +234,7 @@ def test_register_counts_overdue_actions_per_plan_without_joining_every_action(
                 "description": "Late but done",
                 "status": "completed",
                 "due_date": late,
+                "completed_on": late,
                 "completion_note": "Done on the ward.",
             },
             {

@@ -10,6 +10,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from core.history import save_with_history
+from governance.people import role_labels
 from plans import services
 from plans.models import Location, Plan, QualityStatement, Regulation, Theme, User
 
@@ -93,9 +94,11 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new plans)."))
         self.stdout.write("\nSign in at http://127.0.0.1:8000 as any of these demo users")
         self.stdout.write(f"(password for all: {DEMO_PASSWORD}):")
-        for username, first, last, role, locs, _title in USERS:
+        labels = role_labels(users.values())
+        for username, first, last, _role, locs, _title in USERS:
             where = f" - {', '.join(locs)}" if locs else ""
-            self.stdout.write(f"  {username:<8} {first} {last}, {User.Role(role).label}{where}")
+            label = labels[users[username].pk]
+            self.stdout.write(f"  {username:<8} {first} {last}, {label}{where}")
         self.stdout.write(
             "helen chairs the Safeguarding Governance Group and admin administers, so both set up\n"
             "two-step verification (any authenticator app) at their first sign-in."
@@ -318,6 +321,10 @@ class Command(BaseCommand):
                     "owner": users[owner],
                     "due_date": opened + datetime.timedelta(days=due),
                     "status": status,
+                    # Done by its due date (or today, for one due later).
+                    "completed_on": min(opened + datetime.timedelta(days=due), today)
+                    if status == "completed"
+                    else None,
                     "completion_note": note,
                 }
                 for desc, owner, due, status, note in spec["actions"]

@@ -1,0 +1,241 @@
+"""A plan's timeline, whichever app holds each moment of it.
+
+``plans.timeline`` tells the plan's own history (opened, triggers, criteria, actions,
+status changes); this adds the results logged and evidence added (audits), the reports
+put to governance and the decisions signed (governance), and the learning written,
+embedded and reviewed (learning). The plan page shows it newest first, the evidence
+pack oldest first; both sort by the day each thing happened (a plan opened on 15 Aug
+was opened then, whenever it was typed in), then by when it was entered, and both
+show times in local time (Europe/London).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, Min
+
+from audits.models import EvidenceItem, ImportBatch, Measurement
+from audits.spc.text import plural
+from core.dates import day
+from governance.models import ClosureReport, Decision
+from learning.models import Embedding, LearningReview, LearningSummary
+from plans.models import Indicator, Plan
+from plans.timeline import Entry, build_timeline, newest_first, oldest_first
+
+__all__ = ["Entry", "plan_story", "plan_timeline", "story"]
+
+
+def _results(plan: Plan, indicators: list[Indicator]) -> list[Entry]:
+    """Each result logged by hand, each correction, and each spreadsheet import as one
+    entry (an import of 5,000 rows is one thing that happened). Four queries."""
+    by_id = {i.pk: i for i in indicators}
+    entries: list[Entry] = []
+    logged = (
+        Measurement.objects.filter(indicator__plan=plan, import_batch__isnull=True)
+        .select_related("recorded_by")
+        .order_by("recorded_at", "pk")
+    )
+    for m in logged:
+        m.indicator = by_id[m.indicator_id]
+        entries.append(
+            Entry(
+                when=m.recorded_at,
+                who=str(m.recorded_by),
+                text=f"logged a result for “{m.indicator.name}”: {m.value_display()}",
+                reason="",
+                happened_on=m.measured_on,
+            )
+        )
+    corrections = (
+        Measurement.history.filter(indicator_id__in=by_id, history_type="~")
+        .select_related("history_user")
+        .order_by("history_date", "history_id")
+    )
+    for record in corrections:
+        indicator = by_id.get(record.indicator_id)
+        if indicator is None:
+            continue
+        as_corrected = Measurement(
+            indicator=indicator,
+            value=record.value,
+            numerator=record.numerator,
+            denominator=record.denominator,
+        )
+        entries.append(
+            Entry(
+                when=record.history_date,
+                who=str(record.history_user) if record.history_user else "The system",
+                text=f"corrected the result for “{indicator.name}” of "
+                f"{day(record.measured_on)} to {as_corrected.value_display()}",
+                reason=(record.history_change_reason or "").removeprefix("Corrected: "),
+            )
+        )
+    imported = {
+        row["import_batch"]: row
+        for row in Measurement.objects.filter(indicator__plan=plan, import_batch__isnull=False)
+        .values("import_batch")
+        .annotate(n=Count("pk"), first=Min("measured_on"), last=Max("measured_on"))
+        .order_by()
+    }
+    batches = ImportBatch.objects.filter(pk__in=imported).select_related(
+        "created_by", "confirmed_by"
+    )
+    for batch in batches:
+        row = imported[batch.pk]
+        span = (
+            day(row["first"])
+            if row["first"] == row["last"]
+            else (f"{day(row['first'])} to {day(row['last'])}")
+        )
+        entries.append(
+            Entry(
+                when=batch.committed_at or batch.created_at,
+                who=str(batch.confirmed_by or batch.created_by),
+                text=f"imported {plural(row['n'], 'result')} ({span}) from “{batch.original_name}”",
+                reason="",
+            )
+        )
+    return entries
+
+
+def _evidence(items: list[EvidenceItem]) -> list[Entry]:
+    return [
+        Entry(
+            when=item.created_at,
+            who=str(item.uploaded_by),
+            text=f"added evidence “{item.title}” ({item.get_kind_display().lower()})",
+            reason="",
+            happened_on=item.occurred_on,
+        )
+        for item in items
+    ]
+
+
+def _governance(reports: list[ClosureReport]) -> list[Entry]:
+    """Reports loaded with ``group``, ``submitted_by`` and ``decision__signed_by``."""
+    entries = []
+    for report in reports:
+        entries.append(
+            Entry(
+                when=report.submitted_at,
+                who=str(report.submitted_by),
+                text=f"submitted the closure report to {report.group.name} "
+                f"(snapshot {report.sha256[:12]}…)",
+                reason=report.override_rationale and f"Override: {report.override_rationale}",
+            )
+        )
+        try:
+            decision: Decision | None = report.decision
+        except Decision.DoesNotExist:
+            decision = None
+        if decision is not None:
+            entries.append(
+                Entry(
+                    when=decision.signed_at,
+                    who=str(decision.signed_by),
+                    text=f"signed the decision “{decision.get_outcome_display().lower()}” for "
+                    f"{report.group.name}",
+                    reason=decision.reasons,
+                )
+            )
+    return entries
+
+
+def _learning(learning: dict) -> list[Entry]:
+    """``learning``: the summary (with ``created_by``), its embeddings (with
+    ``recorded_by``) and reviews (with ``reviewed_by`` and ``meeting``). One query, for
+    when each review was recorded: a review keeps only its day, its history the time."""
+    summary = learning["summary"]
+    if summary is None:
+        return []
+    entries = [
+        Entry(
+            when=summary.created_at,
+            who=str(summary.created_by),
+            text="wrote the learning summary",
+            reason="",
+        )
+    ]
+    for embedding in learning["embeddings"]:
+        if embedding.is_done:
+            entries.append(
+                Entry(
+                    when=embedding.created_at,
+                    who=str(embedding.recorded_by),
+                    text="recorded the learning as embedded in "
+                    f"{embedding.get_kind_display().lower()}",
+                    reason=embedding.note,
+                    happened_on=embedding.embedded_on,
+                )
+            )
+    reviewed = [r for r in learning["reviews"] if r.outcome and r.reviewed_on]
+    recorded_at: dict[int, object] = {}
+    if reviewed:
+        records = (
+            LearningReview.history.filter(id__in=[r.pk for r in reviewed])
+            .exclude(outcome="")
+            .order_by("-history_date", "-history_id")
+            .values_list("id", "history_date")
+        )
+        # The first record with an outcome is the moment it was recorded.
+        recorded_at = dict(records)
+    for review in reviewed:
+        entries.append(
+            Entry(
+                when=recorded_at.get(review.pk),  # type: ignore[arg-type]
+                who=str(review.reviewed_by) if review.reviewed_by else "The system",
+                text=f"recorded the {review.months_after_closure}-month relevance review: "
+                f"{review.get_outcome_display().lower()}",
+                reason=review.note,
+                happened_on=review.meeting.held_on if review.meeting else review.reviewed_on,
+            )
+        )
+    return entries
+
+
+def story(
+    plan: Plan,
+    *,
+    indicators: list[Indicator],
+    evidence: list[EvidenceItem],
+    reports: list[ClosureReport],
+    learning: dict,
+) -> list[Entry]:
+    """Every moment of the plan, oldest first, from what the caller has loaded (the
+    evidence pack loads it anyway)."""
+    entries = build_timeline(plan)
+    entries += _results(plan, indicators)
+    entries += _evidence(evidence)
+    entries += _governance(reports)
+    entries += _learning(learning)
+    return oldest_first(entries)
+
+
+def plan_story(plan: Plan, *, indicators: list[Indicator] | None = None) -> list[Entry]:
+    """The same story, loading what it needs (the plan's ``indicators`` too, unless the
+    caller has them): a fixed number of queries (about fifteen) whatever the number of
+    results, evidence items or history records."""
+    summary = LearningSummary.objects.filter(plan=plan).select_related("created_by").first()
+    learning = {"summary": summary, "embeddings": [], "reviews": []}
+    if summary is not None:
+        learning["embeddings"] = list(
+            Embedding.objects.filter(summary=summary).select_related("recorded_by")
+        )
+        learning["reviews"] = list(
+            LearningReview.objects.filter(summary=summary).select_related("reviewed_by", "meeting")
+        )
+    return story(
+        plan,
+        indicators=list(Indicator.objects.filter(plan=plan)) if indicators is None else indicators,
+        evidence=list(EvidenceItem.objects.filter(plan=plan).select_related("uploaded_by")),
+        reports=list(
+            ClosureReport.objects.filter(plan=plan)
+            .select_related("group", "submitted_by", "decision__signed_by")
+            .defer("content_json", "content_html")  # the frozen snapshot is not told
+        ),
+        learning=learning,
+    )
+
+
+def plan_timeline(plan: Plan, *, indicators: list[Indicator] | None = None) -> list[Entry]:
+    """The plan page's timeline: the story, newest first."""
+    return newest_first(plan_story(plan, indicators=indicators))
