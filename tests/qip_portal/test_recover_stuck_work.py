@@ -44,6 +44,8 @@ def _settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STUCK_QUEUED_SECONDS = QUEUED
     settings.STUCK_STARTED_SECONDS = STARTED
+    # 50 stuck renders of one person: more than the per-person limit lets anyone queue.
+    settings.PDF_RENDERS_PER_USER = 1000
 
 
 def test_the_job_is_registered_scheduled_and_run_by_the_command(broker):
