@@ -26,6 +26,11 @@ class SecurityEvent(models.Model):
         SIGN_OFF = "sign_off", "Governance sign-off"
         SIGN_FAILED = "sign_failed", "Wrong password or code when signing"
         SIGN_LOCKED = "sign_locked", "Signing locked after failed attempts"
+        ROLE_CHANGED = "role_changed", "Role or group membership changed"
+        LOGIN_THROTTLED = "login_throttled", "Sign-in refused: wait after failures"
+        UNLOCK_LINK_SENT = "unlock_link_sent", "Sign-in unlock link emailed"
+        UNLOCKED = "unlocked", "Sign-in unlocked by emailed link"
+        MFA_LINK_SENT = "mfa_link_sent", "Two-step set-up link emailed"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(

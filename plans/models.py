@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 
 
@@ -75,13 +76,44 @@ class User(AbstractUser):
         default=True,
         help_text="A Monday email of what needs your attention. Escalations are always sent.",
     )
-    history = HistoricalRecords(excluded_fields=["password", "last_login"], m2m_fields=[locations])
+    # Moved on when the role or a group membership changes (qip_portal/sessions.py):
+    # it is part of the hash Django checks on every request, so every session signed in
+    # before the change ends.
+    session_version = models.PositiveIntegerField(default=0, editable=False)
+    history = HistoricalRecords(
+        excluded_fields=["password", "last_login", "session_version"], m2m_fields=[locations]
+    )
 
     class Meta:
         ordering = ["first_name", "last_name", "username"]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
+
+    def save(self, *args, **kwargs):
+        # The session version moves on only by a direct update (qip_portal/sessions.py),
+        # so a copy loaded before it moved must not write the old value back.
+        adding = self._state.adding or kwargs.get("force_insert")
+        if not adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "session_version"
+            ]
+        super().save(*args, **kwargs)
+
+    def _get_session_auth_hash(self, secret=None):
+        """Django's session hash (of the password), with the session version mixed in
+        once it has moved on; at 0 it is Django's own, so no session ends on upgrade."""
+        value = self.password
+        if self.session_version:
+            value = f"{self.password}:{self.session_version}"
+        return salted_hmac(
+            "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash",
+            value,
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     # What each role may do, in one place; the apps' access functions read these.
 

@@ -12,4 +12,7 @@ class QipPortalConfig(AppConfig):
             digest,
             pack_tasks,
             recovery,
+            sessions,
         )
+
+        sessions.connect()
