@@ -45,7 +45,11 @@ class SecurityEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["kind", "created_at"])]
+        indexes = [
+            models.Index(fields=["kind", "created_at"]),
+            # Sign-in throttling counts one username's recent failures (core/security.py).
+            models.Index(fields=["username", "created_at"], name="security_event_username"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.username} {self.created_at:%Y-%m-%d %H:%M}"

@@ -15,7 +15,10 @@ from core.middleware import SESSION_STARTED
 def _logged_in(sender, request, user, **kwargs):
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_STARTED] = time.time()
-    security.record("login", request=request, user=user)
+    unlocked = security.unlocked_in_this_browser(request, user.get_username())
+    security.record(
+        "login", request=request, user=user, detail=security.UNLOCKED_SIGN_IN if unlocked else ""
+    )
 
 
 @receiver(user_logged_out)
@@ -26,7 +29,15 @@ def _logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
-    security.record("login_failed", request=request, username=credentials.get("username", ""))
+    username = security.lockout_username(request, credentials) or ""
+    wait = getattr(request, "qip_sign_in_wait", 0)
+    if wait:
+        # Refused unchecked while the username waits: not a failure, so waiting ends.
+        security.record(
+            "login_throttled", request=request, username=username, detail=f"wait {wait} s"
+        )
+        return
+    security.record("login_failed", request=request, username=username)
 
 
 @receiver(user_locked_out)

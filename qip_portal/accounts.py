@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import io
+import time
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -21,7 +25,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core import security
+from core import outbox, security
 from qip_portal import digest
 from qip_portal.middleware import mfa_required
 
@@ -120,12 +124,78 @@ def _qr_data_uri(url: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+# Enrolment needs more than the password: whoever knows a chair's password must not be
+# able to put their own phone on the account. The person first opens a link emailed to
+# the account's address, in the session that will enrol; the session remembers it.
+SETUP_CONFIRMED_KEY = "qip_mfa_setup_confirmed"
+_SETUP_SALT = "qip.mfa-setup"
+SETUP_LINK_MINUTES = 60
+
+
+def _masked(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def _setup_email_step(request: HttpRequest) -> HttpResponse:
+    """Before enrolling: email a link to the account's address (POST "send")."""
+    user = request.user
+    sent = False
+    if request.method == "POST" and request.POST.get("send") and user.email:
+        with transaction.atomic():
+            alert = outbox.queue(
+                "mfa-setup",
+                # At most one every ten minutes.
+                key=f"mfa-setup:{user.pk}:{int(time.time() // 600)}",
+                recipients=[user.email],
+                context={
+                    "user": user,
+                    "token": signing.dumps(user.pk, salt=_SETUP_SALT),
+                    "next": _next(request),
+                    "link_minutes": SETUP_LINK_MINUTES,
+                },
+            )
+            if alert is not None:
+                security.record("mfa_link_sent", request=request)
+        sent = True
+    return render(
+        request,
+        "registration/mfa_setup_email.html",
+        {
+            "email": _masked(user.email) if user.email else "",
+            "sent": sent,
+            "next": _next(request),
+            "required": mfa_required(user),
+            "link_minutes": SETUP_LINK_MINUTES,
+        },
+    )
+
+
+def setup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: lets this session go on to enrol an authenticator."""
+    try:
+        user_pk = signing.loads(token, salt=_SETUP_SALT, max_age=SETUP_LINK_MINUTES * 60)
+    except signing.BadSignature:
+        user_pk = None
+    if user_pk != request.user.pk:
+        messages.error(
+            request,
+            "That link has expired, or is for another account. Ask for a new one below.",
+        )
+        return redirect("mfa_setup")
+    request.session[SETUP_CONFIRMED_KEY] = request.user.pk
+    return redirect(f"{reverse('mfa_setup')}?{urlencode({'next': _next(request)})}")
+
+
 def setup(request: HttpRequest) -> HttpResponse:
-    """Add an authenticator app: scan, type a code to prove it works, get recovery codes."""
+    """Add an authenticator app: confirm by email link first, then scan, type a code
+    to prove it works, get recovery codes."""
     user = request.user
     if user_has_device(user, confirmed=True):
         messages.info(request, "Two-step verification is already on.")
         return redirect("mfa_settings")
+    if request.session.get(SETUP_CONFIRMED_KEY) != user.pk:
+        return _setup_email_step(request)
     device, _ = TOTPDevice.objects.get_or_create(
         user=user, confirmed=False, defaults={"name": "Authenticator app"}
     )
@@ -141,6 +211,7 @@ def setup(request: HttpRequest) -> HttpResponse:
                 device.save()
                 codes = _new_recovery_codes(user)
             otp_login(request, device)
+            request.session.pop(SETUP_CONFIRMED_KEY, None)
             security.record("mfa_enabled", request=request)
             return render(
                 request,
@@ -191,11 +262,22 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _wrong_password(user, outcome: str) -> str:
+    wait = security.sign_in_wait(user.get_username())
+    if wait:
+        words = security.wait_words(wait)
+        return f"Too many wrong passwords: wait {words} before trying again; {outcome}."
+    return f"Your password was not right; {outcome}."
+
+
 @require_POST
 def regenerate_codes(request: HttpRequest) -> HttpResponse:
     form = PasswordConfirmForm(request.POST)
-    if not (form.is_valid() and request.user.check_password(form.cleaned_data["password"])):
-        messages.error(request, "Your password was not right; nothing was changed.")
+    if not (
+        form.is_valid()
+        and security.check_password_counted(request, request.user, form.cleaned_data["password"])
+    ):
+        messages.error(request, _wrong_password(request.user, "nothing was changed"))
         return redirect("mfa_settings")
     if not user_has_device(request.user, confirmed=True):
         return redirect("mfa_setup")
@@ -213,8 +295,11 @@ def disable(request: HttpRequest) -> HttpResponse:
         )
         return redirect("mfa_settings")
     form = PasswordConfirmForm(request.POST)
-    if not (form.is_valid() and user.check_password(form.cleaned_data["password"])):
-        messages.error(request, "Your password was not right; two-step verification is still on.")
+    if not (
+        form.is_valid()
+        and security.check_password_counted(request, user, form.cleaned_data["password"])
+    ):
+        messages.error(request, _wrong_password(user, "two-step verification is still on"))
         return redirect("mfa_settings")
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()

@@ -40,6 +40,8 @@ KIND_LABELS = {
     "learning-reminder": "Learning reminder",
     "learning-review-due": "Learning review due",
     "failed-alerts": "Emails not sent (daily)",
+    "sign-in-unlock": "Sign-in link",
+    "mfa-setup": "Two-step set-up link",
 }
 
 

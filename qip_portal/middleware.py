@@ -9,8 +9,11 @@ from django_otp import user_has_device
 _OPEN_BEFORE_MFA = {
     "login",
     "logout",
+    "sign_in_unlock_request",
+    "sign_in_unlock",
     "mfa_verify",
     "mfa_setup",
+    "mfa_setup_confirm",
     "healthz",
     "password_reset",
     "password_reset_done",

@@ -82,8 +82,10 @@ MIDDLEWARE = [
 ]
 
 AUTHENTICATION_BACKENDS = [
-    # Refuses a locked-out username/IP before the password is even checked.
+    # Refuses a paused address, then a username that must wait, before the password
+    # is even checked (core/security.py).
     "axes.backends.AxesStandaloneBackend",
+    "core.security.SignInThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -366,21 +368,35 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Failed sign-ins: five for one username from one address, then a 15-minute pause.
 # PDF renders (evidence packs; closure-report PDFs tried again) one person may have
 # queued or running at once, per kind (core/stuck.py).
 PDF_RENDERS_PER_USER = read_int("PDF_RENDERS_PER_USER", default=5, minimum=1)
 
-AXES_FAILURE_LIMIT = read_int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+# Failed sign-ins (core/security.py). Per username: after LOGIN_FAILURE_LIMIT failures in
+# a row, each further try waits LOGIN_DELAY_SECONDS after the last failure, doubling up to
+# LOGIN_COOLOFF_MINUTES: it slows guessing, never locks; the person can also email
+# themselves an unlock link. Per address (django-axes): LOGIN_ADDRESS_FAILURE_LIMIT
+# failures in LOGIN_COOLOFF_MINUTES pause that address.
+LOGIN_FAILURE_LIMIT = read_int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+LOGIN_DELAY_SECONDS = read_int("LOGIN_DELAY_SECONDS", default=30, minimum=1)
+AXES_FAILURE_LIMIT = read_int("LOGIN_ADDRESS_FAILURE_LIMIT", default=50, minimum=1)
 AXES_COOLOFF_TIME = datetime.timedelta(
     minutes=read_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1)
 )
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# Failures expire with the cool-off; a success from the address does not wipe them.
+AXES_RESET_ON_SUCCESS = False
 # Trimmed to the longest username an account can have before axes stores it.
 AXES_USERNAME_CALLABLE = "core.security.lockout_username"
-AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.security.client_ip"
+AXES_WHITELIST_CALLABLE = "core.security.axes_exempt"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# The client's address is REMOTE_ADDR unless this names a header (e.g. X-Forwarded-For)
+# that the reverse proxy in front sets itself; CLIENT_IP_PROXY_COUNT proxies append to
+# it. Off by default: without a proxy, anyone could send the header.
+CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
+CLIENT_IP_PROXY_COUNT = read_int("CLIENT_IP_PROXY_COUNT", default=1, minimum=1)
 
 # Multi-factor authentication (TOTP, with recovery codes). Required for these roles
 # (and for governance chairs: see qip_portal/middleware.py); optional for everyone else.

@@ -67,11 +67,9 @@ alert_patterns = (
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/unlock/", views.unlock_request, name="sign_in_unlock_request"),
+    path("accounts/unlock/<str:token>/", views.unlock, name="sign_in_unlock"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", views.PasswordChangeView.as_view(), name="password_change"),
     path(
@@ -97,6 +95,7 @@ urlpatterns = [
     ),
     path("accounts/security/", accounts.settings_page, name="mfa_settings"),
     path("accounts/mfa/setup/", accounts.setup, name="mfa_setup"),
+    path("accounts/mfa/setup/<str:token>/", accounts.setup_confirm, name="mfa_setup_confirm"),
     path("accounts/mfa/verify/", accounts.verify, name="mfa_verify"),
     path("accounts/mfa/recovery-codes/", accounts.regenerate_codes, name="mfa_recovery_codes"),
     path("accounts/mfa/disable/", accounts.disable, name="mfa_disable"),
