@@ -64,7 +64,7 @@ def test_failures_slow_a_username_down_and_the_wait_ends(manager):
 
 def test_the_wait_never_exceeds_the_cool_off(manager, settings):
     base = timezone.now() - datetime.timedelta(hours=1)
-    for i in range(40):
+    for _ in range(40):
         SecurityEvent.objects.create(kind="login_failed", username="manager")
     SecurityEvent.objects.filter(username="manager").update(created_at=base)
     assert security.sign_in_wait("manager", now=base) == 15 * 60
