@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core import security
 from governance.access import visible_meetings
 from governance.models import Meeting
 from learning import services
@@ -270,6 +271,11 @@ def embedding_file(request: HttpRequest, reference: str, pk: int) -> FileRespons
         content_type=embedding.content_type or "application/octet-stream",
     )
     response["X-Content-Type-Options"] = "nosniff"
+    security.record(
+        "file_download",
+        request=request,
+        detail=f"embedding file {embedding.pk} of {access.plan.reference}",
+    )
     return response
 
 

@@ -6,7 +6,15 @@ from audits import urls as audits_urls
 from governance import urls as governance_urls
 from plans import converters  # noqa: F401 - registers <plan_ref:...>
 from plans import urls as plans_urls
-from qip_portal import accounts, alerts, closure_views, pack_views, plan_pages, views
+from qip_portal import (
+    accounts,
+    alerts,
+    closure_views,
+    pack_views,
+    plan_pages,
+    security_events,
+    views,
+)
 
 # Inspection evidence packs (qip_portal/evidence_pack.py).
 pack_patterns = (
@@ -100,6 +108,7 @@ urlpatterns = [
     path("accounts/mfa/recovery-codes/", accounts.regenerate_codes, name="mfa_recovery_codes"),
     path("accounts/mfa/disable/", accounts.disable, name="mfa_disable"),
     path("accounts/digest/", accounts.digest_preference, name="digest_preference"),
+    path("security-events/", security_events.security_events, name="security_events"),
     path("plans/", include(plan_patterns)),
     path("audits/", include(audit_patterns)),
     path("governance/", include(governance_patterns)),
