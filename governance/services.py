@@ -72,6 +72,7 @@ def set_membership(*, group: GovernanceGroup, user: User, role: str, by: User) -
         group=group, user=user
     )
     is_new = membership.pk is None
+    membership.user = user  # the caller's copy, kept up to date (qip_portal/sessions.py)
     membership.role = role
     _save(membership, by=by, reason="Member added" if is_new else "Role changed")
     return membership

@@ -33,11 +33,17 @@ def _current_request():
     return getattr(HistoricalRecords.context, "request", None)
 
 
-def end_other_sessions(user_id: int, *, what: str, by: User | None = None) -> None:
+def end_other_sessions(
+    user_id: int, *, what: str, by: User | None = None, loaded: User | None = None
+) -> None:
     """End every session of user ``user_id`` except the one making the change (if it is
-    theirs), and record the change as a security event."""
+    theirs), and record the change as a security event. ``loaded``, the caller's copy
+    of the user if it has one, is brought up to date (signing in with a stale copy
+    would start a session that is already over)."""
     User.objects.filter(pk=user_id).update(session_version=F("session_version") + 1)
     subject = User.objects.get(pk=user_id)
+    if loaded is not None:
+        loaded.session_version = subject.session_version
     request = _current_request()
     acting = getattr(request, "user", None)
     if by is None and acting is not None and acting.is_authenticated:
@@ -80,8 +86,7 @@ def _user_after_save(sender, instance: User, created=False, **kwargs) -> None:
     change = getattr(instance, "_access_change", None)
     if change and not created:
         instance._access_change = None
-        end_other_sessions(instance.pk, what=change)
-        instance.session_version = User.objects.get(pk=instance.pk).session_version
+        end_other_sessions(instance.pk, what=change, loaded=instance)
 
 
 def _django_groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
@@ -101,7 +106,11 @@ def _django_groups_changed(sender, instance, action, reverse, pk_set, **kwargs) 
             else instance.groups.values_list("name", flat=True)
         )
     for user_id in user_ids:
-        end_other_sessions(user_id, what=f"{verb} Django group {', '.join(groups)}")
+        end_other_sessions(
+            user_id,
+            what=f"{verb} Django group {', '.join(groups)}",
+            loaded=None if reverse else instance,
+        )
 
 
 def _membership_before_save(sender, instance: Membership, **kwargs) -> None:
@@ -111,6 +120,10 @@ def _membership_before_save(sender, instance: Membership, **kwargs) -> None:
         instance._role_before = (
             Membership.objects.filter(pk=instance.pk).values_list("role", flat=True).first()
         )
+
+
+def _loaded_user(membership: Membership) -> User | None:
+    return membership.user if Membership.user.is_cached(membership) else None
 
 
 def _membership_after_save(sender, instance: Membership, created=False, **kwargs) -> None:
@@ -123,7 +136,7 @@ def _membership_after_save(sender, instance: Membership, created=False, **kwargs
         what = f"{old} → {instance.get_role_display().lower()} of {instance.group}"
     else:
         return
-    end_other_sessions(instance.user_id, what=what, by=by)
+    end_other_sessions(instance.user_id, what=what, by=by, loaded=_loaded_user(instance))
 
 
 def _membership_deleted(sender, instance: Membership, **kwargs) -> None:
@@ -131,6 +144,7 @@ def _membership_deleted(sender, instance: Membership, **kwargs) -> None:
         instance.user_id,
         what=f"removed from {instance.group}",
         by=getattr(instance, "_history_user", None),
+        loaded=_loaded_user(instance),
     )
 
 

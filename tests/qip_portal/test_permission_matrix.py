@@ -59,6 +59,11 @@ TABLE = {
     "password_reset_complete": PUBLIC,
     "mfa_settings": EVERYONE,
     "mfa_setup": EVERYONE,
+    # A token that is not valid: sent back to ask for a new link.
+    "mfa_setup_confirm": codes(302, 302, 302, 302, 302, 302, 302),
+    "sign_in_unlock_request": PUBLIC,
+    "sign_in_unlock": codes(302, 302, 302, 302, 302, 302, 302),
+    "security_events": codes(302, 404, 404, 404, 404, 404, 200),
     "mfa_verify": codes(302, 302, 302, 302, 302, 302, 302),  # nothing to verify: move on
     "mfa_recovery_codes": POST_ONLY,
     "mfa_disable": POST_ONLY,
@@ -255,6 +260,8 @@ def _kwargs(name: str, w: dict) -> dict:
     plan_ref = {"reference": w["plan"].reference}
     by_name = {
         "password_reset_confirm": {"uidb64": "MQ", "token": "set-password"},
+        "mfa_setup_confirm": {"token": "not-a-token"},
+        "sign_in_unlock": {"token": "not-a-token"},
         "plans:edit_action": {**plan_ref, "action_id": w["plan"].actions.first().pk},
         "plans:verify_action": {**plan_ref, "action_id": w["plan"].actions.first().pk},
         "plans:transition": {**plan_ref, "name": "withdraw"},
@@ -335,3 +342,198 @@ def test_the_admin_site_is_for_staff_only(client, world):
         assert response.status_code == 302 and "/admin/login/" in response["Location"], role
     client.force_login(world["users"]["admin"])
     assert client.get("/admin/").status_code == 200
+
+
+# --- Signing: who may not sign a closure decision, even as chair or delegate ----------
+
+
+@pytest.fixture
+def signing_world(quality_lead, administrator, oakfield, settings):
+    """A report awaiting decision whose group's delegate chairs are each conflicted or
+    unverified in one way, plus a clean chair. Built through the services, with a
+    meeting held today that all of them attended."""
+    from plans import services as plan_services
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    people = {
+        name: factories.UserFactory(username=name, role="governance_member")
+        for name in ["clean", "owner", "action_owner", "logger", "no_two_step", "outsider_chair"]
+    }
+    data = factories.new_plan_data(owner=people["owner"], locations=[oakfield])
+    data.actions.append(
+        {
+            "description": "Supervision audit",
+            "owner": people["action_owner"],
+            "due_date": timezone.localdate(),
+            "status": "open",
+            "completion_note": "",
+        }
+    )
+    plan = plan_services.create_plan(by=quality_lead, data=data)
+    plan = plan_services.activate_plan(plan=plan, by=quality_lead)
+    factories.meet_criteria(plan, by=people["logger"])  # the results' logger
+    factories.complete_actions(plan, by=quality_lead)
+    factories.add_required_evidence(plan, by=quality_lead)
+    factories.write_learning_summary(plan, by=quality_lead)
+    factories.record_residual_risk(plan, by=quality_lead)
+    group = governance.create_group(by=quality_lead, name="Quality Committee", authority_level=3)
+    governance.set_membership(
+        group=group, user=people["clean"], role=Membership.Role.CHAIR, by=quality_lead
+    )
+    for name in ["owner", "action_owner", "logger", "no_two_step"]:
+        governance.set_membership(
+            group=group, user=people[name], role=Membership.Role.DELEGATE_CHAIR, by=quality_lead
+        )
+    other = governance.create_group(by=quality_lead, name="Board", authority_level=3)
+    governance.set_membership(
+        group=other, user=people["outsider_chair"], role=Membership.Role.CHAIR, by=quality_lead
+    )
+    report = closure.submit_for_closure(plan=plan, by=quality_lead, group=group)
+    meeting = governance.schedule_meeting(
+        group=group,
+        held_on=timezone.localdate(),
+        by=quality_lead,
+        attendees=[people[n] for n in ["clean", "owner", "action_owner", "logger", "no_two_step"]],
+    )
+    return {"people": people, "report": report, "meeting": meeting, "plan": plan}
+
+
+def _signed_in_with_two_step(user):
+    """A real sign-in: password, then a code from the person's authenticator."""
+    from django.test import Client
+
+    client = Client()
+    assert client.post(
+        reverse("login"), {"username": user.username, "password": factories.PASSWORD}
+    ).status_code == 302
+    response = client.post(reverse("mfa_verify"), {"code": factories.signing_code(user)})
+    assert response.status_code == 302
+    assert client.get(reverse("home")).status_code == 200
+    return client
+
+
+def _sign(client, w, user, otp_token=None):
+    return client.post(
+        reverse("governance:decide", kwargs={"pk": w["report"].pk}),
+        {
+            "outcome": "close",
+            "meeting": w["meeting"].pk,
+            "password": factories.PASSWORD,
+            "otp_token": otp_token or factories.signing_code(user),
+            "confirm": "on",
+        },
+    )
+
+
+def _nothing_signed(w) -> bool:
+    from governance.models import Decision
+    from plans.models import Plan
+
+    plan = Plan.objects.get(pk=w["plan"].pk)
+    return not Decision.objects.exists() and plan.status == Plan.Status.CLOSURE_REVIEW
+
+
+@pytest.mark.parametrize(
+    "who, refusal",
+    [
+        ("owner", "You own this plan, so you cannot sign its decision."),
+        ("action_owner", "You own actions on this plan, so you cannot sign its decision."),
+        ("logger", "You logged results or evidence for this plan, so you cannot sign"),
+    ],
+)
+def test_a_conflicted_delegate_chair_is_refused_with_the_rule_and_nothing_is_signed(
+    signing_world, who, refusal
+):
+    w = signing_world
+    user = w["people"][who]
+    client = _signed_in_with_two_step(user)
+    page = client.get(reverse("governance:decide", kwargs={"pk": w["report"].pk}))
+    assert page.status_code == 200 and refusal in page.content.decode()  # said up front
+    response = _sign(client, w, user)
+    assert response.status_code == 400
+    assert refusal in response.content.decode()
+    assert "A delegate chair of the group can sign instead." in response.content.decode()
+    assert _nothing_signed(w)
+
+
+def test_a_chair_of_the_wrong_group_gets_404_and_nothing_is_signed(signing_world):
+    w = signing_world
+    user = w["people"]["outsider_chair"]
+    client = _signed_in_with_two_step(user)
+    assert client.get(reverse("governance:decide", kwargs={"pk": w["report"].pk})).status_code == (
+        404
+    )
+    assert _sign(client, w, user).status_code == 404
+    assert _nothing_signed(w)
+
+
+def test_a_delegate_chair_without_two_step_cannot_sign(signing_world):
+    from django.test import Client
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    w = signing_world
+    user = w["people"]["no_two_step"]
+    client = Client()
+    client.post(reverse("login"), {"username": user.username, "password": factories.PASSWORD})
+    # Sent to set up two-step verification, for the form and for a POST alike.
+    url = reverse("governance:decide", kwargs={"pk": w["report"].pk})
+    assert client.get(url)["Location"].startswith(reverse("mfa_setup"))
+    response = client.post(
+        url,
+        {
+            "outcome": "close",
+            "meeting": w["meeting"].pk,
+            "password": factories.PASSWORD,
+            "otp_token": "123456",
+            "confirm": "on",
+        },
+    )
+    assert response.status_code == 302 and response["Location"].startswith(reverse("mfa_setup"))
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    assert _nothing_signed(w)
+
+
+def test_a_chair_appointed_mid_session_cannot_sign_in_that_session(signing_world, quality_lead):
+    """Weakness 2: David signs in with his password only, as a plain member; made
+    delegate chair, his open session used to answer the form and take a POST."""
+    from django.test import Client
+
+    w = signing_world
+    david = factories.UserFactory(username="david", role="governance_member")
+    governance.set_membership(
+        group=w["report"].group, user=david, role=Membership.Role.MEMBER, by=quality_lead
+    )
+    governance.record_meeting(  # he attended: only the appointment stands in his way
+        meeting=w["meeting"],
+        by=quality_lead,
+        attendees=[*w["meeting"].attendees.all(), david],
+        minutes="",
+    )
+    client = Client()
+    client.post(reverse("login"), {"username": "david", "password": factories.PASSWORD})
+    url = reverse("governance:decide", kwargs={"pk": w["report"].pk})
+    assert client.get(url).status_code == 404  # a plain member: not his to sign
+    governance.set_membership(
+        group=w["report"].group, user=david, role=Membership.Role.DELEGATE_CHAIR, by=quality_lead
+    )
+    # His session has ended: the form and the POST both send him to sign in again.
+    for response in [client.get(url), _sign(client, w, david, otp_token="123456")]:
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert _nothing_signed(w)
+    # Signing in again, he must set up two-step verification before anything else.
+    client.post(reverse("login"), {"username": "david", "password": factories.PASSWORD})
+    assert client.get(url)["Location"].startswith(reverse("mfa_setup"))
+    assert _nothing_signed(w)
+
+
+def test_the_clean_chair_signs_in_the_same_world(signing_world):
+    """The control: the same report, meeting and form, signed by a chair with no
+    conflict, is recorded; so each refusal above is the rule's doing."""
+    from governance.models import Decision
+
+    w = signing_world
+    user = w["people"]["clean"]
+    client = _signed_in_with_two_step(user)
+    response = _sign(client, w, user)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Decision.objects.get().signed_by == user
