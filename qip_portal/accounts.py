@@ -140,7 +140,6 @@ def _masked(email: str) -> str:
 def _setup_email_step(request: HttpRequest) -> HttpResponse:
     """Before enrolling: email a link to the account's address (POST "send")."""
     user = request.user
-    sent = False
     if request.method == "POST" and request.POST.get("send") and user.email:
         with transaction.atomic():
             alert = outbox.queue(
@@ -157,13 +156,18 @@ def _setup_email_step(request: HttpRequest) -> HttpResponse:
             )
             if alert is not None:
                 security.record("mfa_link_sent", request=request)
-        sent = True
+        messages.success(
+            request,
+            f"A link is on its way to {_masked(user.email)}, unless one was sent in the last "
+            f"ten minutes. Open it in this browser, while you are signed in, within "
+            f"{SETUP_LINK_MINUTES} minutes.",
+        )
+        return redirect(f"{reverse('mfa_setup')}?{urlencode({'next': _next(request)})}")
     return render(
         request,
         "registration/mfa_setup_email.html",
         {
             "email": _masked(user.email) if user.email else "",
-            "sent": sent,
             "next": _next(request),
             "required": mfa_required(user),
             "link_minutes": SETUP_LINK_MINUTES,
