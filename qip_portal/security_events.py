@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from core import security
 from core.exports import csv_response
+from core.forms import DateInput
 from core.models import SecurityEvent
 from qip_portal.alerts import _require_administrator
 
@@ -33,12 +34,8 @@ class EventFilterForm(forms.Form):
         max_length=150,
         help_text="Username, or part of one",
     )
-    date_from = forms.DateField(
-        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    date_from = forms.DateField(label="From", required=False, widget=DateInput())
+    date_to = forms.DateField(label="To", required=False, widget=DateInput())
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

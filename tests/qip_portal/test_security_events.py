@@ -64,6 +64,10 @@ def test_filters_by_kind_person_and_dates(client, administrator):
         date_from=(today - datetime.timedelta(days=3)).isoformat(),
         date_to=today.isoformat(),
     ) == [("login_failed", "chair")]
+    assert shown(
+        kind="login_failed",
+        date_from=(today - datetime.timedelta(days=3)).strftime("%d/%m/%Y"),  # as typed
+    ) == [("login_failed", "chair")]
     assert shown(user="DAV") == [("role_changed", "david")]
     assert shown(kind="role_changed") == [("role_changed", "david")]
     body = client.get(URL, {"kind": "role_changed"}).content.decode()
