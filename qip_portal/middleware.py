@@ -61,7 +61,8 @@ class MultiFactorMiddleware:
             enrolled = request.session[ENROLLED_KEY] = user_has_device(user, confirmed=True)
         if enrolled:
             return redirect(f"/accounts/mfa/verify/?{query}")
-        # Also once per session: someone made a chair is asked at their next sign-in.
+        # Also once per session: someone made a chair (or given a role that needs it) has
+        # their sessions ended by the change (qip_portal/sessions.py), so the next one asks.
         required = request.session.get(REQUIRED_KEY)
         if required is None:
             required = request.session[REQUIRED_KEY] = mfa_required(user)
