@@ -10,8 +10,8 @@ Sign-in throttling has two parts, so that nobody can lock a chair out by guessin
   with each further failure up to ``LOGIN_COOLOFF_MINUTES``. A try during the wait is
   refused unchecked and is not a failure, so waiting always ends. The person can also
   email themselves an unlock link: the browser that opens it may sign in as them at
-  once, whatever the throttle (``unlock_cookie``). Wrong passwords typed to turn off
-  two-step verification or to replace recovery codes count too
+  once, whatever the throttle (``unlocked_in_this_browser``). Wrong passwords typed to
+  turn off two-step verification or to replace recovery codes count too
   (``check_password_counted``).
 - Per address (django-axes, ``LOGIN_ADDRESS_FAILURE_LIMIT`` failures in
   ``LOGIN_COOLOFF_MINUTES``): set high, so a shared NHS address is not locked by a few
