@@ -401,6 +401,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # Domain tunables.
 STALE_PLAN_DAYS = read_int("STALE_PLAN_DAYS", default=60)
+# A monitoring period ends well only with enough results: by default one in every due
+# interval of each indicator's frequency; above 0, this many per indicator instead.
+MONITORING_MIN_RESULTS = read_int("MONITORING_MIN_RESULTS", default=0, minimum=0)
 REGISTER_PAGE_SIZE = 25
 # Figures derived from many rows (the home page's counts) are cached, keyed on the data
 # version that every change moves on (core/freshness.py), and expire after this long

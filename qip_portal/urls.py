@@ -51,6 +51,11 @@ governance_patterns = (
         ),
         path("plans/<plan_ref:reference>/submit/", closure_views.submit, name="submit"),
         path("reports/<int:pk>/decide/", closure_views.decide, name="decide"),
+        path(
+            "plans/<plan_ref:reference>/monitoring-decision/",
+            closure_views.monitoring_decision,
+            name="monitoring_decision",
+        ),
     ],
     "governance",
 )

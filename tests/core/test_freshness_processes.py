@@ -90,8 +90,7 @@ def _plan_page_after_a_job(tmp_path: Path, cache: str) -> tuple[str, str]:
         # Time passes behind the portal's back: the period's end date is now behind us.
         with sqlite3.connect(tmp_path / "portal.sqlite3") as db:
             db.execute(
-                "UPDATE audits_monitoringperiod SET ends_on = date('now', '-2 days') "
-                "WHERE id = ?",
+                "UPDATE audits_monitoringperiod SET ends_on = date('now', '-2 days') WHERE id = ?",
                 (period,),
             )
         # The scheduler, in its own process, as `make run` runs it.
