@@ -98,38 +98,39 @@ def _run_chart_findings(
 ) -> list[Finding]:
     """Concern-side run-chart signals (Anhøj: a run longer than chance allows) around
     the median of the frozen reference, once there are enough points for the run-chart
-    rules at all (10); each tied to the monitoring result at which it became visible."""
+    rules at all (10). Anhøj's longest-run limit grows with the number of points, so
+    each run is judged as of every result in turn and tied to the first result at which
+    it signalled: recorded (and escalated) once, however long it grows."""
     ind = monitored.indicator
     reference = [Decimal(r["value"]) for r in monitored.reference_values or []]
-    values = reference + [m.value for m in measurements]
-    if len(values) < MIN_RUN_CHART_POINTS or not measurements:
-        return []
     labels = [day(datetime.date.fromisoformat(r["on"])) for r in monitored.reference_values or []]
-    result = spc.analyse_run_chart(
-        values,
-        direction=engine_direction(ind),
-        baseline=len(reference) or None,
-        labels=labels + [day(m.measured_on) for m in measurements],
-    )
+    labels += [day(m.measured_on) for m in measurements]
+    values = reference + [m.value for m in measurements]
     start = len(reference)
-    found = []
-    for signal in result.signals:
-        watched = [i for i in signal.points if i >= start]
-        if signal.effect is not spc.Effect.CONCERN or not watched:
-            continue
-        at = max(signal.detected_at, watched[0])
-        found.append(
-            Finding(
-                monitored,
-                measurements[at - start],
-                Deterioration.Kind.RUN,
-                signal.code,
-                spc.Severity.SUSTAINED_DETERIORATION.value,
-                f"Run-chart concern signal on “{ind.name}” (too few results for process "
-                f"limits): {signal.explain()}",
-            )
+    first: dict[int, tuple[int, spc.Signal]] = {}  # run's first point -> (result, signal)
+    for end in range(max(MIN_RUN_CHART_POINTS, start + 1), len(values) + 1):
+        result = spc.analyse_run_chart(
+            values[:end],
+            direction=engine_direction(ind),
+            baseline=start or None,
+            labels=labels[:end],
         )
-    return found
+        for signal in result.signals:
+            if signal.effect is spc.Effect.CONCERN and signal.points[-1] >= start:
+                first.setdefault(signal.points[0], (end - 1 - start, signal))
+    return [
+        Finding(
+            monitored,
+            measurements[at],
+            Deterioration.Kind.RUN,
+            signal.code,
+            spc.Severity.SUSTAINED_DETERIORATION.value,
+            f"Run-chart concern signal on “{ind.name}” (too few results for process "
+            f"limits): {signal.explain()}",
+        )
+        for at, signal in first.values()
+        if at >= 0
+    ]
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,30 @@ def find_deteriorations(
                 )
             )
     return found
+
+
+def without_limits_explanation(
+    monitored: MonitoredIndicator, measurements: list[Measurement]
+) -> str:
+    """What judges deterioration where limits do not apply (``limits_apply``), in words
+    for the plan page."""
+    n = len(monitored.reference_values or [])
+    text = (
+        f"The sustained phase froze {n} result{'s' if n != 1 else ''}, fewer than the "
+        f"{MIN_PARTITION_POINTS} that process limits are locked on (Making Data Count), so "
+        "no limits are drawn or used: the floor and the run-chart rules judge deterioration."
+    )
+    values = [Decimal(r["value"]) for r in monitored.reference_values or []]
+    values += [m.value for m in measurements]
+    if len(values) < MIN_RUN_CHART_POINTS:
+        return (
+            f"{text} The run-chart rules start at {MIN_RUN_CHART_POINTS} points; there are "
+            f"{len(values)} so far."
+        )
+    result = spc.analyse_run_chart(
+        values, direction=engine_direction(monitored.indicator), baseline=n or None
+    )
+    return f"{text}\n{result.explain()}"
 
 
 def assessment_for(monitored: MonitoredIndicator, measurements: list[Measurement]):
