@@ -8,10 +8,10 @@ sustained phase (``spc.assess_monitoring``): limits that kept moving with new da
 absorb the very deterioration they are meant to catch.
 
 Limits are used only where Making Data Count would lock them (``limits_apply``): a
-frozen reference of at least 12 results, the minimum of a partition (SPC.md §3.4; the
-monitoring chart then has 13 points or more as soon as it has a result). Below that, the floor and the run-chart rules (Anhøj, around the reference's
-median) judge alone, and no limits are drawn or stored. Limits of a proportion are
-clipped to 0-100 %. This is applied here, by the callers of the engine, not in it.
+frozen reference of at least 12 results, the minimum of a partition (SPC.md §3.4).
+Below that, the floor and the run-chart rules (Anhøj, around the reference's median)
+judge alone, and no limits are drawn or stored. Limits of a proportion are clipped to
+0-100 %. This is applied here, by the callers of the engine, not in it.
 
 A monitoring period ends well only with the evidence its indicators' frequencies call
 for (``evidence_gaps``): a result in every due interval, or ``MONITORING_MIN_RESULTS``

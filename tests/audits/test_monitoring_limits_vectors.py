@@ -16,8 +16,8 @@ from decimal import Decimal
 
 import pytest
 
-from audits.monitoring import find_deteriorations, freeze_reference, limits_apply
 from audits.models import Measurement, MonitoredIndicator
+from audits.monitoring import find_deteriorations, freeze_reference, limits_apply
 from plans.models import Indicator
 
 START = datetime.date(2026, 1, 5)
