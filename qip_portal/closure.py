@@ -197,12 +197,9 @@ def blockers_for_plans(
         else:
             for text in final_gaps.get(plan.pk, []):
                 if "without enough monitoring data" in text:
+                    # The decision is the group chair's (the banner offers it to them).
                     found.append(
-                        Blocker(
-                            text,
-                            reverse("governance:monitoring_decision", args=[plan.reference]),
-                            "The group's decision",
-                        )
+                        Blocker(text, _plan_url(plan, "monitoring-decision-banner"), "See more")
                     )
                 elif "open deterioration" in text:
                     found.append(
