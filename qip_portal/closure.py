@@ -801,6 +801,31 @@ def readiness_key(plan_id: int, window_start: datetime.date) -> str:
     return f"audits-ready-for-review:{plan_id}:{window_start.isoformat()}"
 
 
+def _queue_readiness(plan: Plan, verdicts: PlanVerdicts, leads: set[str]) -> Alert | None:
+    return outbox.queue(
+        "audits-ready-for-review",
+        key=readiness_key(plan.pk, verdicts.window_start),  # type: ignore[arg-type]
+        recipients={plan.owner.email, *leads},
+        context={"plan": plan, "verdicts": verdicts, "met_since": verdicts.met_since},
+    )
+
+
+def announce_if_ready(plan: Plan) -> Alert | None:
+    """Tell the owner and the quality leads at once that ``plan`` has become ready for
+    closure review (the result that made it so was just saved): call in that result's
+    transaction, so the email commits with it. The key is the sweep's
+    (``readiness_key``), so the nightly sweep, the safety net, never sends it again.
+    Returns the new alert, or None when the plan is not ready or was already announced
+    for this sustain window. A few queries when the criteria are met; one otherwise."""
+    plan = Plan.objects.select_related("owner").get(pk=plan.pk)
+    if plan.status != Plan.Status.LIVE or plan.criteria_met_since is None:
+        return None
+    verdicts = verdicts_for_plans([plan])[plan.pk]
+    if not verdicts.all_met or not is_ready(closure_blockers(plan, verdicts=verdicts)):
+        return None
+    return _queue_readiness(plan, verdicts, _quality_leads())
+
+
 @jobs.register(
     "audits_ready_for_review",
     "Tell owners and quality leads when a plan is ready for closure review.",
@@ -830,14 +855,7 @@ def announce_ready_plans() -> str:
             if not is_ready(found[plan.pk]) or not verdicts.all_met:
                 continue
             ready += 1
-            key = readiness_key(plan.pk, verdicts.window_start)  # type: ignore[arg-type]
-            alert = outbox.queue(
-                "audits-ready-for-review",
-                key=key,
-                recipients={plan.owner.email, *leads},
-                context={"plan": plan, "verdicts": verdicts, "met_since": verdicts.met_since},
-            )
-            queued += alert is not None
+            queued += _queue_readiness(plan, verdicts, leads) is not None
     ended, prompted = _announce_final_closure(leads)
     return (
         f"{ready} plan(s) newly ready for closure review, {ended} for final closure, "

@@ -7,12 +7,14 @@ in monitoring. Their URLs keep the names of the apps whose records they show
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audits import services as audit_services
+from audits import views as audit_views
 from audits.forms import ReopenForm
 from audits.monitoring import reopen_gaps
 from core import freshness, security
@@ -296,3 +298,30 @@ def monitoring_decision(request: HttpRequest, reference: str) -> HttpResponse:
         },
         status=status,
     )
+
+
+# --- Results that make a plan ready ------------------------------------------------------
+
+
+def _announcing_readiness(view):
+    """audits' view that saves a result, with the closure workflow's part: when the
+    result makes the plan ready for closure review, the email says so at once, in the
+    result's own transaction (``closure.announce_if_ready``; the nightly sweep stays the
+    safety net and never sends it twice). A saved result is answered with a redirect."""
+
+    def wrapped(request: HttpRequest, reference: str, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, reference, *args, **kwargs)
+        with transaction.atomic():
+            response = view(request, reference, *args, **kwargs)
+            if response.status_code == 302:
+                closure.announce_if_ready(get_plan_for_user(request.user, reference))
+        return response
+
+    wrapped.__doc__ = view.__doc__
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+log_measurement = _announcing_readiness(audit_views.log_measurement)
+edit_measurement = _announcing_readiness(audit_views.edit_measurement)

@@ -34,6 +34,13 @@ plan_patterns = (
 )
 audit_patterns = (
     [
+        # Saving a result may make a plan ready: announced at once (closure workflow).
+        path("plans/<plan_ref:reference>/log/", closure_views.log_measurement, name="log"),
+        path(
+            "plans/<plan_ref:reference>/results/<int:pk>/correct/",
+            closure_views.edit_measurement,
+            name="edit_measurement",
+        ),
         *audits_urls.urlpatterns,
         path("plans/<plan_ref:reference>/reopen/", closure_views.reopen, name="reopen"),
     ],
