@@ -304,8 +304,8 @@ def monitoring_decision(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 def _announcing_readiness(view):
-    """audits' view that saves a result, with the closure workflow's part: when the
-    result makes the plan ready for closure review, the email says so at once, in the
+    """audits' view that saves a result (or an evidence item), with the closure
+    workflow's part: when what was saved makes the plan ready for closure review, the email says so at once, in the
     result's own transaction (``closure.announce_if_ready``; the nightly sweep stays the
     safety net and never sends it twice). A saved result is answered with a redirect."""
 
@@ -325,3 +325,4 @@ def _announcing_readiness(view):
 
 log_measurement = _announcing_readiness(audit_views.log_measurement)
 edit_measurement = _announcing_readiness(audit_views.edit_measurement)
+add_evidence = _announcing_readiness(audit_views.add_evidence)

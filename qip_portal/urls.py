@@ -34,12 +34,17 @@ plan_patterns = (
 )
 audit_patterns = (
     [
-        # Saving a result may make a plan ready: announced at once (closure workflow).
+        # Saving a result or evidence may make a plan ready: announced at once (closure workflow).
         path("plans/<plan_ref:reference>/log/", closure_views.log_measurement, name="log"),
         path(
             "plans/<plan_ref:reference>/results/<int:pk>/correct/",
             closure_views.edit_measurement,
             name="edit_measurement",
+        ),
+        path(
+            "plans/<plan_ref:reference>/evidence/new/",
+            closure_views.add_evidence,
+            name="add_evidence",
         ),
         *audits_urls.urlpatterns,
         path("plans/<plan_ref:reference>/reopen/", closure_views.reopen, name="reopen"),
