@@ -201,8 +201,13 @@ class MonitoringDecisionForm(forms.Form):
         ],
         widget=forms.RadioSelect,
         label="Decision",
+        error_messages={"required": "Choose to extend the monitoring or to close the plan."},
     )
-    meeting = ModelChoiceField(queryset=Meeting.objects.none(), empty_label=None)
+    meeting = ModelChoiceField(
+        queryset=Meeting.objects.none(),
+        empty_label=None,
+        error_messages={"required": "Choose the meeting at which the group decided."},
+    )
     ends_on = forms.DateField(
         label="Extend: monitoring now ends on",
         required=False,
@@ -214,11 +219,13 @@ class MonitoringDecisionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=5000,
         help_text="Why the group decided this, recorded on the plan and in its history.",
+        error_messages={"required": "Record why the group decided this."},
     )
     password = forms.CharField(
         label="Your password",
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="Signing needs your password again.",
+        error_messages={"required": "Enter your password to sign."},
     )
     otp_token = forms.CharField(
         label="Code from your authenticator app",
@@ -227,6 +234,7 @@ class MonitoringDecisionForm(forms.Form):
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"}
         ),
         help_text="A fresh six-digit code: signing asks for it every time.",
+        error_messages={"required": "Enter the code your authenticator app shows now."},
     )
 
     def __init__(self, *args, meetings, **kwargs):

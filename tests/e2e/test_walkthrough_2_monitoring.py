@@ -145,6 +145,15 @@ def _stepped_down(page, screenshots, a11y: dict, traveller):
     return plan, indicator, lead, tom, helen, decision
 
 
+def _at_both_widths(page, screenshots, name: str) -> None:
+    """The page as a desktop (1280 x 900) and a phone (390 x 844) show it."""
+    before = page.viewport_size
+    for width, height, suffix in ((1280, 900, "desktop"), (390, 844, "phone")):
+        page.set_viewport_size({"width": width, "height": height})
+        screenshots(page, f"{name}-{suffix}")
+    page.set_viewport_size(before)
+
+
 def _monitoring_period(plan, lead, decision) -> MonitoringPeriod:
     """The period the signed step-down opened (it must exist: the product opens it)."""
     return MonitoringPeriod.objects.get(plan=plan)
@@ -199,6 +208,7 @@ def test_deterioration_below_the_floor_escalates_at_once_and_the_plan_reopens(
         rows = page.locator("#verdicts table tbody tr").all_inner_texts()
         assert rows[-1].startswith("17 Jun 2026") and "to" not in rows[-1].split("Met")[-1]
         screenshots(page, "wt2-02-monitoring")
+        _at_both_widths(page, screenshots, "wt2-02-monitoring")
         check_accessible(page, "plan page (monitoring)", a11y)
 
         # The next month's audit falls below the floor: escalated at once.
@@ -224,6 +234,7 @@ def test_deterioration_below_the_floor_escalates_at_once_and_the_plan_reopens(
         as_user(page, "priya")
         page.goto(page.base + plan.get_absolute_url())
         screenshots(page, "wt2-03-deterioration")
+        _at_both_widths(page, screenshots, "wt2-03-deterioration")
         page.get_by_role("link", name="Re-open the plan").click()
         check_accessible(page, "re-open", a11y)
         page.get_by_label("Why is the plan being re-opened?").fill(
@@ -342,6 +353,7 @@ def test_six_months_with_too_few_results_end_without_enough_data_and_the_group_d
         assert page.get_by_role("link", name="Prepare the closure report").count() == 0
         assert page.get_by_role("link", name="Record the group's decision").count() == 0
         screenshots(page, "wt2-06-monitoring-short")
+        _at_both_widths(page, screenshots, "wt2-06-monitoring-short")
         check_accessible(page, "plan page (monitoring without enough data)", a11y)
 
         # The committee meets; Helen records and signs its decision.
@@ -357,6 +369,7 @@ def test_six_months_with_too_few_results_end_without_enough_data_and_the_group_d
         summary = page.locator("#error-summary")
         assert summary.get_by_text("Rationale").first.is_visible()
         screenshots(page, "wt2-07-monitoring-decision-errors")
+        _at_both_widths(page, screenshots, "wt2-07-monitoring-decision-errors")
         page.get_by_label("Close the plan with a recorded rationale").check()
         page.get_by_role("combobox", name="Meeting").select_option(value=str(meeting.pk))
         rationale = (
@@ -368,6 +381,7 @@ def test_six_months_with_too_few_results_end_without_enough_data_and_the_group_d
         traveller.shift(datetime.timedelta(seconds=31))
         page.get_by_label("Code from your authenticator app").fill(totp_code(device))
         screenshots(page, "wt2-08-monitoring-decision")
+        _at_both_widths(page, screenshots, "wt2-08-monitoring-decision")
         check_accessible(page, "monitoring decision", a11y)
         page.get_by_role("button", name="Sign the decision").click()
         success_message(
