@@ -722,7 +722,10 @@ def monitoring_decision_refusals(
         if meeting.group_id != group.pk:
             refusals.append(f"Choose a meeting of {group}.")
         refusals += _meeting_refusals(
-            meeting, by, since=period.ends_on, what="the monitoring period ended"
+            meeting,
+            by,
+            since=period.ends_on + datetime.timedelta(days=1),
+            what="the monitoring period was over",
         )
     return refusals
 
