@@ -305,9 +305,10 @@ def monitoring_decision(request: HttpRequest, reference: str) -> HttpResponse:
 
 def _announcing_readiness(view):
     """audits' view that saves a result (or an evidence item), with the closure
-    workflow's part: when what was saved makes the plan ready for closure review, the email says so at once, in the
-    result's own transaction (``closure.announce_if_ready``; the nightly sweep stays the
-    safety net and never sends it twice). A saved result is answered with a redirect."""
+    workflow's part: when what was saved makes the plan ready for closure review, the
+    email says so at once, in the same transaction (``closure.announce_if_ready``; the
+    nightly sweep stays the safety net and never sends it twice). A saved result is
+    answered with a redirect."""
 
     def wrapped(request: HttpRequest, reference: str, *args, **kwargs) -> HttpResponse:
         if request.method != "POST":
