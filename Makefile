@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Serves http://127.0.0.1:8000 on SQLite, tasks in-process, email on the console.
+# Serves http://127.0.0.1:$(PORT) (8000 by default) on SQLite, tasks in-process, email on
+# the console; links in emails point there too (SITE_URL, unless set).
 # Scheduled jobs run every 10 minutes beside the server; Ctrl-C stops both.
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	export SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)}; \
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python manage.py run_scheduled_jobs --every 600 & \
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)

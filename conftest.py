@@ -159,6 +159,12 @@ def _use_own_redis_databases(config) -> None:
     from django.conf import settings
 
     if not settings.REDIS_URL:
+        # The file cache (no Redis): a folder of this process's own, never the
+        # developer's .cache, nor another test process's.
+        import tempfile
+
+        settings.CACHES["default"]["LOCATION"] = tempfile.mkdtemp(prefix="qip-test-cache-")
+        os.environ["CACHE_DIR"] = settings.CACHES["default"]["LOCATION"]
         return
     ours, private = _process_redis_urls(settings.REDIS_URL, _process_number())
     settings.REDIS_URL = ours

@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from audits import spc
 from audits.models import Deterioration, MonitoredIndicator
+from audits.monitoring import clip_limits, limits_apply
 from audits.spc.text import plural
 from audits.verdicts import IndicatorVerdict, day, short_value
 
@@ -171,11 +172,16 @@ def chart_for(
         if start is not None:
             markers.append((start, "Monitoring starts"))
             window_from = None  # the window belongs to the live phase, not to monitoring
-            if monitored.reference_mean is not None:
+            # Frozen limits only from a reference long enough to lock them on (a period
+            # begun before that rule kept limits from fewer results: not drawn).
+            if monitored.reference_mean is not None and limits_apply(monitored):
                 for p in points[start:]:
                     p.mean = float(monitored.reference_mean)
                     p.lower = float(monitored.reference_lower)  # type: ignore[arg-type]
                     p.upper = float(monitored.reference_upper)  # type: ignore[arg-type]
+            else:
+                for p in points[start:]:
+                    p.mean = p.lower = p.upper = None
         if monitored.floor is not None:
             floor = float(monitored.floor)
             floor_label = f"Floor {short_value(ind, monitored.floor)}"
@@ -186,6 +192,10 @@ def chart_for(
             if m.pk in flagged:
                 p.effect = "concern"
                 p.rules = tuple(dict.fromkeys((*p.rules, *flagged[m.pk])))
+    # A proportion is never below 0 or above 100 %: neither are the limits drawn.
+    for p in points:
+        if p.lower is not None and p.upper is not None:
+            p.lower, p.upper = clip_limits(ind, p.lower, p.upper)
     summary = f"{verdict.criteria.headline()}. {assurance.summary()}."
     # The method only when there was enough data for one: the summary says when not.
     method = f", {assurance.method_label.lower()}" if assurance.is_judged else ""

@@ -342,6 +342,10 @@ class MonitoringPeriod(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Monitoring"
         ENDED = "ended", "Ended without deterioration"
+        # Ended with fewer results than its indicators' frequencies call for: the
+        # governance group decides (extend it, or close the plan with a rationale).
+        SHORT = "short", "Ended without enough monitoring data"
+        CLOSED_SHORT = "closed_short", "Plan closed by the group without enough monitoring data"
         REOPENED = "reopened", "Plan re-opened after deterioration"
 
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="monitoring_periods")
@@ -357,7 +361,7 @@ class MonitoringPeriod(models.Model):
     escalate_to = models.JSONField(
         default=list, blank=True, help_text="Extra addresses told at once of deterioration."
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -443,6 +447,8 @@ class Deterioration(models.Model):
     class Kind(models.TextChoices):
         FLOOR = "floor", "Below the monitoring floor"
         SPC = "spc", "SPC concern signal"
+        # Below the Making Data Count minimum for limits: the run-chart rules (Anhøj).
+        RUN = "run", "Run-chart concern signal"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -6,6 +6,16 @@ Deterioration is any result beyond its indicator's floor, or any Making Data Cou
 concern rule completed on the monitoring results against the *frozen* limits of the
 sustained phase (``spc.assess_monitoring``): limits that kept moving with new data would
 absorb the very deterioration they are meant to catch.
+
+Limits are used only where Making Data Count would lock them (``limits_apply``): a
+frozen reference of at least 12 results, the minimum of a partition (SPC.md §3.4).
+Below that, the floor and the run-chart rules (Anhøj, around the reference's median)
+judge alone, and no limits are drawn or stored. Limits of a proportion are clipped to
+0-100 %. This is applied here, by the callers of the engine, not in it.
+
+A monitoring period ends well only with the evidence its indicators' frequencies call
+for (``evidence_gaps``): a result in every due interval, or ``MONITORING_MIN_RESULTS``
+results when that setting is given.
 """
 
 from __future__ import annotations
@@ -14,11 +24,13 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from audits import spc
 from audits.models import Deterioration, Measurement, MonitoredIndicator, MonitoringPeriod
-from audits.verdicts import criteria_verdict, day, engine_direction, short_value
+from audits.spc.series import MIN_RUN_CHART_POINTS
+from audits.verdicts import criteria_verdict, day, engine_direction, short_value, value_scale
 from core.thresholds import MIN_PARTITION_POINTS
 from plans.models import Indicator, Plan
 
@@ -50,6 +62,9 @@ def freeze_reference(
     if len(chosen) < 2:
         return Reference([], None, None, None)
     values = [{"on": m.measured_on.isoformat(), "value": str(m.value)} for m in chosen]
+    if len(chosen) < MIN_PARTITION_POINTS:
+        # Too few to lock limits on (SPC.md §3.4): kept for the run chart's median only.
+        return Reference(values, None, None, None)
     limits = spc.assess_monitoring(
         [m.value for m in chosen], [], direction=engine_direction(indicator)
     ).reference_limits
@@ -57,7 +72,65 @@ def freeze_reference(
     def q(x: float) -> Decimal:
         return Decimal(str(x)).quantize(Decimal("0.0001"))
 
-    return Reference(values, q(limits.mean), q(limits.lower), q(limits.upper))
+    lower, upper = clip_limits(indicator, limits.lower, limits.upper)
+    return Reference(values, q(limits.mean), q(lower), q(upper))
+
+
+def clip_limits(indicator: Indicator, lower: float, upper: float) -> tuple[float, float]:
+    """Process limits of a proportion, clipped to what a proportion can be (0 to 100 %,
+    or 0 to 1): XmR limits on percentages can pass 100 %, a value no result can take."""
+    if indicator.measure_type != Indicator.MeasureType.PROPORTION:
+        return lower, upper
+    top = float(value_scale(indicator))
+    return max(lower, 0.0), min(upper, top)
+
+
+def limits_apply(monitored: MonitoredIndicator) -> bool:
+    """May the frozen reference's process limits be drawn and used? Only as Making Data
+    Count locks limits: on a reference of at least ``MIN_PARTITION_POINTS`` results (the
+    sustained phase's first 12). Limits from fewer are "trial" limits that would call
+    ordinary variation a concern; the floor and the run-chart rules judge instead."""
+    return len(monitored.reference_values or []) >= MIN_PARTITION_POINTS
+
+
+def _run_chart_findings(
+    monitored: MonitoredIndicator, measurements: list[Measurement]
+) -> list[Finding]:
+    """Concern-side run-chart signals (Anhøj: a run longer than chance allows) around
+    the median of the frozen reference, once there are enough points for the run-chart
+    rules at all (10). Anhøj's longest-run limit grows with the number of points, so
+    each run is judged as of every result in turn and tied to the first result at which
+    it signalled: recorded (and escalated) once, however long it grows."""
+    ind = monitored.indicator
+    reference = [Decimal(r["value"]) for r in monitored.reference_values or []]
+    labels = [day(datetime.date.fromisoformat(r["on"])) for r in monitored.reference_values or []]
+    labels += [day(m.measured_on) for m in measurements]
+    values = reference + [m.value for m in measurements]
+    start = len(reference)
+    first: dict[int, tuple[int, spc.Signal]] = {}  # run's first point -> (result, signal)
+    for end in range(max(MIN_RUN_CHART_POINTS, start + 1), len(values) + 1):
+        result = spc.analyse_run_chart(
+            values[:end],
+            direction=engine_direction(ind),
+            baseline=start or None,
+            labels=labels[:end],
+        )
+        for signal in result.signals:
+            if signal.effect is spc.Effect.CONCERN and signal.points[-1] >= start:
+                first.setdefault(signal.points[0], (end - 1 - start, signal))
+    return [
+        Finding(
+            monitored,
+            measurements[at],
+            Deterioration.Kind.RUN,
+            signal.code,
+            spc.Severity.SUSTAINED_DETERIORATION.value,
+            f"Run-chart concern signal on “{ind.name}” (too few results for process "
+            f"limits): {signal.explain()}",
+        )
+        for at, signal in first.values()
+        if at >= 0
+    ]
 
 
 @dataclass(frozen=True)
@@ -92,6 +165,8 @@ def find_deteriorations(
                 )
             )
     reference = monitored.reference_values or []
+    if measurements and not limits_apply(monitored):
+        return found + _run_chart_findings(monitored, measurements)
     if len(reference) >= 2 and measurements:
         ref_labels = [day(datetime.date.fromisoformat(r["on"])) for r in reference]
         assessment = spc.assess_monitoring(
@@ -116,11 +191,35 @@ def find_deteriorations(
     return found
 
 
+def without_limits_explanation(
+    monitored: MonitoredIndicator, measurements: list[Measurement]
+) -> str:
+    """What judges deterioration where limits do not apply (``limits_apply``), in words
+    for the plan page."""
+    n = len(monitored.reference_values or [])
+    text = (
+        f"The sustained phase froze {n} result{'s' if n != 1 else ''}, fewer than the "
+        f"{MIN_PARTITION_POINTS} that process limits are locked on (Making Data Count), so "
+        "no limits are drawn or used: the floor and the run-chart rules judge deterioration."
+    )
+    values = [Decimal(r["value"]) for r in monitored.reference_values or []]
+    values += [m.value for m in measurements]
+    if len(values) < MIN_RUN_CHART_POINTS:
+        return (
+            f"{text} The run-chart rules start at {MIN_RUN_CHART_POINTS} points; there are "
+            f"{len(values)} so far."
+        )
+    result = spc.analyse_run_chart(
+        values, direction=engine_direction(monitored.indicator), baseline=n or None
+    )
+    return f"{text}\n{result.explain()}"
+
+
 def assessment_for(monitored: MonitoredIndicator, measurements: list[Measurement]):
-    """The engine's monitoring assessment (for the plan page), or None without a
-    reference."""
+    """The engine's monitoring assessment against the frozen limits (for the plan
+    page), or None where limits do not apply (``limits_apply``)."""
     reference = monitored.reference_values or []
-    if len(reference) < 2:
+    if len(reference) < 2 or not limits_apply(monitored):
         return None
     return spc.assess_monitoring(
         [Decimal(r["value"]) for r in reference],
@@ -186,6 +285,13 @@ def final_closure_gaps(
             gaps[plan_id] = ["No monitoring period has been started for this plan."]
             continue
         reasons = []
+        if period.status == MonitoringPeriod.Status.SHORT:
+            gaps[plan_id] = [
+                f"Monitoring ended on {day(period.ends_on)} without enough monitoring data. "
+                f"{period.outcome_note} The governance group decides: extend the "
+                "monitoring, or close the plan with a recorded rationale."
+            ]
+            continue
         if period.pk in open_in:
             reasons.append(
                 "The monitoring period has an open deterioration: re-open the plan instead."
@@ -223,3 +329,69 @@ def open_deterioration_summary(plan: Plan) -> dict | None:
         "detected_at": latest.detected_at,
         "explanation": latest.explanation,
     }
+
+
+# --- Did the monitoring period show enough? ---------------------------------------------
+
+
+def due_intervals(
+    indicator: Indicator, starts_on: datetime.date, ends_on: datetime.date
+) -> list[tuple[datetime.date, datetime.date]]:
+    """The intervals of ``starts_on``..``ends_on`` (both days included) in each of which
+    the indicator's frequency calls for a result: one frequency apart from the start,
+    the last running to the end date (a short remainder joins it). At least one."""
+    step = datetime.timedelta(days=Indicator.FREQUENCY_DAYS.get(indicator.frequency, 31))
+    days = (ends_on - starts_on).days + 1
+    count = max(days // step.days, 1)
+    bounds = [starts_on + step * i for i in range(count)] + [ends_on + datetime.timedelta(days=1)]
+    return [(bounds[i], bounds[i + 1] - datetime.timedelta(days=1)) for i in range(count)]
+
+
+def evidence_gaps(
+    period: MonitoringPeriod,
+    monitored: list[MonitoredIndicator],
+    dates: dict[int, list[datetime.date]],
+) -> list[str]:
+    """Why ``period`` has not shown enough to end well, one sentence per indicator
+    short of results; empty when it has. ``dates``: each watched indicator's result
+    dates inside the period. The rule: a result in every due interval of the
+    indicator's frequency (``due_intervals``), or, when the ``MONITORING_MIN_RESULTS``
+    setting is above 0, that many results in the period."""
+    if not monitored:
+        return ["No indicator was watched in this monitoring period, so it has no results."]
+    minimum = getattr(settings, "MONITORING_MIN_RESULTS", 0)
+    gaps = []
+    for watched in monitored:
+        ind = watched.indicator
+        on = sorted(dates.get(ind.pk, []))
+        if minimum > 0:
+            if len(on) < minimum:
+                gaps.append(
+                    f"“{ind.name}”: {len(on)} result{'s' if len(on) != 1 else ''} in the "
+                    f"period, {minimum} needed."
+                )
+            continue
+        intervals = due_intervals(ind, period.starts_on, period.ends_on)
+        empty = [(a, b) for a, b in intervals if not any(a <= d <= b for d in on)]
+        if empty:
+            frequency = ind.get_frequency_display().lower()
+            missing = ", ".join(f"{day(a)} to {day(b)}" for a, b in empty[:3])
+            more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+            gaps.append(
+                f"“{ind.name}” ({frequency}): a result in {len(intervals) - len(empty)} of "
+                f"the {len(intervals)} intervals; none from {missing}{more}."
+            )
+    return gaps
+
+
+def period_evidence_gaps(period: MonitoringPeriod) -> list[str]:
+    """``evidence_gaps`` of one period, read from the database (two queries)."""
+    monitored = list(period.monitored.select_related("indicator"))
+    dates: dict[int, list[datetime.date]] = {w.indicator_id: [] for w in monitored}
+    for indicator_id, on in Measurement.objects.filter(
+        indicator_id__in=list(dates),
+        measured_on__gte=period.starts_on,
+        measured_on__lte=period.ends_on,
+    ).values_list("indicator_id", "measured_on"):
+        dates[indicator_id].append(on)
+    return evidence_gaps(period, monitored, dates)

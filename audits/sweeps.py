@@ -58,15 +58,22 @@ def deterioration() -> str:
     "audits_monitoring_ended", "Prompt final closure when monitoring ends without deterioration."
 )
 def monitoring_ended(today: datetime.date | None = None) -> str:
-    """Mark ended every open monitoring period past its end date with no open
-    deterioration (checked again first). Whether the plan may now go forward for final
-    closure, and the email that says so, are the closure workflow's
-    (``qip_portal.closure.announce_ready_plans``). Safe to run any number of times."""
+    """End every open monitoring period past its end date with no open deterioration
+    (checked again first). With the results its indicators' frequencies call for
+    (``monitoring.evidence_gaps``) it ends "without deterioration": whether the plan may
+    now go forward for final closure, and the email that says so, are the closure
+    workflow's (``qip_portal.closure.announce_ready_plans``). Without them it ends
+    "without enough monitoring data": the period's governance group (its escalation
+    list), the owner and the quality leads are asked for the group's decision (extend
+    the monitoring, or close the plan with a recorded rationale), once per end date.
+    Safe to run any number of times."""
+    from audits.monitoring import period_evidence_gaps
+
     today = today or timezone.localdate()
     due = MonitoringPeriod.objects.filter(
         status=MonitoringPeriod.Status.OPEN, ends_on__lt=today
     ).values_list("pk", flat=True)
-    ended = 0
+    ended = short = 0
     for pk in list(due):
         services.check_monitoring(period_id=pk)
         with transaction.atomic():
@@ -80,13 +87,28 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
                 or period.deteriorations.filter(status=Deterioration.Status.OPEN).exists()
             ):
                 continue
-            period.status = MonitoringPeriod.Status.ENDED
+            gaps = period_evidence_gaps(period)
             period.status_changed_at = timezone.now()
+            if not gaps:
+                period.status = MonitoringPeriod.Status.ENDED
+                save_with_history(
+                    period, by=None, reason="Monitoring period ended without deterioration"
+                )
+                ended += 1
+                continue
+            period.status = MonitoringPeriod.Status.SHORT
+            period.outcome_note = "Too few results to show the improvement held. " + " ".join(gaps)
             save_with_history(
-                period, by=None, reason="Monitoring period ended without deterioration"
+                period, by=None, reason="Monitoring period ended without enough monitoring data"
             )
-            ended += 1
-    return f"{ended} monitoring period(s) ended"
+            outbox.queue(
+                "audits-monitoring-short",
+                key=f"audits-monitoring-short:{period.pk}:{period.ends_on.isoformat()}",
+                recipients={period.plan.owner.email, *period.escalate_to, *_quality_leads()},
+                context={"plan": period.plan, "period": period, "gaps": gaps},
+            )
+            short += 1
+    return f"{ended + short} monitoring period(s) ended, {short} without enough monitoring data"
 
 
 @jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")

@@ -68,12 +68,16 @@ def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
             if d.indicator_id == monitored.indicator_id:
                 d.measurement.indicator = verdict.indicator
         assessment = monitoring.assessment_for(monitored, since)
+        limits = monitoring.limits_apply(monitored)
         watched.append(
             {
                 "monitored": monitored,
                 "indicator": verdict.indicator,
                 "results": len(since),
-                "explanation": assessment.explain() if assessment else "",
+                "limits": limits and monitored.reference_mean is not None,
+                "explanation": assessment.explain()
+                if assessment
+                else monitoring.without_limits_explanation(monitored, since),
                 "deteriorations": [
                     d for d in deteriorations if d.indicator_id == monitored.indicator_id
                 ],

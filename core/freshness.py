@@ -23,8 +23,10 @@ version from before its first read (``pinned()``): a change committed in between
 then leaves those figures under the older version, where nobody finds them.
 
 Keyed caches still expire (``settings.DERIVED_CACHE_SECONDS``): figures that depend on
-the clock (a plan turning stale at midnight) and a development server whose scheduled
-jobs run in another process (a per-process cache, without Redis) are at most that old.
+the clock (a plan turning stale at midnight) are at most that old. Every process must
+share the cache for the version to reach them: Redis, or without it a folder of files
+(``CACHE_DIR``), so the scheduled jobs of ``make run``, in a process of their own, move
+the version the web server reads.
 """
 
 from __future__ import annotations

@@ -188,3 +188,66 @@ class DecisionForm(forms.Form):
 
     def ends_on(self) -> datetime.date | None:
         return self.cleaned_data.get("monitoring_ends_on")
+
+
+class MonitoringDecisionForm(forms.Form):
+    """The group's decision on a plan whose monitoring ended without enough monitoring
+    data (``qip_portal.closure.decide_monitoring``)."""
+
+    outcome = forms.ChoiceField(
+        choices=[
+            ("extend", "Extend the monitoring"),
+            ("close", "Close the plan with a recorded rationale"),
+        ],
+        widget=forms.RadioSelect,
+        label="Decision",
+        error_messages={"required": "Choose to extend the monitoring or to close the plan."},
+    )
+    meeting = ModelChoiceField(
+        queryset=Meeting.objects.none(),
+        empty_label=None,
+        error_messages={"required": "Choose the meeting at which the group decided."},
+    )
+    ends_on = forms.DateField(
+        label="Extend: monitoring now ends on",
+        required=False,
+        widget=DateInput(),
+        help_text="Only when extending.",
+    )
+    rationale = forms.CharField(
+        label="Rationale",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+        help_text="Why the group decided this, recorded on the plan and in its history.",
+        error_messages={"required": "Record why the group decided this."},
+    )
+    password = forms.CharField(
+        label="Your password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Signing needs your password again.",
+        error_messages={"required": "Enter your password to sign."},
+    )
+    otp_token = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=16,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"}
+        ),
+        help_text="A fresh six-digit code: signing asks for it every time.",
+        error_messages={"required": "Enter the code your authenticator app shows now."},
+    )
+
+    def __init__(self, *args, meetings, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["meeting"].queryset = meetings
+        self.fields["ends_on"].initial = timezone.localdate() + relativedelta(months=3)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == "extend":
+            ends = data.get("ends_on")
+            if ends is None:
+                self.add_error("ends_on", "Give the date the extended monitoring ends.")
+            elif ends <= timezone.localdate():
+                self.add_error("ends_on", "The extended monitoring must end in the future.")
+        return data

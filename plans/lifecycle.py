@@ -86,6 +86,17 @@ TRANSITIONS: dict[str, Transition] = {
             needs_reason=False,
             composed=True,
         ),
+        # After a monitoring period ended without enough monitoring data, the group
+        # may close the plan with a recorded rationale (or extend the monitoring).
+        Transition(
+            "close_after_monitoring",
+            "Close without enough monitoring data",
+            ("monitoring",),
+            "closed",
+            needs_reason=True,
+            composed=True,
+            roles=GOVERNANCE_ROLES,
+        ),
         Transition("withdraw", "Withdraw", ("draft", "live"), "withdrawn", needs_reason=True),
     ]
 }

@@ -159,6 +159,9 @@ def perform_transition(
     reason: str = "",
     extra_reasons: Iterable[str] = (),
     checked_by_closure_workflow: bool = False,
+    email_reason: str = "",
+    also_tell: Iterable[str] = (),
+    already_told: Iterable[str] = (),
 ) -> Plan:
     """Move ``plan`` along the lifecycle. Locks the row, re-checks the state graph and
     the role against the locked state (so two people acting at once cannot both
@@ -168,7 +171,12 @@ def perform_transition(
 
     A ``composed`` transition (closure review, sign-off, step-down, return, re-open)
     is performed only by the closure workflow (``qip_portal/closure.py``), which checks
-    what must hold across apps first and says so with ``checked_by_closure_workflow``."""
+    what must hold across apps first and says so with ``checked_by_closure_workflow``.
+
+    History keeps 100 characters of ``reason``; ``email_reason`` is the reason in full
+    for the email (``reason`` when not given). ``also_tell`` adds recipients (e.g. the
+    group that stepped a re-opened plan down); ``already_told`` leaves out people
+    another email of the same cause reaches (a governance decision's)."""
     transition = lifecycle.TRANSITIONS[name]
     if transition.composed and not checked_by_closure_workflow:
         raise TransitionRefused(
@@ -189,7 +197,14 @@ def perform_transition(
     locked.status_changed_at = now
     locked.last_activity_at = now
     _save(locked, by=by, reason=f"{transition.label}: {reason}" if reason else transition.label)
-    notifications.queue_transition(plan=locked, transition=transition, by=by, reason=reason)
+    notifications.queue_transition(
+        plan=locked,
+        transition=transition,
+        by=by,
+        reason=(email_reason or "").strip() or reason,
+        also_tell=also_tell,
+        already_told=already_told,
+    )
     return locked
 
 

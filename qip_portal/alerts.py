@@ -31,6 +31,7 @@ KIND_LABELS = {
     "weekly-digest": "Weekly digest",
     "audits-deterioration": "Deterioration",
     "audits-monitoring-ended": "Monitoring ended",
+    "audits-monitoring-short": "Monitoring ended without enough data",
     "audits-ready-for-review": "Ready for closure review",
     "audits-reaudit-due": "Re-audit due",
     "audits-reaudit-overdue": "Re-audit overdue",

@@ -40,7 +40,7 @@ from audits.models import EvidenceItem, Measurement, MonitoringPeriod
 from audits.verdicts import PlanVerdicts, plans_meeting_criteria, verdicts_for_plans
 from core import jobs, outbox, security
 from core.dates import day
-from core.models import SecurityEvent
+from core.models import Alert, SecurityEvent
 from core.thresholds import SIGNING_FAILURE_LIMIT, SIGNING_LOCK_MINUTES
 from governance import reports
 from governance import services as governance
@@ -196,7 +196,12 @@ def blockers_for_plans(
                 )
         else:
             for text in final_gaps.get(plan.pk, []):
-                if "open deterioration" in text:
+                if "without enough monitoring data" in text:
+                    # The decision is the group chair's (the banner offers it to them).
+                    found.append(
+                        Blocker(text, _plan_url(plan, "monitoring-decision-banner"), "See more")
+                    )
+                elif "open deterioration" in text:
                     found.append(
                         Blocker(text, reverse("audits:reopen", args=[plan.reference]), "Re-open")
                     )
@@ -310,6 +315,18 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
                     ),
                 )
     reopen_url = ""
+    short = None
+    if plan.status == Plan.Status.MONITORING:
+        period = audit_services.short_period(plan)
+        if period is not None:
+            group = monitoring_decision_group(plan)
+            short = {
+                "period": period,
+                "group": group,
+                "url": reverse("governance:monitoring_decision", args=[plan.reference])
+                if may_decide_monitoring(plan, user)
+                else "",
+            }
     if plan.status == Plan.Status.MONITORING:
         deterioration = monitoring.open_deterioration_summary(plan)
         if deterioration and lifecycle.may_perform(lifecycle.TRANSITIONS["reopen"], user):
@@ -324,6 +341,8 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
         "steps": steps,
         "blockers": blockers,
         "deterioration": deterioration,
+        # Monitoring ended without enough data: the group's decision is awaited.
+        "short_monitoring": short,
         "submit_label": lifecycle.TRANSITIONS[lifecycle.SUBMIT_TRANSITIONS[plan.status]].label
         if plan.status in lifecycle.SUBMIT_TRANSITIONS
         else "",
@@ -379,7 +398,12 @@ def submit_for_closure(
     )
     reason = f"override: {governance._short(rationale)}" if rationale else ""
     perform_transition(
-        plan=locked, name=name, by=by, reason=reason, checked_by_closure_workflow=True
+        plan=locked,
+        name=name,
+        by=by,
+        reason=reason,
+        checked_by_closure_workflow=True,
+        email_reason=f"override: {rationale}" if rationale else "",
     )
     return report
 
@@ -393,9 +417,22 @@ def signing_refusals(report: ClosureReport, by: User, meeting: Meeting | None = 
     at ``meeting`` (or, with no meeting, when ``by`` may sign at all). Four queries."""
     plan = report.plan
     refusals = []
-    instead = " A delegate chair of the group can sign instead."
     if by.pk == report.submitted_by_id:
-        refusals.append("You submitted this report, so you cannot sign its decision." + instead)
+        refusals.append("You submitted this report, so you cannot sign its decision." + _INSTEAD)
+    refusals += _duty_refusals(plan, by)
+    if meeting is not None:
+        refusals += _meeting_refusals(meeting, by, since=timezone.localdate(report.submitted_at))
+    return refusals
+
+
+_INSTEAD = " A delegate chair of the group can sign instead."
+
+
+def _duty_refusals(plan: Plan, by: User) -> list[str]:
+    """Segregation of duties on ``plan``: not its owner, an action owner, or anyone
+    who logged its results or evidence. Three queries."""
+    refusals = []
+    instead = _INSTEAD
     if by.pk == plan.owner_id:
         refusals.append("You own this plan, so you cannot sign its decision." + instead)
     if plan.actions.filter(owner=by).exists():
@@ -408,24 +445,27 @@ def signing_refusals(report: ClosureReport, by: User, meeting: Meeting | None = 
             "You logged results or evidence for this plan, so you cannot sign its decision."
             + instead
         )
-    if meeting is not None:
-        today = timezone.localdate()
-        submitted_on = timezone.localdate(report.submitted_at)
-        if meeting.held_on > today:
-            refusals.append(
-                f"The meeting of {day(meeting.held_on)} has not happened yet: a decision is "
-                "signed at a meeting that has been held."
-            )
-        elif meeting.held_on < submitted_on:
-            refusals.append(
-                f"The meeting of {day(meeting.held_on)} was before the report was submitted "
-                f"({day(submitted_on)})."
-            )
-        if not meeting.attendees.filter(pk=by.pk).exists():
-            refusals.append(
-                f"You are not recorded as attending the meeting of {day(meeting.held_on)}: "
-                "record the attendance on the meeting's page first."
-            )
+    return refusals
+
+
+def _meeting_refusals(
+    meeting: Meeting, by: User, *, since: datetime.date, what: str = "the report was submitted"
+) -> list[str]:
+    """A decision is signed at a meeting already held, on or after ``since``, that the
+    signer is recorded as attending."""
+    refusals = []
+    if meeting.held_on > timezone.localdate():
+        refusals.append(
+            f"The meeting of {day(meeting.held_on)} has not happened yet: a decision is "
+            "signed at a meeting that has been held."
+        )
+    elif meeting.held_on < since:
+        refusals.append(f"The meeting of {day(meeting.held_on)} was before {what} ({day(since)}).")
+    if not meeting.attendees.filter(pk=by.pk).exists():
+        refusals.append(
+            f"You are not recorded as attending the meeting of {day(meeting.held_on)}: "
+            "record the attendance on the meeting's page first."
+        )
     return refusals
 
 
@@ -558,12 +598,19 @@ def _record_and_move(
             ClosureReport.objects.select_related("plan").get(pk=report.pk), by, meeting
         ),
     )
+    # The decision's own email tells the submitter, the owner and the group, with the
+    # reasons in full: the transition's email goes only to whom that one does not reach.
+    told = Alert.objects.filter(key=f"governance-decision:{decision.pk}").values_list(
+        "recipients", flat=True
+    )
     plan = perform_transition(
         plan=decision.report.plan,
         name=Decision.TRANSITIONS[decision.outcome],
         by=by,
         reason=governance.transition_reason(decision),
         checked_by_closure_workflow=True,
+        email_reason=decision.reasons,
+        already_told=[address for recipients in told for address in recipients],
     )
     if decision.outcome == Decision.Outcome.STEP_DOWN:
         try:
@@ -592,6 +639,10 @@ def reopen_plan(*, plan: Plan, by: User, reason: str) -> Plan:
         raise TransitionRefused(refusals)
     if not (reason or "").strip():
         raise TransitionRefused(["Give a reason."])
+    period = MonitoringPeriod.objects.filter(
+        plan=locked, status=MonitoringPeriod.Status.OPEN
+    ).first()
+    group = period.escalate_to if period is not None else []
     history_reason = audit_services.record_reopening(plan=locked, by=by, reason=reason)
     return perform_transition(
         plan=locked,
@@ -599,7 +650,141 @@ def reopen_plan(*, plan: Plan, by: User, reason: str) -> Plan:
         by=by,
         reason=history_reason,
         checked_by_closure_workflow=True,
+        email_reason=reason,
+        # The group that stepped the plan down (the period's escalation list).
+        also_tell=group,
     )
+
+
+# --- Monitoring that ended without enough data: the group decides ----------------------
+
+MONITORING_OUTCOMES = {
+    "extend": "Extend the monitoring",
+    "close": "Close the plan with a recorded rationale",
+}
+
+
+def monitoring_decision_group(plan: Plan) -> GovernanceGroup | None:
+    """The group that stepped ``plan`` down (its latest step-down decision): the one
+    that decides when its monitoring ended without enough data. One query."""
+    decision = (
+        Decision.objects.filter(report__plan=plan, outcome=Decision.Outcome.STEP_DOWN)
+        .select_related("report__group")
+        .order_by("-signed_at", "-pk")
+        .first()
+    )
+    return decision.report.group if decision is not None else None
+
+
+def monitoring_decision_meetings(group: GovernanceGroup, period: MonitoringPeriod):
+    """Meetings of ``group`` at which the decision may be recorded: held since the
+    period ended, on or before today, newest first."""
+    return Meeting.objects.filter(
+        group=group, held_on__gt=period.ends_on, held_on__lte=timezone.localdate()
+    ).order_by("-held_on", "-pk")
+
+
+def may_decide_monitoring(plan: Plan, user: User) -> bool:
+    """Offer the decision page: the plan's monitoring ended without enough data and
+    ``user`` chairs (or is a recorded delegate chair of) the group that stepped it down.
+    The service re-checks every rule when it signs."""
+    from governance.access import signing_group_ids
+
+    if plan.status != Plan.Status.MONITORING or audit_services.short_period(plan) is None:
+        return False
+    group = monitoring_decision_group(plan)
+    return group is not None and group.pk in signing_group_ids(user)
+
+
+def monitoring_decision_refusals(
+    plan: Plan, by: User, *, group: GovernanceGroup | None, meeting: Meeting | None = None
+) -> list[str]:
+    """Why ``by`` may not record the group's decision on ``plan``'s monitoring (empty
+    when they may): the chair or a delegate chair of the group that stepped the plan
+    down, whose authority still reaches the criteria's sign-off level; not the plan's
+    owner, an action owner, nor anyone who logged its results or evidence; at a
+    meeting of the group held since the period ended, which they attended."""
+    from governance.models import Membership
+    from plans.models import ClosureCriteria
+
+    if group is None:
+        return ["No governance group stepped this plan down, so none can decide."]
+    refusals = []
+    membership = Membership.objects.filter(group=group, user=by).first()
+    if membership is None or not membership.can_sign:
+        refusals.append(f"Only the chair of {group} (or a delegate recorded as such) may sign.")
+    criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    if criteria is not None and not group.may_decide(criteria.sign_off_level):
+        refusals.append(f"{group} may no longer decide on this plan's sign-off level.")
+    refusals += _duty_refusals(plan, by)
+    period = audit_services.short_period(plan)
+    if meeting is not None and period is not None:
+        if meeting.group_id != group.pk:
+            refusals.append(f"Choose a meeting of {group}.")
+        refusals += _meeting_refusals(
+            meeting,
+            by,
+            since=period.ends_on + datetime.timedelta(days=1),
+            what="the monitoring period was over",
+        )
+    return refusals
+
+
+def decide_monitoring(
+    *,
+    plan: Plan,
+    by: User,
+    password: str,
+    otp_token: str,
+    meeting: Meeting,
+    outcome: str,
+    rationale: str,
+    ends_on: datetime.date | None = None,
+    request=None,
+) -> Plan:
+    """The governance group's signed decision on a plan whose monitoring period ended
+    without enough monitoring data: ``extend`` opens the same period again until
+    ``ends_on``; ``close`` closes the plan (monitoring to closed) with the rationale
+    recorded on the period, in both histories and in the transition email. The
+    signature (password and a fresh authenticator code) is checked first, then who may
+    decide (``monitoring_decision_refusals``). Refuses, changing nothing, otherwise."""
+    check_signature(by=by, password=password, otp_token=otp_token, request=request)
+    rationale = (rationale or "").strip()
+    with transaction.atomic():
+        locked = Plan.objects.select_for_update().get(pk=plan.pk)
+        period = audit_services.short_period(locked)
+        if locked.status != Plan.Status.MONITORING or period is None:
+            raise TransitionRefused(
+                ["This plan's monitoring is not awaiting a decision. Nothing was signed."]
+            )
+        group = monitoring_decision_group(locked)
+        refusals = monitoring_decision_refusals(locked, by, group=group, meeting=meeting)
+        if outcome not in MONITORING_OUTCOMES:
+            refusals.append("Choose to extend the monitoring or to close the plan.")
+        if not rationale:
+            refusals.append("Record the rationale for the decision.")
+        if outcome == "extend" and (ends_on is None or ends_on <= timezone.localdate()):
+            refusals.append("Give the date the extended monitoring ends (in the future).")
+        if refusals:
+            raise TransitionRefused(refusals)
+        at = f"{group} meeting of {day(meeting.held_on)}"
+        if outcome == "extend":
+            audit_services.extend_monitoring(
+                period=period, by=by, ends_on=ends_on, rationale=f"{rationale} ({at})"
+            )
+            return locked
+        audit_services.close_short_monitoring(
+            period=period, by=by, rationale=f"{rationale} ({at})"
+        )
+        return perform_transition(
+            plan=locked,
+            name="close_after_monitoring",
+            by=by,
+            reason=governance._short(rationale),
+            checked_by_closure_workflow=True,
+            email_reason=f"{rationale} (decided at the {at})",
+            also_tell=period.escalate_to,
+        )
 
 
 # --- The readiness sweep --------------------------------------------------------------
@@ -617,6 +802,31 @@ def readiness_key(plan_id: int, window_start: datetime.date) -> str:
     """One "ready for closure review" email per plan per sustain window: a plan that
     slips and recovers is announced again."""
     return f"audits-ready-for-review:{plan_id}:{window_start.isoformat()}"
+
+
+def _queue_readiness(plan: Plan, verdicts: PlanVerdicts, leads: set[str]) -> Alert | None:
+    return outbox.queue(
+        "audits-ready-for-review",
+        key=readiness_key(plan.pk, verdicts.window_start),  # type: ignore[arg-type]
+        recipients={plan.owner.email, *leads},
+        context={"plan": plan, "verdicts": verdicts, "met_since": verdicts.met_since},
+    )
+
+
+def announce_if_ready(plan: Plan) -> Alert | None:
+    """Tell the owner and the quality leads at once that ``plan`` has become ready for
+    closure review (the result that made it so was just saved): call in that result's
+    transaction, so the email commits with it. The key is the sweep's
+    (``readiness_key``), so the nightly sweep, the safety net, never sends it again.
+    Returns the new alert, or None when the plan is not ready or was already announced
+    for this sustain window. A few queries when the criteria are met; one otherwise."""
+    plan = Plan.objects.select_related("owner").get(pk=plan.pk)
+    if plan.status != Plan.Status.LIVE or plan.criteria_met_since is None:
+        return None
+    verdicts = verdicts_for_plans([plan])[plan.pk]
+    if not verdicts.all_met or not is_ready(closure_blockers(plan, verdicts=verdicts)):
+        return None
+    return _queue_readiness(plan, verdicts, _quality_leads())
 
 
 @jobs.register(
@@ -648,14 +858,7 @@ def announce_ready_plans() -> str:
             if not is_ready(found[plan.pk]) or not verdicts.all_met:
                 continue
             ready += 1
-            key = readiness_key(plan.pk, verdicts.window_start)  # type: ignore[arg-type]
-            alert = outbox.queue(
-                "audits-ready-for-review",
-                key=key,
-                recipients={plan.owner.email, *leads},
-                context={"plan": plan, "verdicts": verdicts, "met_since": verdicts.met_since},
-            )
-            queued += alert is not None
+            queued += _queue_readiness(plan, verdicts, leads) is not None
     ended, prompted = _announce_final_closure(leads)
     return (
         f"{ready} plan(s) newly ready for closure review, {ended} for final closure, "

@@ -7,17 +7,21 @@ in monitoring. Their URLs keep the names of the apps whose records they show
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audits import services as audit_services
+from audits import views as audit_views
 from audits.forms import ReopenForm
 from audits.monitoring import reopen_gaps
 from core import freshness, security
+from core.forms import error_summary
 from governance import access
 from governance import services as governance
-from governance.forms import DecisionForm, ResidualRiskForm, SubmitForm
+from governance.forms import DecisionForm, MonitoringDecisionForm, ResidualRiskForm, SubmitForm
 from governance.models import Decision, ResidualRisk
 from plans import lifecycle
 from plans.access import get_plan_for_user
@@ -232,3 +236,94 @@ def reopen(request: HttpRequest, reference: str) -> HttpResponse:
     blocking = lifecycle.plan_refusals(step, plan) or reopen_gaps(plan)
     return render(request, "audits/reopen.html", {"plan": plan, "form": form, "blocking": blocking})
 
+
+
+# --- Monitoring that ended without enough data: the group's decision -------------------
+
+
+@require_http_methods(["GET", "POST"])
+def monitoring_decision(request: HttpRequest, reference: str) -> HttpResponse:
+    """The chair of the group that stepped the plan down records the group's decision
+    on monitoring that ended without enough data: extend it, or close the plan with a
+    recorded rationale; signed with the password and a fresh authenticator code.
+    Anyone else (and any plan not awaiting that decision) gets a 404."""
+    plan = get_plan_for_user(request.user, reference)
+    if not closure.may_decide_monitoring(plan, request.user):
+        raise Http404("No such page.")
+    period = audit_services.short_period(plan)
+    group = closure.monitoring_decision_group(plan)
+    meetings = closure.monitoring_decision_meetings(group, period)
+    form = MonitoringDecisionForm(request.POST or None, meetings=meetings)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                closure.decide_monitoring(
+                    plan=plan,
+                    by=request.user,
+                    password=data["password"],
+                    otp_token=data["otp_token"],
+                    meeting=data["meeting"],
+                    outcome=data["outcome"],
+                    rationale=data["rationale"],
+                    ends_on=data.get("ends_on"),
+                    request=request,
+                )
+            except TransitionRefused as refused:
+                _refused(request, refused)
+                status = 400
+            else:
+                label = closure.MONITORING_OUTCOMES[data["outcome"]].lower()
+                security.record(
+                    "sign_off",
+                    request=request,
+                    detail=f"Monitoring decision on {plan.reference}: {label}",
+                )
+                messages.success(request, f"Decision signed: {label} ({plan.reference}).")
+                return redirect(plan)
+        else:
+            status = 400
+    return render(
+        request,
+        "governance/monitoring_decision.html",
+        {
+            "plan": plan,
+            "period": period,
+            "group": group,
+            "form": form,
+            "errors": error_summary(form),
+            "has_meetings": meetings.exists(),
+            "refusals": closure.monitoring_decision_refusals(plan, request.user, group=group),
+        },
+        status=status,
+    )
+
+
+# --- Results that make a plan ready ------------------------------------------------------
+
+
+def _announcing_readiness(view):
+    """audits' view that saves a result (or an evidence item), with the closure
+    workflow's part: when what was saved makes the plan ready for closure review, the
+    email says so at once, in the same transaction (``closure.announce_if_ready``; the
+    nightly sweep stays the safety net and never sends it twice). A saved result is
+    answered with a redirect."""
+
+    def wrapped(request: HttpRequest, reference: str, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, reference, *args, **kwargs)
+        with transaction.atomic():
+            response = view(request, reference, *args, **kwargs)
+            if response.status_code == 302:
+                closure.announce_if_ready(get_plan_for_user(request.user, reference))
+        return response
+
+    wrapped.__doc__ = view.__doc__
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+log_measurement = _announcing_readiness(audit_views.log_measurement)
+edit_measurement = _announcing_readiness(audit_views.edit_measurement)
+add_evidence = _announcing_readiness(audit_views.add_evidence)

@@ -206,7 +206,10 @@ OUTBOX_BACKOFF_MAX_SECONDS = read_int("OUTBOX_BACKOFF_MAX_SECONDS", default=3600
 OUTBOX_MAX_ATTEMPTS = read_int("OUTBOX_MAX_ATTEMPTS", default=10, minimum=1)
 
 # Redis: Celery broker and result store, and the shared cache. Without it, tasks run
-# in-process (eager) and the cache is per-process: fine for one developer.
+# in-process (eager) and the cache is a folder of files (CACHE_DIR), shared by every
+# process on the machine: `make run`'s scheduled jobs run beside the server in another
+# process, and a per-process memory cache would let the plan page show, for up to
+# DERIVED_CACHE_SECONDS, a state those jobs had already changed (and emailed about).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://.")
@@ -215,7 +218,12 @@ if REDIS_URL:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": env.str("CACHE_DIR", default=str(BASE_DIR / ".cache")),
+        }
+    }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
@@ -409,6 +417,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # Domain tunables.
 STALE_PLAN_DAYS = read_int("STALE_PLAN_DAYS", default=60)
+# A monitoring period ends well only with enough results: by default one in every due
+# interval of each indicator's frequency; above 0, this many per indicator instead.
+MONITORING_MIN_RESULTS = read_int("MONITORING_MIN_RESULTS", default=0, minimum=0)
 REGISTER_PAGE_SIZE = 25
 # Figures derived from many rows (the home page's counts) are cached, keyed on the data
 # version that every change moves on (core/freshness.py), and expire after this long

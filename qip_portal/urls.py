@@ -42,6 +42,18 @@ plan_patterns = (
 )
 audit_patterns = (
     [
+        # Saving a result or evidence may make a plan ready: announced at once (closure workflow).
+        path("plans/<plan_ref:reference>/log/", closure_views.log_measurement, name="log"),
+        path(
+            "plans/<plan_ref:reference>/results/<int:pk>/correct/",
+            closure_views.edit_measurement,
+            name="edit_measurement",
+        ),
+        path(
+            "plans/<plan_ref:reference>/evidence/new/",
+            closure_views.add_evidence,
+            name="add_evidence",
+        ),
         *audits_urls.urlpatterns,
         path("plans/<plan_ref:reference>/reopen/", closure_views.reopen, name="reopen"),
     ],
@@ -59,6 +71,11 @@ governance_patterns = (
         ),
         path("plans/<plan_ref:reference>/submit/", closure_views.submit, name="submit"),
         path("reports/<int:pk>/decide/", closure_views.decide, name="decide"),
+        path(
+            "plans/<plan_ref:reference>/monitoring-decision/",
+            closure_views.monitoring_decision,
+            name="monitoring_decision",
+        ),
     ],
     "governance",
 )

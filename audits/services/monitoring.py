@@ -2,8 +2,6 @@
 checking each new result for deterioration and escalating it at once, and monitoring's
 part of re-opening a plan."""
 
-
-
 from __future__ import annotations
 
 import datetime
@@ -365,3 +363,65 @@ def record_reopening(*, plan: Plan, by: User, reason: str) -> str:
     if period is not None and reason:
         _mark_reopened(period, opened, by=by, note=f"Plan re-opened: {reason}")
     return _fit(reason, f" ({short})" if reason and short else "")
+
+
+# --- After a period ended without enough monitoring data --------------------------------
+
+
+def short_period(plan: Plan) -> MonitoringPeriod | None:
+    """The plan's latest monitoring period if it ended without enough monitoring data
+    and awaits the governance group's decision; None otherwise."""
+    latest = (
+        MonitoringPeriod.objects.filter(plan=plan)
+        .exclude(status=MonitoringPeriod.Status.REOPENED)
+        .order_by("-starts_on", "-pk")
+        .first()
+    )
+    if latest is None or latest.status != MonitoringPeriod.Status.SHORT:
+        return None
+    return latest
+
+
+@transaction.atomic
+def extend_monitoring(
+    *, period: MonitoringPeriod, by: User, ends_on: datetime.date, rationale: str
+) -> MonitoringPeriod:
+    """Monitoring's part of the group's decision to extend a period that ended without
+    enough monitoring data: the same period opens again until ``ends_on`` (in the
+    future), with its floors and frozen reference, and deterioration is checked and
+    escalated again. History names who decided and why. Raises ``MonitoringRefused``,
+    changing nothing, when the period is not awaiting that decision or the date is not
+    in the future."""
+    locked = MonitoringPeriod.objects.select_for_update().get(pk=period.pk)
+    reasons = []
+    if locked.status != MonitoringPeriod.Status.SHORT:
+        reasons.append("This monitoring period is not awaiting a decision.")
+    if ends_on is None or ends_on <= timezone.localdate():
+        reasons.append("The extended monitoring must end in the future.")
+    if reasons:
+        raise MonitoringRefused(reasons)
+    previous = locked.ends_on
+    locked.status = MonitoringPeriod.Status.OPEN
+    locked.status_changed_at = timezone.now()
+    locked.ends_on = ends_on
+    locked.outcome_note = (
+        f"{locked.outcome_note}\nExtended from {date_format(previous)} to "
+        f"{date_format(ends_on)} by {by}: {rationale}"
+    ).strip()
+    _save(locked, by=by, reason=_fit(f"Extended to {ends_on:%d %b %Y}: {rationale}"))
+    touch_plan(locked.plan_id)
+    return locked
+
+
+@transaction.atomic
+def close_short_monitoring(*, period: MonitoringPeriod, by: User, rationale: str) -> None:
+    """Monitoring's part of the group's decision to close a plan whose period ended
+    without enough monitoring data: the period is marked so, with the rationale in
+    full on it and in history."""
+    locked = MonitoringPeriod.objects.select_for_update().get(pk=period.pk)
+    if locked.status != MonitoringPeriod.Status.SHORT:
+        raise MonitoringRefused(["This monitoring period is not awaiting a decision."])
+    locked.status = MonitoringPeriod.Status.CLOSED_SHORT
+    locked.status_changed_at = timezone.now()
+    locked.outcome_note = f"{locked.outcome_note}\nPlan closed by {by}: {rationale}".strip()
+    _save(locked, by=by, reason=_fit(f"Plan closed without enough data: {rationale}"))

@@ -65,14 +65,18 @@ def test_nightly_deterioration_check_escalates_what_was_missed_once(
 
 
 def test_monitoring_ended_without_deterioration_is_marked_ended_once(
-    monitored, frozen, run, mailoutbox
+    monitored, frozen, manager, run, mailoutbox
 ):
     """The final-closure email is the closure workflow's, once nothing else stands in
     the way (tests/qip_portal/test_closure.py)."""
-    assert run(sweeps.monitoring_ended) == "0 monitoring period(s) ended"  # not yet
+    none = "0 monitoring period(s) ended, 0 without enough monitoring data"
+    assert run(sweeps.monitoring_ended) == none  # not yet
+    measure(monitored.plan, by=manager, on=TODAY)  # its one monthly interval has a result
     frozen.move_to(NOW + datetime.timedelta(days=31))
-    assert run(sweeps.monitoring_ended) == "1 monitoring period(s) ended"
-    assert run(sweeps.monitoring_ended) == "0 monitoring period(s) ended"
+    assert run(sweeps.monitoring_ended) == (
+        "1 monitoring period(s) ended, 0 without enough monitoring data"
+    )
+    assert run(sweeps.monitoring_ended) == none
     monitored.refresh_from_db()
     assert monitored.status == MonitoringPeriod.Status.ENDED
     assert monitored.history.first().history_change_reason == (

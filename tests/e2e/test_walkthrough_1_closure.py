@@ -203,7 +203,12 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         assert page.get_by_text(re.compile(r"Window started|Not met")).count() == 0
         screenshots(page, "wt1-02-criteria-met")
 
-        # 3. The sweep notices and emails the quality lead, once.
+        # 3. The evidence that completed the plan announced it at once: the quality lead
+        #    has the email before any sweep runs, and the page says "ready".
+        ready = emails_to(lead.email, f"{plan.reference}: ready for closure review")
+        assert len(ready) == 1
+        assert page.get_by_text("Ready for closure review.").is_visible()
+        #    The nightly sweep is only the safety net: it sends nothing more.
         run_job("audits_ready_for_review")
         run_job("audits_ready_for_review")
         ready = emails_to(lead.email, f"{plan.reference}: ready for closure review")

@@ -114,6 +114,9 @@ TABLE = {
     "governance:report_pdf_retry": POST_ONLY,
     # Deciding is for the group's chair or delegate only; none of these roles is one.
     "governance:decide": codes(302, 404, 404, 404, 404, 404, 404),
+    # Only a chair of the group that stepped a plan down, once its monitoring ended
+    # without enough data (tests/qip_portal/test_monitoring_evidence.py): none here.
+    "governance:monitoring_decision": codes(302, 404, 404, 404, 404, 404, 404),
     # Learning: the library is for everyone; a plan's learning for the plan's people.
     "learning:library": EVERYONE,
     "learning:to_read": EVERYONE,
