@@ -78,7 +78,7 @@ class ChartNote:
 
     @property
     def sentence(self) -> str:
-        return f"{self.date_label}, {self.kind_label.lower()}: {self.text}"
+        return f"{self.date_label}, {self.kind_label}: {self.text}"
 
 
 @dataclass(frozen=True)
