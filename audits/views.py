@@ -567,12 +567,10 @@ def log_audit(request: HttpRequest, reference: str) -> HttpResponse:
                 for reason in refused.reasons:
                     messages.error(request, reason)
             else:
-                names = ", ".join(f"“{m.indicator.name}”" for m in saved)
+                logged = "; ".join(f"“{m.indicator.name}” {m.value_display()}" for m in saved)
                 extra = " with its evidence" if evidence.has_evidence else ""
                 messages.success(
-                    request,
-                    f"Audit of {day(audit['measured_on'])} logged{extra}: "
-                    f"{len(saved)} result{'s' if len(saved) != 1 else ''} ({names}).",
+                    request, f"Audit of {day(audit['measured_on'])} logged{extra}: {logged}."
                 )
                 return redirect(f"{plan.get_absolute_url()}#audits")
     errors = error_summary(

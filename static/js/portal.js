@@ -53,8 +53,12 @@
     button.addEventListener("click", function () {
       if (panel.hidden || !pinned) { pinned = true; show(); } else { hide(); }
     });
-    peek.addEventListener("keydown", function (event) {
-      if (event.key === "Escape" && !panel.hidden) { hide(); button.focus(); }
+    // Escape closes it wherever focus is (it may have opened under the pointer).
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape" || panel.hidden) { return; }
+      var inside = peek.contains(document.activeElement);
+      hide();
+      if (inside) { button.focus(); }
     });
   });
 })();

@@ -97,7 +97,10 @@ def test_one_form_logs_every_indicator_and_the_evidence_once(client, manager, pl
     )
     assert evidence.has_file and evidence.content_type == "application/pdf"
     page = client.get(plan.get_absolute_url()).content.decode()
-    assert f"Audit of {day.strftime('%-d %b %Y')} logged with its evidence: 3 results" in page
+    assert (
+        f"Audit of {day.strftime('%-d %b %Y')} logged with its evidence: “Escalated within 24h” "
+        "95.0% (19 of 20); “Recorded factually” 90.0% (18 of 20); “Repeat alerts” 0 alerts."
+    ) in page
 
 
 def test_indicators_left_blank_are_not_part_of_the_audit(client, manager, plan):
