@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audits import imports, monitoring, services
+from audits import imports, monitoring, services, spc
 from audits.access import (
     can_annotate,
     can_log,
@@ -659,7 +659,24 @@ def recalculate_limits(request: HttpRequest, reference: str, pk: int) -> HttpRes
     if not request.user.is_organisation_lead:
         raise Http404("No such plan.")
     verdict = next(v for v in plan_verdicts(plan).indicators if v.indicator.pk == indicator.pk)
-    form = RecalculationForm(request.POST or None, results=verdict.measurements)
+    # Offer the start of the latest improvement shift, where a new phase would begin.
+    suggested = None
+    result = verdict.assurance.assessment.result
+    if isinstance(result, spc.ChartResult):
+        shifts = [
+            s
+            for s in result.signals
+            if s.rule is spc.Rule.SHIFT and s.effect is spc.Effect.IMPROVEMENT
+        ]
+        if shifts:
+            suggested = verdict.measurements[shifts[-1].points[0]].measured_on
+            if any(r.noted_on >= suggested for r in verdict.rebases):
+                suggested = None
+    form = RecalculationForm(
+        request.POST or None,
+        results=verdict.measurements,
+        initial={"starts_on": suggested.isoformat() if suggested else ""},
+    )
     problems: list[str] = []
     if request.method == "POST" and form.is_valid():
         try:
@@ -694,6 +711,7 @@ def recalculate_limits(request: HttpRequest, reference: str, pk: int) -> HttpRes
             "svg": render_svg(spec),
             "allowed_now": can_recalculate_limits(request.user, plan),
             "rebases": verdict.rebases,
+            "suggested": suggested,
         },
     )
 

@@ -181,6 +181,8 @@ def test_the_quality_lead_recalculates_limits_from_the_start_of_a_sustained_shif
     url = reverse("audits:recalculate_limits", args=[improved.reference, indicator.pk])
     page = client.get(url)
     assert page.status_code == 200
+    # The start of the improvement shift is offered.
+    assert page.context["form"].initial["starts_on"] == _dates(30)[15].isoformat()
     response = client.post(
         url,
         {"starts_on": _dates(30)[15].isoformat(), "reason": "Escalation checklist in use"},

@@ -192,6 +192,7 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         page.get_by_label("Kind of note").select_option(label="Process change")
         page.get_by_role("textbox", name="Note").fill("New escalation checklist introduced")
         check_accessible(page, "add a note to a chart", a11y)
+        both_sizes(page, screenshots, "wt1-01a-note-form")
         page.get_by_role("button", name="Add note").click()
         success_message(page, "Note added to the chart")
         chart = page.locator("#verdicts article").first
@@ -281,7 +282,7 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         page.get_by_role("button", name="Add residual risk").click()
         success_message(page, "Residual risk recorded.")
         assert page.get_by_text("Before this can be submitted").count() == 0
-        screenshots(page, "wt1-03-closure-report")
+        both_sizes(page, screenshots, "wt1-03-closure-report")
         check_accessible(page, "closure report (live)", a11y)
         page.get_by_label("Governance group that will decide").select_option(label=group.name)
         page.get_by_role("button", name="Freeze and submit").click()
