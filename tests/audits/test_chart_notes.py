@@ -206,6 +206,12 @@ def test_the_quality_lead_recalculates_limits_from_the_start_of_a_sustained_shif
     assert "Limits recalculated" in svg and "Escalation checklist in use" in svg
     page = client.get(improved.get_absolute_url()).content.decode()
     assert "Limits recalculated from this result on: Escalation checklist in use" in page
+    # And on the plan's timeline, with the reason, on the day of the new phase's start.
+    from qip_portal.timeline import plan_timeline
+
+    [entry] = [e for e in plan_timeline(improved) if "recalculated the limits" in e.text]
+    assert entry.reason == "Escalation checklist in use" and entry.day == _dates(30)[15]
+    assert entry.who == str(quality_lead)
 
 
 def test_recalculation_is_refused_with_the_reason_where_the_rules_do_not_allow_it(
@@ -409,3 +415,19 @@ def test_notes_and_recalculations_change_the_cached_figures(client, quality_lead
     )
     assert freshness.data_version() != version
     assert "Huddle moved to 8am" in client.get(improved.get_absolute_url()).content.decode()
+
+
+def test_the_evidence_pack_shows_the_icons_and_lists_the_notes(quality_lead, improved):
+    from qip_portal.evidence_pack import compile_plan_pack, render_plan_pack_html
+
+    services.add_annotation(
+        indicator=improved.indicators.get(),
+        by=quality_lead,
+        noted_on=_dates(30)[14],
+        kind="pdsa",
+        text="PDSA cycle 1: checklist piloted on nights",
+    )
+    html = render_plan_pack_html(compile_plan_pack(improved))
+    when = _dates(30)[14].strftime("%-d %b %Y")
+    assert f"Notes on the chart:</strong> 1. {when}, PDSA cycle: PDSA cycle 1: checklist" in html
+    assert "Variation and assurance:" in html and "Target hit or miss" in html
