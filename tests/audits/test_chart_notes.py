@@ -431,3 +431,28 @@ def test_the_evidence_pack_shows_the_icons_and_lists_the_notes(quality_lead, imp
     when = _dates(30)[14].strftime("%-d %b %Y")
     assert f"Notes on the chart:</strong> 1. {when}, PDSA cycle: PDSA cycle 1: checklist" in html
     assert "Variation and assurance:" in html and "Target hit or miss" in html
+
+
+@pytest.mark.parametrize("indicators", [1, 6])
+def test_the_registers_detail_runs_a_fixed_number_of_queries(
+    client, quality_lead, oakfield, indicators, django_assert_max_num_queries
+):
+    plan = factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        indicators=[{**SCORE[0], "name": f"Score {n}"} for n in range(indicators)],
+    )
+    for ind in plan.indicators.all():
+        for i, value in enumerate(BASELINE):
+            measure(plan, by=quality_lead, indicator=ind, on=_dates(15)[i], value=Decimal(value),
+                    numerator=None, denominator=None)  # fmt: skip
+            if ind.pk % 2:
+                services.add_annotation(
+                    indicator=ind, by=quality_lead, noted_on=_dates(15)[i], kind="note", text="n"
+                )
+    client.force_login(quality_lead)
+    url = reverse("audits:plan_icons", args=[plan.reference])
+    freshness.data_changed()
+    with django_assert_max_num_queries(20):
+        response = client.get(url)
+    assert response.content.decode().count('class="fw-semibold"') == indicators
