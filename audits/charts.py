@@ -583,7 +583,7 @@ def _note_flags(spec: ChartSpec, x, plot_h: float) -> str:
     out = []
     last_x, row = -100.0, 0
     for note in spec.notes:
-        nx = x(note.position)
+        nx = max(x(note.position), LEFT + 9)  # a flag at the edge stays inside the plot
         row = row + 1 if nx - last_x < 18 else 0
         last_x = nx
         fy = TOP + 9 + 18 * (row % 4)

@@ -212,6 +212,8 @@ def _indicator_verdict(verdict) -> dict:
             icon.text for icon in (spec.variation, spec.assurance) if icon is not None
         )
         or spec.no_icons,
+        # The chart's numbered notes, in words (the chart's flags carry the numbers).
+        "notes": [f"{n.number}. {n.sentence}" for n in spec.notes],
     }
 
 

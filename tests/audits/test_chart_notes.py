@@ -396,7 +396,17 @@ def test_the_registers_detail_of_a_plan_shows_its_icons(client, manager, outside
 def test_the_closure_report_freezes_the_icons(quality_lead, improved):
     from governance.reports import _indicator_verdict
 
+    services.add_annotation(
+        indicator=improved.indicators.get(),
+        by=quality_lead,
+        noted_on=_dates(30)[2],
+        kind="change",
+        text="Huddle started",
+    )
     part = _indicator_verdict(_verdict(improved))
+    assert part["notes"] == [
+        f"1. {_dates(30)[2].strftime('%-d %b %Y')}, Process change: Huddle started"
+    ]
     assert 'role="img"' in part["icons_svg"]
     assert part["icons_text"].startswith("Variation: special cause improvement")
     assert "Assurance: hit or miss" in part["icons_text"]
