@@ -21,7 +21,7 @@ from audits import spc
 from audits.models import Annotation, Deterioration, MonitoredIndicator
 from audits.spc.text import plural
 from audits.verdicts import IndicatorVerdict, day, short_value
-from core.thresholds import MIN_SPC_POINTS
+from core.thresholds import MIN_PARTITION_POINTS, MIN_SPC_POINTS
 from plans.models import Indicator
 
 WIDTH, HEIGHT = 720, 300
@@ -357,6 +357,15 @@ def _icons(
         else:
             why = "No variation or assurance icons: the latest result has no control limits."
         return None, None, why
+    if reference is not None and len(reference.reference_values) < MIN_PARTITION_POINTS:
+        # Limits frozen from too few results are not Making Data Count limits.
+        return (
+            None,
+            None,
+            "No variation or assurance icons: the frozen reference has "
+            f"{len(reference.reference_values)} results, and Making Data Count sets limits "
+            f"from at least {MIN_PARTITION_POINTS}.",
+        )
     ind = verdict.indicator
     higher = ind.direction == Indicator.Direction.HIGHER
     if latest.effect == "improvement":

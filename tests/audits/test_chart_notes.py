@@ -343,12 +343,18 @@ def test_in_monitoring_assurance_uses_the_frozen_reference(quality_lead, improve
     ):
         monitored = MonitoredIndicator(
             indicator=indicator,
+            reference_values=[{"on": "2024-01-01", "value": "90"}] * 12,
             reference_mean=(lower + upper) / 2,
             reference_lower=lower,
             reference_upper=upper,
         )
         spec = chart_for(verdict, chart_id="c", monitored=monitored, period_start=start)
         assert spec.assurance == ASSURANCE_ICONS[expected], (lower, upper)
+    # A reference frozen from fewer than 12 results sets no icons.
+    monitored.reference_values = monitored.reference_values[:4]
+    spec = chart_for(verdict, chart_id="c", monitored=monitored, period_start=start)
+    assert spec.variation is None and spec.assurance is None
+    assert "the frozen reference has 4 results" in spec.no_icons
 
 
 @pytest.mark.parametrize(

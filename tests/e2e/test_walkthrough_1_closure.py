@@ -171,6 +171,7 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         summary = page.locator("[data-error-summary]")
         assert "met the standard: 21 met the standard but only 20" in summary.inner_text()
         check_accessible(page, "log a re-audit (errors)", a11y)
+        both_sizes(page, screenshots, "wt1-01-log-reaudit-errors")
         assert not Measurement.objects.exists()
         _log_audit(
             page,
