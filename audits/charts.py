@@ -18,10 +18,12 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from audits import spc
-from audits.models import Deterioration, MonitoredIndicator
+from audits.models import Annotation, Deterioration, MonitoredIndicator
 from audits.monitoring import clip_limits, limits_apply
 from audits.spc.text import plural
 from audits.verdicts import IndicatorVerdict, day, short_value
+from core.thresholds import MIN_PARTITION_POINTS, MIN_SPC_POINTS
+from plans.models import Indicator
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 52, 128, 16, 70
@@ -31,6 +33,9 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 # the only cue (WCAG 1.4.1).
 GREY, BLUE, ORANGE, PURPLE = "#768692", "#005eb8", "#ed8b00", "#6b2c83"
 INK, LIMIT, TARGET, FLOOR, WINDOW = "#212b32", "#4c6272", "#d5281b", "#8a1538", "#e3f1e6"
+NOTE = "#330072"  # chart notes: NHS purple, distinct from every line above
+# Darker shades for text and thin strokes on white (WCAG contrast of 4.5:1 or more).
+GREY_INK, ORANGE_INK = "#4c6272", "#9a4a00"
 
 _RULES = {
     "astro": "point beyond a process limit",
@@ -61,6 +66,80 @@ class ChartPoint:
     upper: float | None = None
 
 
+@dataclass(frozen=True)
+class ChartNote:
+    """A numbered flag on the chart, listed under it with the same number."""
+
+    number: int
+    position: float  # in point indices: 2.5 is halfway between the 3rd and 4th results
+    date_label: str
+    kind_label: str
+    text: str
+    is_rebase: bool = False
+
+    @property
+    def sentence(self) -> str:
+        return f"{self.date_label}, {self.kind_label}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Icon:
+    """A Making Data Count icon as drawn (``code``) and said (``text``)."""
+
+    code: str  # common, improvement-high, ..., pass, hit-or-miss, fail
+    label: str  # short: "Special cause improvement (higher)"
+    text: str  # the full text alternative
+
+
+VARIATION_ICONS = {
+    "common": Icon(
+        "common",
+        "Common cause variation",
+        "Variation: common cause only, no significant change.",
+    ),
+    "improvement-high": Icon(
+        "improvement-high",
+        "Special cause improvement (higher)",
+        "Variation: special cause improvement, the latest result is significantly higher.",
+    ),
+    "improvement-low": Icon(
+        "improvement-low",
+        "Special cause improvement (lower)",
+        "Variation: special cause improvement, the latest result is significantly lower.",
+    ),
+    "concern-high": Icon(
+        "concern-high",
+        "Special cause concern (higher)",
+        "Variation: special cause concern, the latest result is significantly higher.",
+    ),
+    "concern-low": Icon(
+        "concern-low",
+        "Special cause concern (lower)",
+        "Variation: special cause concern, the latest result is significantly lower.",
+    ),
+}
+ASSURANCE_ICONS = {
+    spc.AssuranceIcon.PASS: Icon(
+        "pass",
+        "Target consistently passed",
+        "Assurance: the target will be consistently passed (it lies outside the process "
+        "limits, on the right side).",
+    ),
+    spc.AssuranceIcon.HIT_OR_MISS: Icon(
+        "hit-or-miss",
+        "Target hit or miss",
+        "Assurance: hit or miss (the target lies between the process limits, so it will "
+        "sometimes be met and sometimes missed).",
+    ),
+    spc.AssuranceIcon.FAIL: Icon(
+        "fail",
+        "Target consistently failed",
+        "Assurance: the target will be consistently failed unless the process changes (it "
+        "lies outside the process limits, on the wrong side).",
+    ),
+}
+
+
 @dataclass
 class ChartSpec:
     chart_id: str
@@ -77,6 +156,12 @@ class ChartSpec:
     window_from: int | None = None  # first index of the sustain window
     window_label: str = "Sustain window"
     summary: str = ""  # the plain-English verdict, for <desc>
+    notes: list[ChartNote] = field(default_factory=list)
+    # Making Data Count's icons for the latest result, as the chart shows it; None (and
+    # ``no_icons`` says why) until control limits are set.
+    variation: Icon | None = None
+    assurance: Icon | None = None
+    no_icons: str = ""
 
     @property
     def rows(self) -> list[dict]:
@@ -199,6 +284,14 @@ def chart_for(
     summary = f"{verdict.criteria.headline()}. {assurance.summary()}."
     # The method only when there was enough data for one: the summary says when not.
     method = f", {assurance.method_label.lower()}" if assurance.is_judged else ""
+    reference_applies = bool(
+        monitored is not None
+        and monitored.reference_mean is not None
+        and period_start is not None
+        and verdict.measurements
+        and verdict.measurements[-1].measured_on >= period_start
+    )
+    variation, assured, no_icons = _icons(verdict, points, monitored if reference_applies else None)
     return ChartSpec(
         chart_id=chart_id,
         title=f"{ind.name}: {plural(len(points), 'result')}{method}",
@@ -213,7 +306,104 @@ def chart_for(
         markers=sorted(markers),
         window_from=window_from,
         summary=summary,
+        notes=_notes(verdict),
+        variation=variation,
+        assurance=assured,
+        no_icons=no_icons,
     )
+
+
+def _position(dates: list[datetime.date], when: datetime.date) -> float:
+    """Where a date falls on a chart whose points are evenly spaced: on a result's date,
+    at that result; between two results, in proportion to the days between them; before
+    the first or after the last, at the chart's edge."""
+    if not dates or when < dates[0]:
+        return -0.5
+    if when > dates[-1]:
+        return len(dates) - 0.5
+    for i, on in enumerate(dates):
+        if on == when:
+            return float(i)
+        if on > when:
+            before = dates[i - 1]
+            return i - 1 + (when - before).days / (on - before).days
+    return float(len(dates) - 1)  # pragma: no cover - the loop always returns
+
+
+def _notes(verdict: IndicatorVerdict) -> list[ChartNote]:
+    dates = [m.measured_on for m in verdict.measurements]
+    notes = []
+    for number, a in enumerate(verdict.annotations, start=1):
+        at = _position(dates, a.noted_on)
+        if a.is_rebase and at == int(at):
+            at -= 0.5  # on the step where the new limits begin
+        notes.append(
+            ChartNote(
+                number=number,
+                position=at,
+                date_label=day(a.noted_on),
+                kind_label=Annotation.Kind(a.kind).label,
+                text=a.text,
+                is_rebase=a.is_rebase,
+            )
+        )
+    return notes
+
+
+def _icons(
+    verdict: IndicatorVerdict, points: list[ChartPoint], reference: MonitoredIndicator | None
+) -> tuple[Icon | None, Icon | None, str]:
+    """Making Data Count's variation and assurance icons for the latest result, as the
+    chart shows it (SPC.md §5): its special-cause state, and the target against the
+    process limits it is judged by (the frozen reference in monitoring). None until the
+    latest result has control limits: MDC shows no icons on a run chart."""
+    latest = points[-1] if points else None
+    if latest is None or latest.lower is None or latest.upper is None:
+        if len(points) < MIN_SPC_POINTS:
+            why = (
+                "No variation or assurance icons yet: Making Data Count shows them once "
+                f"control limits are set, from {MIN_SPC_POINTS} results ({len(points)} so far)."
+            )
+        else:
+            why = "No variation or assurance icons: the latest result has no control limits."
+        return None, None, why
+    if reference is not None and len(reference.reference_values) < MIN_PARTITION_POINTS:
+        # Limits frozen from too few results are not Making Data Count limits.
+        return (
+            None,
+            None,
+            "No variation or assurance icons: the frozen reference has "
+            f"{len(reference.reference_values)} results, and Making Data Count sets limits "
+            f"from at least {MIN_PARTITION_POINTS}.",
+        )
+    ind = verdict.indicator
+    higher = ind.direction == Indicator.Direction.HIGHER
+    if latest.effect == "improvement":
+        variation = VARIATION_ICONS["improvement-high" if higher else "improvement-low"]
+    elif latest.effect == "concern":
+        variation = VARIATION_ICONS["concern-low" if higher else "concern-high"]
+    else:
+        variation = VARIATION_ICONS["common"]
+    assured = None
+    if reference is not None:
+        # The same inclusive comparison as the engine's (MDC SQL v2.1), on the stored
+        # frozen limits, exactly.
+        target, lower, upper = ind.target, reference.reference_lower, reference.reference_upper
+        passes = target <= lower if higher else target >= upper  # type: ignore[operator]
+        fails = target >= upper if higher else target <= lower  # type: ignore[operator]
+        icon = (
+            spc.AssuranceIcon.PASS
+            if passes
+            else spc.AssuranceIcon.FAIL
+            if fails
+            else spc.AssuranceIcon.HIT_OR_MISS
+        )
+        assured = ASSURANCE_ICONS[icon]
+    else:
+        result = verdict.assurance.assessment.result
+        if isinstance(result, spc.ChartResult) and result.assurance is not None:
+            assured = ASSURANCE_ICONS[result.assurance.icon]
+    return variation, assured, ""
 
 
 # --- Drawing --------------------------------------------------------------------------
@@ -343,6 +533,7 @@ def render_svg(spec: ChartSpec) -> SafeString:
         out.append(f'<polyline points="{line}" fill="none" stroke="{INK}" stroke-width="1.5"/>')
     for i, p in enumerate(pts):
         out.append(_marker(x(i), y(p.value), p, spec))
+    out.append(_note_flags(spec, x, plot_h))
     out.append(_legend(spec))
     out.append("</svg>")
     # Every piece of text above went through escape(); numbers are formatted floats.
@@ -404,6 +595,30 @@ def _marker(cx: float, cy: float, p: ChartPoint, spec: ChartSpec) -> str:
     return f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="4" fill="{GREY}">{tip}</circle>'
 
 
+def _note_flags(spec: ChartSpec, x, plot_h: float) -> str:
+    """Each note as a numbered flag on a dotted line at its date; flags that would
+    overlap are stacked. The number matches the list under the chart; the note's own
+    words are in the flag's tooltip and in the chart's description."""
+    out = []
+    last_x, row = -100.0, 0
+    for note in spec.notes:
+        nx = max(x(note.position), LEFT + 9)  # a flag at the edge stays inside the plot
+        row = row + 1 if nx - last_x < 18 else 0
+        last_x = nx
+        fy = TOP + 9 + 18 * (row % 4)
+        tip = f"<title>Note {note.number}: {escape(note.sentence)}</title>"
+        out.append(
+            f'<g class="qip-note">{tip}'
+            f'<line x1="{_n(nx)}" x2="{_n(nx)}" y1="{_n(fy)}" y2="{TOP + plot_h}" '
+            f'stroke="{NOTE}" stroke-width="1" stroke-dasharray="1 3"/>'
+            f'<rect x="{_n(nx - 8)}" y="{_n(fy - 8)}" width="16" height="16" rx="3" '
+            f'fill="{NOTE}"/>'
+            f'<text x="{_n(nx)}" y="{_n(fy + 4)}" text-anchor="middle" fill="#ffffff" '
+            f'font-weight="bold">{note.number}</text></g>'
+        )
+    return "".join(out)
+
+
 def _legend(spec: ChartSpec) -> str:
     ly = HEIGHT - 22
     items = [
@@ -426,6 +641,12 @@ def _legend(spec: ChartSpec) -> str:
             f'<rect x="{LEFT}" y="{ly + 6}" width="9" height="9" fill="{PURPLE}"/>'
             f'<text x="{LEFT + 14}" y="{ly + 14}" fill="{INK}">Non-random variation, no '
             "direction (run chart)</text>"
+        )
+    if spec.notes:
+        items.append(
+            f'<rect x="{LEFT + 290}" y="{ly + 6}" width="11" height="11" rx="2" fill="{NOTE}"/>'
+            f'<text x="{LEFT + 306}" y="{ly + 15}" fill="{INK}">Note (numbered as listed '
+            "below the chart)</text>"
         )
     if spec.floor is not None:
         items.append(
@@ -468,5 +689,103 @@ def _description(spec: ChartSpec) -> str:
             + "."
         )
     parts.append(spec.summary)
+    if spec.notes:
+        parts.append(
+            "Notes: " + "; ".join(f"{n.number}, {n.sentence.rstrip('.')}" for n in spec.notes) + "."
+        )
     parts.append("The data table below the chart lists every result.")
     return " ".join(parts)
+
+
+# --- Making Data Count icons ------------------------------------------------------------
+# Drawn here, after the icons' published meaning (SPC.md §5): a circle whose colour,
+# letter and inner shape each tell the state, so colour is never the only cue.
+
+_ICON_COLOURS = {
+    "common": GREY_INK,
+    "improvement-high": BLUE,
+    "improvement-low": BLUE,
+    "concern-high": ORANGE_INK,
+    "concern-low": ORANGE_INK,
+    "pass": BLUE,
+    "hit-or-miss": GREY_INK,
+    "fail": ORANGE_INK,
+}
+
+
+def _icon_body(code: str, colour: str) -> str:
+    """The inside of a 40 x 40 icon."""
+    if code == "common":
+        dots = [(10, 22), (15, 18), (20, 23), (25, 17), (30, 21)]
+    elif code.endswith("-high"):
+        dots = [(10, 27), (15, 26), (20, 20), (25, 15), (30, 13)]
+    elif code.endswith("-low"):
+        dots = [(10, 13), (15, 14), (20, 20), (25, 25), (30, 27)]
+    else:
+        dots = []
+    if dots:
+        line = " ".join(f"{a},{b}" for a, b in dots)
+        body = f'<polyline points="{line}" fill="none" stroke="{GREY_INK}" stroke-width="1.5"/>'
+        special = code != "common"
+        for i, (a, b) in enumerate(dots):
+            fill = colour if special and i >= 3 else GREY_INK
+            body += f'<circle cx="{a}" cy="{b}" r="2.6" fill="{fill}"/>'
+        if special:
+            letter, ly = ("H", 12) if code.endswith("-high") else ("L", 36)
+            body += (
+                f'<text x="20" y="{ly}" text-anchor="middle" font-size="10" font-weight="bold" '
+                f'fill="{colour}">{letter}</text>'
+            )
+        return body
+    if code == "hit-or-miss":
+        # The target line, crossed by results that land either side of it.
+        return (
+            f'<line x1="7" x2="33" y1="20" y2="20" stroke="{TARGET}" stroke-width="1.5" '
+            'stroke-dasharray="3 2"/>'
+            f'<polyline points="9,26 14,14 19,25 24,13 29,24 32,17" fill="none" '
+            f'stroke="{colour}" stroke-width="2"/>'
+        )
+    letter = "P" if code == "pass" else "F"
+    return (
+        f'<text x="20" y="26" text-anchor="middle" font-size="17" font-weight="bold" '
+        f'fill="{colour}">{letter}</text>'
+    )
+
+
+def render_icon(icon: Icon, *, size: int = 40) -> SafeString:
+    """One icon as an accessible inline SVG: ``role="img"`` named by its text."""
+    colour = _ICON_COLOURS[icon.code]
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40" width="{size}" '
+        f'height="{size}" role="img" aria-label="{escape(icon.text)}" '
+        f'font-family="{escape(FONT)}" class="qip-icon qip-icon-{icon.code}">'
+        f"<title>{escape(icon.text)}</title>"
+        f'<circle cx="20" cy="20" r="18" fill="#ffffff" stroke="{colour}" stroke-width="3"/>'
+        f"{_icon_body(icon.code, colour)}</svg>"
+    )
+    # Every text went through escape(); the rest is fixed markup.
+    return mark_safe(svg)  # noqa: S308  # nosec B308 B703
+
+
+def render_icons(spec: ChartSpec, *, size: int = 40, labels: bool = True) -> SafeString:
+    """Both icons of a chart, each with its short label beside it (``labels``), or the
+    reason there are none."""
+    if spec.variation is None:
+        return mark_safe(  # noqa: S308  # nosec B308 B703 - escaped
+            f'<span class="qip-icons qip-icons-none small text-body-secondary">'
+            f"{escape(spec.no_icons)}</span>"
+        )
+    parts = []
+    for icon in (spec.variation, spec.assurance):
+        if icon is None:
+            continue
+        label = f'<span class="qip-icon-label">{escape(icon.label)}</span>' if labels else ""
+        parts.append(f'<span class="qip-icon-item">{render_icon(icon, size=size)}{label}</span>')
+    if spec.assurance is None:
+        parts.append(
+            '<span class="qip-icon-item small text-body-secondary">Assurance not assessed: no '
+            "target against these limits</span>"
+        )
+    return mark_safe(  # noqa: S308  # nosec B308 B703 - built from escaped parts
+        f'<span class="qip-icons">{"".join(parts)}</span>'
+    )

@@ -483,3 +483,49 @@ class Deterioration(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class Annotation(models.Model):
+    """A dated note on an indicator's chart: a PDSA cycle, a process change, anything
+    that helps a reader see why the data moved. A recalculation of the process limits
+    (a "rebase") is an annotation too, of its own kind, whose date is the first result
+    of the new phase and whose text is the documented reason; only
+    ``services.recalculate_limits`` writes one, after checking that Making Data Count's
+    rules allow it. Shown on every chart of the indicator as a numbered flag and listed
+    under it."""
+
+    class Kind(models.TextChoices):
+        NOTE = "note", "Note"
+        PDSA = "pdsa", "PDSA cycle"
+        CHANGE = "change", "Process change"
+        REBASE = "rebase", "Limits recalculated"
+
+    # The kinds anyone who may edit the plan can add; REBASE has its own service.
+    NOTE_KINDS = (Kind.NOTE, Kind.PDSA, Kind.CHANGE)
+
+    indicator = models.ForeignKey(Indicator, on_delete=models.CASCADE, related_name="annotations")
+    noted_on = models.DateField("date")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.NOTE)
+    text = models.TextField(max_length=1000)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["noted_on", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["indicator", "noted_on"],
+                condition=models.Q(kind="rebase"),
+                name="one_rebase_per_indicator_date",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.indicator}, {self.noted_on}"
+
+    @property
+    def is_rebase(self) -> bool:
+        return self.kind == self.Kind.REBASE

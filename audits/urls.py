@@ -8,6 +8,14 @@ app_name = "audits"
 urlpatterns = [
     path("", views.due, name="due"),
     path("plans/<plan_ref:reference>/log/", views.log_measurement, name="log"),
+    path("plans/<plan_ref:reference>/audit/", views.log_audit, name="log_audit"),
+    path("plans/<plan_ref:reference>/notes/new/", views.add_note, name="add_note"),
+    path(
+        "plans/<plan_ref:reference>/indicators/<int:pk>/limits/",
+        views.recalculate_limits,
+        name="recalculate_limits",
+    ),
+    path("plans/<plan_ref:reference>/icons/", views.plan_icons, name="plan_icons"),
     path(
         "plans/<plan_ref:reference>/results/<int:pk>/correct/",
         views.edit_measurement,

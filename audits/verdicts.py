@@ -15,7 +15,7 @@ Whether a plan may go to closure review (these verdicts, its actions, evidence, 
 and report together) is the closure workflow's to say: ``qip_portal/closure.py``.
 
 ``verdicts_for_plans`` reads everything for any number of plans in a fixed number of
-queries (five), so the plan page and the nightly sweeps cost the same for 1 or 10,000.
+queries (six), so the plan page and the nightly sweeps cost the same for 1 or 10,000.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import NamedTuple
 from dateutil.relativedelta import relativedelta
 
 from audits import spc
-from audits.models import EvidenceItem, Measurement
+from audits.models import Annotation, EvidenceItem, Measurement
 from audits.spc.series import MIN_RUN_CHART_POINTS, MIN_SPC_POINTS
 from audits.spc.text import plural
 from core.dates import day
@@ -260,18 +260,42 @@ class StatisticalAssurance:
         return text
 
 
+def baseline_points(measurements: list[Measurement], opened_on: datetime.date | None) -> int | None:
+    """How many results form the frozen baseline: those from before the plan opened,
+    when there are at least 12 of them and at least one result after."""
+    before = sum(1 for m in measurements if opened_on and m.measured_on < opened_on)
+    return before if BASELINE_MIN <= before < len(measurements) else None
+
+
+def recalculation_points(
+    measurements: list[Measurement], rebases: Iterable[datetime.date], baseline: int | None
+) -> tuple[int, ...]:
+    """The indices at which recorded recalculations start a new phase: the first result
+    on or after each date. One that no longer falls after the first result and the
+    baseline (a result since corrected or removed) is left out rather than guessed."""
+    points = set()
+    for when in rebases:
+        index = next((i for i, m in enumerate(measurements) if m.measured_on >= when), None)
+        if index is not None and index > 0 and index >= (baseline or 0):
+            points.add(index)
+    return tuple(sorted(points))
+
+
 def statistical_assurance(
     indicator: Indicator,
     measurements: list[Measurement],
     *,
     window_start: datetime.date | None,
     opened_on: datetime.date | None = None,
+    rebases: Iterable[datetime.date] = (),
 ) -> StatisticalAssurance:
     """The engine's verdict on the whole series. Results from before the plan opened
     (e.g. imported from a previous register) form a frozen baseline when there are at
-    least 12 of them (SPC.md §0.6: a common-cause baseline of 12 or more points)."""
-    before = sum(1 for m in measurements if opened_on and m.measured_on < opened_on)
-    baseline = before if BASELINE_MIN <= before < len(measurements) else None
+    least 12 of them (SPC.md §0.6: a common-cause baseline of 12 or more points).
+    ``rebases``: the dates from which the quality lead recalculated the limits
+    (``services.recalculate_limits``); each starts a partition with its own limits."""
+    baseline = baseline_points(measurements, opened_on)
+    recalc_at = recalculation_points(measurements, rebases, baseline)
     labels = [day(m.measured_on) for m in measurements]
     direction = engine_direction(indicator)
     with_counts = bool(measurements) and all(
@@ -289,6 +313,7 @@ def statistical_assurance(
             target=indicator.target / scale,
             labels=labels,
             baseline=baseline,
+            recalc_at=recalc_at,
         )
     else:
         scale = Decimal(1)
@@ -298,6 +323,7 @@ def statistical_assurance(
             target=indicator.target,
             labels=labels,
             baseline=baseline,
+            recalc_at=recalc_at,
         )
     in_window: tuple[spc.Signal, ...] = ()
     if window_start is not None:
@@ -319,6 +345,12 @@ class IndicatorVerdict:
     measurements: list[Measurement]  # oldest first
     criteria: CriteriaVerdict
     assurance: StatisticalAssurance
+    # Notes on the chart, oldest first, recalculations of the limits among them.
+    annotations: tuple[Annotation, ...] = ()
+
+    @property
+    def rebases(self) -> tuple[Annotation, ...]:
+        return tuple(a for a in self.annotations if a.is_rebase)
 
 
 @dataclass(frozen=True)
@@ -432,7 +464,7 @@ def _detached(row):
 def verdicts_for_plans(
     plans: Iterable[Plan], *, preloaded: bool = False
 ) -> dict[int, PlanVerdicts]:
-    """Both verdicts of every plan in ``plans``: five queries in all,
+    """Both verdicts of every plan in ``plans``: six queries in all,
     however many plans, indicators and results. The verdicts depend only on stored
     results (a window is confirmed by a result, never by the calendar alone).
 
@@ -482,6 +514,12 @@ def verdicts_for_plans(
         EvidenceItem.objects.filter(plan_id__in=ids).values_list("plan_id", "kind").distinct()
     ):
         kinds[plan_id].add(kind)
+    # Chart notes and recalculations (their authors are in history, not in the figures).
+    notes: dict[int, list[Annotation]] = defaultdict(list)
+    for note in Annotation.objects.filter(indicator__plan_id__in=ids).order_by(
+        "indicator_id", "noted_on", "pk"
+    ):
+        notes[note.indicator_id].append(note)
 
     labels = dict(EvidenceKind.choices)
     result: dict[int, PlanVerdicts] = {}
@@ -491,10 +529,15 @@ def verdicts_for_plans(
         for ind in indicators[plan.pk]:
             ms = series[ind.pk]
             cv = _criteria_verdict(ind, ms, crit)
+            marks = tuple(notes[ind.pk])
             sa = statistical_assurance(
-                ind, ms, window_start=cv.window_start, opened_on=plan.opened_on
+                ind,
+                ms,
+                window_start=cv.window_start,
+                opened_on=plan.opened_on,
+                rebases=[a.noted_on for a in marks if a.is_rebase],
             )
-            verdicts.append(IndicatorVerdict(ind, ms, cv, sa))
+            verdicts.append(IndicatorVerdict(ind, ms, cv, sa, marks))
         required = crit.required_evidence if crit else []
         missing = [labels.get(k, k) for k in required if k not in kinds[plan.pk]]
         result[plan.pk] = PlanVerdicts(
@@ -508,6 +551,6 @@ def verdicts_for_plans(
 
 
 def plan_verdicts(plan: Plan, *, preloaded: bool = False) -> PlanVerdicts:
-    """Both verdicts of one plan, in five queries (three when
+    """Both verdicts of one plan, in six queries (four when
     ``preloaded``: see ``verdicts_for_plans``)."""
     return verdicts_for_plans([plan], preloaded=preloaded)[plan.pk]

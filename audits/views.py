@@ -1,34 +1,45 @@
 from __future__ import annotations
 
+import contextlib
 import datetime
 
 from django.contrib import messages
+from django.db.models import prefetch_related_objects
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audits import imports, monitoring, services
+from audits import imports, monitoring, services, spc
 from audits.access import (
+    can_annotate,
     can_log,
+    can_recalculate_limits,
     due_indicators,
     get_batch_for_user,
     get_evidence_for_user,
+    get_indicator_for_user,
     get_measurement_for_user,
     get_plan_for_logging,
 )
-from audits.charts import chart_for, render_svg
+from audits.charts import chart_for, render_icons, render_svg
 from audits.forms import (
+    AnnotationForm,
+    AuditEvidenceForm,
+    AuditForm,
+    AuditResultForm,
     CorrectionReasonForm,
     EvidenceForm,
     ImportUploadForm,
     MeasurementContext,
     MeasurementForm,
+    RecalculationForm,
 )
 from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_on
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core import freshness, security
+from core.dates import day
 from core.exports import csv_response, xlsx_response
 from core.files import TEXT, get_private_storage
 from core.forms import FormError, error_summary
@@ -36,6 +47,7 @@ from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
 from plans.access import get_plan_for_user
 from plans.models import Plan, User
+from plans.services import TransitionRefused
 
 # How many results the plan page lists; the export has them all.
 PANEL_MEASUREMENTS = 25
@@ -112,8 +124,25 @@ def _plan_figures(plan: Plan) -> dict:
             period_start=monitoring_data["period"].starts_on if w else None,
             deteriorations=w["deteriorations"] if w else [],
         )
-        charts.append({"verdict": verdict, "spec": spec, "svg": render_svg(spec)})
+        charts.append(
+            {
+                "verdict": verdict,
+                "spec": spec,
+                "svg": render_svg(spec),
+                "icons": render_icons(spec),
+                "icons_small": render_icons(spec, size=24, labels=False),
+            }
+        )
     return {"verdicts": verdicts, "monitoring": monitoring_data, "charts": charts}
+
+
+def plan_figures(plan: Plan) -> dict:
+    """The plan page's verdicts, monitoring and charts, cached until data change: the
+    plan page and the register's detail of a plan read the same."""
+    today = timezone.localdate()
+    return freshness.cached(
+        f"plan-figures:{plan.pk}:{today.isoformat()}", lambda: _plan_figures(plan)
+    )
 
 
 def plan_panel_context(plan: Plan, user: User) -> dict:
@@ -122,9 +151,7 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     of indicators, results or evidence items; none for the verdicts and charts while
     nothing has changed (``core.freshness``)."""
     today = timezone.localdate()
-    figures = freshness.cached(
-        f"plan-figures:{plan.pk}:{today.isoformat()}", lambda: _plan_figures(plan)
-    )
+    figures = plan_figures(plan)
     verdicts, monitoring_data = figures["verdicts"], figures["monitoring"]
     indicators = list(plan.indicators.all())
     for indicator in indicators:
@@ -147,6 +174,8 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
         "more_measurements": len(measurements) > PANEL_MEASUREMENTS,
         "evidence": evidence,
         "can_log": can_log(user, plan),
+        "can_annotate": can_annotate(user, plan),
+        "can_rebase": can_recalculate_limits(user, plan),
         "scheduled": plan.status in (Plan.Status.LIVE, Plan.Status.MONITORING),
         "today": today,
         "verdicts": verdicts,
@@ -492,3 +521,212 @@ def import_retry(request: HttpRequest, pk: int) -> HttpResponse:
         for reason in refused.reasons:
             messages.error(request, reason)
     return redirect(reverse("audits:import_detail", args=[batch.pk]))
+
+
+# --- One form per audit -------------------------------------------------------------------
+
+
+def log_audit(request: HttpRequest, reference: str) -> HttpResponse:
+    """Log one audit: its date, location and source once, a result for each of the
+    plan's indicators that was audited, and its evidence once. Saved all or nothing."""
+    plan = get_plan_for_logging(request.user, reference)
+    context = MeasurementContext.for_plan(plan)
+    initial: dict = {"measured_on": timezone.localdate()}
+    if request.method == "GET" and request.GET.get("date"):
+        with contextlib.suppress(ValueError):
+            initial["measured_on"] = datetime.date.fromisoformat(request.GET["date"])
+    # A manager of one of the plan's locations logs for that one: chosen for them.
+    own = set(request.user.locations.values_list("pk", flat=True))
+    mine = [loc for loc in context.locations if loc.pk in own]
+    if len(context.locations) > 1 and len(mine) == 1:
+        initial["location"] = mine[0].pk
+    data = request.POST if request.method == "POST" else None
+    form = AuditForm(data, context=context, initial=initial)
+    rows = [
+        AuditResultForm(data, indicator=indicator, context=context)
+        for indicator in context.indicators
+    ]
+    evidence = AuditEvidenceForm(data, request.FILES or None)
+    blank = False
+    if request.method == "POST":
+        audit_ok = form.is_valid()
+        for row in rows:
+            row.audit_date = form.cleaned_data.get("measured_on") if audit_ok else None
+        valid = [row.is_valid() for row in rows]  # every row, so every error is listed
+        rows_ok = all(valid)
+        evidence_ok = evidence.is_valid()
+        blank = all(row.is_blank for row in rows)
+        if audit_ok and rows_ok and evidence_ok and not blank:
+            audit = form.cleaned_data
+            try:
+                saved = services.record_audit(
+                    plan=plan,
+                    by=request.user,
+                    results=[row.measurement_fields(audit) for row in rows if not row.is_blank],
+                    evidence=evidence.evidence_fields(audit) if evidence.has_evidence else None,
+                    upload=evidence.cleaned_data.get("upload") or None,
+                    file_type=evidence.file_type,
+                )
+            except services.MeasurementRefused as refused:
+                for reason in refused.reasons:
+                    messages.error(request, reason)
+            else:
+                logged = "; ".join(f"“{m.indicator.name}” {m.value_display()}" for m in saved)
+                extra = " with its evidence" if evidence.has_evidence else ""
+                messages.success(
+                    request, f"Audit of {day(audit['measured_on'])} logged{extra}: {logged}."
+                )
+                return redirect(f"{plan.get_absolute_url()}#audits")
+    errors = error_summary(
+        form, *[(row, f"“{row.indicator.name}”") for row in rows], (evidence, "Evidence")
+    )
+    if blank and rows:
+        first = rows[0]
+        errors.append(
+            FormError(
+                "Results",
+                "Enter at least one result.",
+                first[next(iter(first.fields))].auto_id,
+            )
+        )
+    return render(
+        request,
+        "audits/audit_form.html",
+        {
+            "plan": plan,
+            "form": form,
+            "rows": rows,
+            "evidence": evidence,
+            "errors": errors,
+            "blank": blank,
+        },
+    )
+
+
+# --- Chart notes and recalculated limits ------------------------------------------------------
+
+
+def _refused_mutation(request: HttpRequest, plan: Plan) -> HttpResponse | None:
+    """A closed or withdrawn plan takes no notes or recalculations: said, not hidden."""
+    if plan.is_final:
+        messages.error(
+            request,
+            f"{plan.reference} is {plan.get_status_display().lower()}: its charts cannot change.",
+        )
+        return redirect(plan)
+    return None
+
+
+def add_note(request: HttpRequest, reference: str) -> HttpResponse:
+    """Add a dated note to one of the plan's charts."""
+    plan = get_plan_for_user(request.user, reference, write=True)
+    if refused := _refused_mutation(request, plan):
+        return refused
+    if not can_annotate(request.user, plan):
+        raise Http404("No such plan.")
+    indicators = list(plan.indicators.all())
+    initial: dict = {"noted_on": timezone.localdate()}
+    if len(indicators) == 1:
+        initial["indicator"] = indicators[0].pk
+    elif request.GET.get("indicator"):
+        initial["indicator"] = request.GET["indicator"]
+    form = AnnotationForm(request.POST or None, indicators=indicators, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.add_annotation(
+                indicator=data["indicator"],
+                by=request.user,
+                noted_on=data["noted_on"],
+                kind=data["kind"],
+                text=data["text"],
+            )
+        except (services.AnnotationRefused, TransitionRefused) as refused:
+            for reason in refused.reasons:
+                messages.error(request, reason)
+        else:
+            messages.success(request, f"Note added to the chart of “{data['indicator'].name}”.")
+            return redirect(f"{plan.get_absolute_url()}#verdicts")
+    return render(
+        request,
+        "audits/note_form.html",
+        {"plan": plan, "form": form, "errors": error_summary(form)},
+    )
+
+
+def recalculate_limits(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    """Recalculate one indicator's limits from a chosen result, with the documented
+    reason: the quality lead's, where Making Data Count's rules allow it."""
+    plan, indicator = get_indicator_for_user(request.user, reference, pk, write=True)
+    if refused := _refused_mutation(request, plan):
+        return refused
+    if not request.user.is_organisation_lead:
+        raise Http404("No such plan.")
+    verdict = next(v for v in plan_verdicts(plan).indicators if v.indicator.pk == indicator.pk)
+    # Offer the start of the latest improvement shift, where a new phase would begin.
+    suggested = None
+    result = verdict.assurance.assessment.result
+    if isinstance(result, spc.ChartResult):
+        shifts = [
+            s
+            for s in result.signals
+            if s.rule is spc.Rule.SHIFT and s.effect is spc.Effect.IMPROVEMENT
+        ]
+        if shifts:
+            suggested = verdict.measurements[shifts[-1].points[0]].measured_on
+            if any(r.noted_on >= suggested for r in verdict.rebases):
+                suggested = None
+    form = RecalculationForm(
+        request.POST or None,
+        results=verdict.measurements,
+        initial={"starts_on": suggested.isoformat() if suggested else ""},
+    )
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.recalculate_limits(
+                indicator=indicator,
+                by=request.user,
+                starts_on=form.cleaned_data["starts_on"],
+                reason=form.cleaned_data["reason"],
+            )
+        except (services.AnnotationRefused, TransitionRefused) as refused:
+            problems = refused.reasons
+        else:
+            messages.success(
+                request,
+                f"Limits of “{indicator.name}” recalculated from "
+                f"{day(form.cleaned_data['starts_on'])}.",
+            )
+            return redirect(f"{plan.get_absolute_url()}#verdicts")
+    errors = error_summary(form) + [
+        FormError("First result of the new phase", p, "id_starts_on") for p in problems
+    ]
+    spec = chart_for(verdict, chart_id=f"rebase-{indicator.pk}")
+    return render(
+        request,
+        "audits/recalculate_form.html",
+        {
+            "plan": plan,
+            "indicator": indicator,
+            "verdict": verdict,
+            "form": form,
+            "errors": errors,
+            "svg": render_svg(spec),
+            "allowed_now": can_recalculate_limits(request.user, plan),
+            "rebases": verdict.rebases,
+            "suggested": suggested,
+        },
+    )
+
+
+# --- The register's detail of a plan ----------------------------------------------------------
+
+
+def plan_icons(request: HttpRequest, reference: str) -> HttpResponse:
+    """Each indicator of a plan with its Making Data Count icons: the detail the register
+    shows when a plan's row is hovered or opened. The figures are the plan page's own."""
+    plan = get_plan_for_user(request.user, reference, related=("criteria",))
+    prefetch_related_objects([plan], "indicators", "actions")
+    figures = plan_figures(plan)
+    return render(request, "audits/_icons_panel.html", {"plan": plan, "charts": figures["charts"]})

@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from audits.charts import chart_for, render_svg
+from audits.charts import chart_for, render_icons, render_svg
 from audits.models import EvidenceItem, Measurement
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core.dates import day as _day
@@ -206,6 +206,14 @@ def _indicator_verdict(verdict) -> dict:
         "assurance_headline": verdict.assurance.headline(),
         "assurance_explanation": verdict.assurance.explain(),
         "chart_svg": str(render_svg(spec)),
+        # Making Data Count's icons, drawn (escaped SVG) and in words, as frozen.
+        "icons_svg": str(render_icons(spec, size=32)),
+        "icons_text": " ".join(
+            icon.text for icon in (spec.variation, spec.assurance) if icon is not None
+        )
+        or spec.no_icons,
+        # The chart's numbered notes, in words (the chart's flags carry the numbers).
+        "notes": [f"{n.number}. {n.sentence}" for n in spec.notes],
     }
 
 

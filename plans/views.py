@@ -109,10 +109,14 @@ def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[
     return plans.order_by(sort, "-reference")
 
 
-def register(request: HttpRequest, *, flags: dict | None = None) -> HttpResponse:
+def register(
+    request: HttpRequest, *, flags: dict | None = None, row_detail: str = ""
+) -> HttpResponse:
     """The plan register. ``flags``: the named filters (``name`` -> an object with
     ``label`` and ``apply(queryset)``) that the composing page offers: "ready for
-    closure review" is the closure workflow's (qip_portal/plan_pages.py)."""
+    closure review" is the closure workflow's (qip_portal/plan_pages.py).
+    ``row_detail``: the name of a URL (taking a plan's reference) whose page is each
+    row's detail, loaded when the row's detail is hovered or opened."""
     flags = flags or {}
     form = RegisterFilterForm(
         request.GET or None, user=request.user, flags={k: f.label for k, f in flags.items()}
@@ -136,6 +140,7 @@ def register(request: HttpRequest, *, flags: dict | None = None) -> HttpResponse
             "can_open": can_open_plans(request.user),
             "now": timezone.now(),
             "stale_days": settings.STALE_PLAN_DAYS,
+            "row_detail": row_detail,
         },
     )
 

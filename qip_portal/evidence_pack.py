@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.text import slugify
 
-from audits.charts import chart_for, render_svg
+from audits.charts import chart_for, render_icons, render_svg
 from audits.models import EvidenceItem, MonitoringPeriod
 from audits.verdicts import plan_verdicts
 from core import stuck
@@ -290,6 +290,8 @@ def _charts(plan: Plan, periods: list[MonitoringPeriod]) -> tuple[list[dict], ob
             {
                 "indicator": verdict.indicator,
                 "svg": render_svg(spec),
+                "icons": render_icons(spec, size=28),
+                "notes": spec.notes,
                 "rows": spec.rows,
                 "criteria_status": criteria.status,
                 "criteria_headline": criteria.headline(),

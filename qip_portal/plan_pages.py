@@ -48,4 +48,7 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 def register(request: HttpRequest) -> HttpResponse:
-    return plan_views.register(request, flags=closure.REGISTER_FLAGS)
+    # Each row's detail: its indicators with their Making Data Count icons (audits).
+    return plan_views.register(
+        request, flags=closure.REGISTER_FLAGS, row_detail="audits:plan_icons"
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Max, Min
 
-from audits.models import EvidenceItem, ImportBatch, Measurement
+from audits.models import Annotation, EvidenceItem, ImportBatch, Measurement
 from audits.spc.text import plural
 from core.dates import day
 from governance.models import ClosureReport, Decision
@@ -92,6 +92,32 @@ def _results(plan: Plan, indicators: list[Indicator]) -> list[Entry]:
                 who=str(batch.confirmed_by or batch.created_by),
                 text=f"imported {plural(row['n'], 'result')} ({span}) from “{batch.original_name}”",
                 reason="",
+            )
+        )
+    return entries
+
+
+def _chart_notes(plan: Plan, indicators: list[Indicator]) -> list[Entry]:
+    """Notes added to charts and limits recalculated, each on the day it concerns. One
+    query."""
+    by_id = {i.pk: i for i in indicators}
+    entries = []
+    for note in Annotation.objects.filter(indicator__plan=plan).select_related("created_by"):
+        indicator = by_id.get(note.indicator_id)
+        name = indicator.name if indicator else "an indicator"
+        if note.is_rebase:
+            text = f"recalculated the limits of “{name}” from its result of {day(note.noted_on)}"
+            reason = note.text
+        else:
+            text = f"added a note to the chart of “{name}” ({note.get_kind_display()}): {note.text}"
+            reason = ""
+        entries.append(
+            Entry(
+                when=note.created_at,
+                who=str(note.created_by),
+                text=text,
+                reason=reason,
+                happened_on=note.noted_on,
             )
         )
     return entries
@@ -204,6 +230,7 @@ def story(
     evidence pack loads it anyway)."""
     entries = build_timeline(plan)
     entries += _results(plan, indicators)
+    entries += _chart_notes(plan, indicators)
     entries += _evidence(evidence)
     entries += _governance(reports)
     entries += _learning(learning)

@@ -4,9 +4,16 @@ commit and receive ids. One module per concern, re-exported here:
 
 - ``measurements``: results, corrections, evidence, and the dates they keep;
 - ``imports``: spreadsheet imports, checked and committed all or nothing;
+- ``annotations``: notes on charts, and recalculating limits after a change;
 - ``monitoring``: monitoring after step-down, deterioration and its escalation.
 """
 
+from audits.services.annotations import (
+    AnnotationRefused,
+    add_annotation,
+    rebase_problems,
+    recalculate_limits,
+)
 from audits.services.imports import (
     PREVIEW_ROWS,
     PROGRESS_EVERY,
@@ -21,6 +28,7 @@ from audits.services.measurements import (
     add_evidence,
     correct_measurement,
     queue_monitoring_check,
+    record_audit,
     record_measurement,
     refresh_criteria_met,
     refresh_last_measured,
@@ -39,6 +47,11 @@ from audits.services.monitoring import (
 )
 
 __all__ = [
+    "AnnotationRefused",
+    "add_annotation",
+    "rebase_problems",
+    "recalculate_limits",
+    "record_audit",
     "PREVIEW_ROWS",
     "PROGRESS_EVERY",
     "MeasurementRefused",

@@ -120,6 +120,28 @@ def record_measurement(*, plan: Plan, by: User, fields: dict) -> Measurement:
 
 
 @transaction.atomic
+def record_audit(
+    *,
+    plan: Plan,
+    by: User,
+    results: list[dict],
+    evidence: dict | None = None,
+    upload: UploadedFile | None = None,
+    file_type: FileType | None = None,
+) -> list[Measurement]:
+    """One audit's results for several of a plan's indicators (each as
+    ``record_measurement`` takes it), with its evidence recorded once: all or nothing.
+    If any result is refused, nothing is saved, the evidence and its file included."""
+    if not results:
+        raise MeasurementRefused(["Enter at least one result."])
+    saved = [record_measurement(plan=plan, by=by, fields=fields) for fields in results]
+    if evidence is not None:
+        # Last, so that a refused result never leaves a stored file behind.
+        add_evidence(plan=plan, by=by, fields=evidence, upload=upload, file_type=file_type)
+    return saved
+
+
+@transaction.atomic
 def correct_measurement(
     *, measurement: Measurement, by: User, fields: dict, reason: str
 ) -> Measurement:

@@ -189,6 +189,15 @@ def check_accessible(page, where: str, found: dict) -> None:
         found[where] = violations
 
 
+def both_sizes(page, screenshots, name: str) -> None:
+    """Screenshots of the current page at 1280 x 900 and at a phone's 390 x 844."""
+    screenshots(page, name)
+    size = page.viewport_size
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshots(page, f"{name}-phone")
+    page.set_viewport_size(size)
+
+
 def success_message(page, text: str) -> None:
     if not page.get_by_text(text).first.is_visible():
         shown = page.locator(".alert, .invalid-feedback").all_inner_texts()

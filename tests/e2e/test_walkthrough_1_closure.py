@@ -19,16 +19,19 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from audits.models import Measurement
 from governance import services as governance_services
 from governance.models import ClosureReport, Decision
 from plans.models import Plan
 from tests import factories
 from tests.e2e.helpers import (
     as_user,
+    both_sizes,
     check_accessible,
     emails_to,
     fast_password_hashing,  # noqa: F401  (autouse fixture)
     governance_group,
+    log_result,
     moment,
     person,
     run_job,
@@ -72,9 +75,9 @@ INDICATORS = [
 
 
 def _log(page, plan, indicator: str, *, numerator=None, denominator=None, value=None, source=None):
-    """The manager's "log a re-audit" form, from the plan page."""
+    """The manager's "log one result" form, from the plan page."""
     page.goto(page.base + plan.get_absolute_url())
-    page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
+    page.locator("#audits").get_by_role("link", name="Log one result").click()
     page.get_by_label("Indicator").select_option(label=indicator)
     if numerator is not None:
         page.get_by_label("Met the standard").fill(str(numerator))
@@ -85,6 +88,23 @@ def _log(page, plan, indicator: str, *, numerator=None, denominator=None, value=
         page.get_by_label("Where the result came from").select_option(label=source)
     page.get_by_role("button", name="Save result").click()
     success_message(page, f"Result logged for “{indicator}”")
+
+
+def _log_audit(page, plan, results: dict, *, evidence: str, screenshot=None):
+    """One re-audit on one form: the two recording indicators' results and the
+    audit's evidence, in one trip (the count of repeat alerts comes from the panel)."""
+    page.goto(page.base + plan.get_absolute_url())
+    page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
+    for name, (met, checked) in results.items():
+        row = page.get_by_role("group", name=re.compile(re.escape(name)))
+        row.get_by_label("Met the standard").fill(str(met))
+        row.get_by_label("Checked").fill(str(checked))
+    page.get_by_label("Title").fill(evidence)
+    page.get_by_label("Description").fill("20 records checked.")
+    if screenshot:
+        screenshot()
+    page.get_by_role("button", name="Save the audit").click()
+    success_message(page, "logged with its evidence")
 
 
 def _evidence(page, plan, kind: str, title: str, description: str):
@@ -142,15 +162,52 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         as_user(page, "tom")
         page.goto(page.base + plan.get_absolute_url())
         page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
-        screenshots(page, "wt1-01-log-reaudit")
         check_accessible(page, "log a re-audit", a11y)
-        _log(page, plan, INDICATORS[0]["name"], numerator=19, denominator=20)
-        _log(page, plan, INDICATORS[1]["name"], numerator=18, denominator=20)
-        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
-        _evidence(
-            page, plan, "Re-audit", "Safeguarding records re-audit (May)", "20 records checked."
+        #    A mistake is named at the top, with a link to its field; nothing is saved.
+        first = page.get_by_role("group", name=re.compile(INDICATORS[0]["name"]))
+        first.get_by_label("Met the standard").fill("21")
+        first.get_by_label("Checked").fill("20")
+        page.get_by_role("button", name="Save the audit").click()
+        summary = page.locator("[data-error-summary]")
+        assert "met the standard: 21 met the standard but only 20" in summary.inner_text()
+        check_accessible(page, "log a re-audit (errors)", a11y)
+        both_sizes(page, screenshots, "wt1-01-log-reaudit-errors")
+        assert not Measurement.objects.exists()
+        _log_audit(
+            page,
+            plan,
+            {INDICATORS[0]["name"]: (19, 20), INDICATORS[1]["name"]: (18, 20)},
+            evidence="Safeguarding records re-audit (May)",
+            screenshot=lambda: both_sizes(page, screenshots, "wt1-01-log-reaudit"),
         )
+        assert Measurement.objects.filter(indicator__plan=plan).count() == 2
+        assert plan.evidence_items.get().title == "Safeguarding records re-audit (May)"
+        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
         check_accessible(page, "plan page (live)", a11y)
+
+        #    Tom notes on the chart when the new checklist came in.
+        page.locator("#verdicts").get_by_role(
+            "link", name=f"Add a note to the chart of {INDICATORS[0]['name']}"
+        ).click()
+        page.get_by_label("Date").fill("06/05/2026")
+        page.get_by_label("Kind of note").select_option(label="Process change")
+        page.get_by_role("textbox", name="Note").fill("New escalation checklist introduced")
+        check_accessible(page, "add a note to a chart", a11y)
+        both_sizes(page, screenshots, "wt1-01a-note-form")
+        page.get_by_role("button", name="Add note").click()
+        success_message(page, "Note added to the chart")
+        chart = page.locator("#verdicts article").first
+        assert chart.locator("svg.qip-chart g.qip-note").count() == 1
+        assert "Note 1: 6 May 2026, Process change: New escalation checklist introduced" in (
+            chart.locator("svg.qip-chart g.qip-note title").text_content()
+        )
+        assert (
+            chart.get_by_role("list", name="Notes on this chart")
+            .get_by_text("New escalation checklist introduced")
+            .is_visible()
+        )
+        check_accessible(page, "plan page (annotated chart)", a11y)
+        both_sizes(page, screenshots, "wt1-01b-annotated-chart")
         # Tom completes the refresher action.
         page.get_by_role("link", name=re.compile(r"Edit.*action 1")).click()
         page.get_by_label("Status").select_option(label="Completed")
@@ -170,16 +227,13 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         # 2. Second interval, three months on: re-audits, panel outcome, supervision.
         traveller.move_to(SECOND_REAUDIT)
         as_user(page, "tom")
-        _log(page, plan, INDICATORS[0]["name"], numerator=20, denominator=20)
-        _log(page, plan, INDICATORS[1]["name"], numerator=19, denominator=20)
-        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
-        _evidence(
+        _log_audit(
             page,
             plan,
-            "Re-audit",
-            "Safeguarding records re-audit (August)",
-            "19 of 20 records met the standard.",
+            {INDICATORS[0]["name"]: (20, 20), INDICATORS[1]["name"]: (19, 20)},
+            evidence="Safeguarding records re-audit (August)",
         )
+        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
         _evidence(
             page,
             plan,
@@ -234,7 +288,7 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         page.get_by_role("button", name="Add residual risk").click()
         success_message(page, "Residual risk recorded.")
         assert page.get_by_text("Before this can be submitted").count() == 0
-        screenshots(page, "wt1-03-closure-report")
+        both_sizes(page, screenshots, "wt1-03-closure-report")
         check_accessible(page, "closure report (live)", a11y)
         page.get_by_label("Governance group that will decide").select_option(label=group.name)
         page.get_by_role("button", name="Freeze and submit").click()
@@ -292,5 +346,106 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         assert page.locator("#evidence").get_by_text("Incident panel, July").is_visible()
         screenshots(page, "wt1-06-plan-closed")
         check_accessible(page, "plan page (closed)", a11y)
+
+    assert a11y == {}, a11y
+
+
+# SPC.md TV-16: a stable year and a quarter imported from the previous register, then a
+# sustained improvement after the new escalation checklist.
+BASELINE = [68, 72, 65, 71, 74, 69, 66, 73, 70, 67, 72, 68, 75, 69, 71]
+IMPROVED = [84, 86, 89, 87, 90, 88, 91, 86, 89, 92, 88, 90, 87, 89, 91]
+SCORE = "Safeguarding record quality score"
+
+
+def test_quality_lead_recalculates_limits_after_the_checklist_and_reads_the_icons(
+    page, live_server, screenshots
+):
+    """Item 12 and 13 of the journeys: the quality lead sees the variation and assurance
+    icons, is refused a recalculation the rules do not allow (with the reason), makes
+    one they do, and the chart, verdicts, icons and register follow it."""
+    a11y: dict = {}
+    start = datetime.date(2023, 1, 5)
+    dates = [start + datetime.timedelta(days=30 * i) for i in range(30)]
+    with time_machine.travel(moment(2025, 6, 2), tick=True):
+        oakfield = factories.LocationFactory(name="Oakfield House")
+        lead = person("priya", "quality_lead", first="Priya", last="Shah")
+        plan = factories.live_plan(
+            owner=lead,
+            locations=[oakfield],
+            title="Safeguarding records quality",
+            opened_on=dates[15],
+            indicators=[
+                {
+                    "name": SCORE,
+                    "measure_type": "score",
+                    "direction": "higher",
+                    "target": Decimal("80"),
+                    "unit": "",
+                    "frequency": "monthly",
+                }
+            ],
+        )
+        indicator = plan.indicators.get()
+        for on, value in zip(dates, BASELINE + IMPROVED, strict=True):
+            log_result(plan, indicator, by=lead, on=on, value=Decimal(value))
+
+        as_user(page, "priya")
+        page.goto(page.base + plan.get_absolute_url())
+        article = page.locator("#verdicts article").first
+        assert article.get_by_role("img", name=re.compile("special cause improvement")).count()
+        assert article.get_by_text("Target hit or miss").is_visible()
+
+        # Too late a start: the new phase would be too short. Refused, with the reason.
+        article.get_by_role("link", name=f"Recalculate limits of {SCORE}").click()
+        check_accessible(page, "recalculate limits", a11y)
+        page.get_by_label("First result of the new phase").select_option(
+            value=dates[20].isoformat()
+        )
+        page.get_by_label("What changed in the process").fill(
+            "New escalation checklist in use on every shift."
+        )
+        page.get_by_role("button", name="Recalculate limits").click()
+        summary = page.locator("[data-error-summary]")
+        assert "needs at least 12" in summary.inner_text()
+        check_accessible(page, "recalculate limits (refused)", a11y)
+        both_sizes(page, screenshots, "wt1-07-recalculate-refused")
+
+        # From the first result of the shift: allowed.
+        page.get_by_label("First result of the new phase").select_option(
+            value=dates[15].isoformat()
+        )
+        page.get_by_label("What changed in the process").fill(
+            "New escalation checklist in use on every shift."
+        )
+        page.get_by_role("button", name="Recalculate limits").click()
+        success_message(page, f"Limits of “{SCORE}” recalculated from")
+        article = page.locator("#verdicts article").first
+        assert "Limits recalculated" in article.locator("svg.qip-chart").first.text_content()
+        assert article.get_by_text(
+            "Limits recalculated from this result on: New escalation checklist"
+        ).is_visible()
+        assert article.get_by_text("Target consistently passed").is_visible()
+        assert article.get_by_role(
+            "img", name=re.compile("Assurance: the target will be consistently passed")
+        ).count()
+        check_accessible(page, "plan page (recalculated limits)", a11y)
+        both_sizes(page, screenshots, "wt1-08-recalculated")
+
+        # The register shows the same icons in a plan's detail, on hover.
+        page.get_by_role("link", name="Plans", exact=True).first.click()
+        peek = page.locator("[data-peek]").first
+        button = peek.get_by_role("button", name=re.compile("Icons"))
+        panel = peek.locator("[data-peek-panel]")
+        peek.hover()
+        panel.get_by_text("Target consistently passed").wait_for()
+        assert button.get_attribute("aria-expanded") == "true"
+        page.keyboard.press("Escape")  # dismissed without moving the pointer
+        assert panel.is_hidden() and button.get_attribute("aria-expanded") == "false"
+        # From the keyboard: the button opens it and keeps it open.
+        button.focus()
+        page.keyboard.press("Enter")
+        panel.get_by_text("Common cause variation; target consistently passed.").wait_for()
+        check_accessible(page, "register (detail open)", a11y)
+        both_sizes(page, screenshots, "wt1-09-register-detail")
 
     assert a11y == {}, a11y

@@ -211,6 +211,7 @@ def test_no_mutating_url_changes_a_closed_plan(client, closed, quality_lead):
         "plans:verify_action": {"action_id": action.pk},
         "plans:transition": {"name": "withdraw"},
         "audits:edit_measurement": {"pk": measurement.pk},
+        "audits:recalculate_limits": {"pk": closed.indicators.get().pk},
         "audits:export": {"kind": "csv"},
         "audits:import_template": {"kind": "csv"},
         "governance:risk_remove": {"risk_id": risk.pk},

@@ -410,6 +410,35 @@ def forms(w: dict) -> list[Form]:
         ),
         Form("audits:log", "lead", u("audits:log", args=[ref]), measurement),
         Form(
+            "audits:log_audit",
+            "lead",
+            u("audits:log_audit", args=[ref]),
+            {
+                "measured_on": day,
+                "location": oak,
+                "source": "re_audit",
+                "notes": "Spot check",
+                f"i{indicator.pk}-numerator": "19",
+                f"i{indicator.pk}-denominator": "20",
+                "evidence-kind": "re_audit",
+                "evidence-title": "Audit notes",
+                "evidence-description": "",
+            },
+            files=("evidence-upload",),
+        ),
+        Form(
+            "audits:add_note",
+            "lead",
+            u("audits:add_note", args=[ref]),
+            {"indicator": str(indicator.pk), "noted_on": day, "kind": "pdsa", "text": "PDSA 1"},
+        ),
+        Form(
+            "audits:recalculate_limits",
+            "lead",
+            u("audits:recalculate_limits", args=[ref, indicator.pk]),
+            {"starts_on": day, "reason": "New checklist in use."},
+        ),
+        Form(
             "audits:edit_measurement",
             "lead",
             u("audits:edit_measurement", args=[ref, w["measurement"].pk]),
@@ -740,6 +769,7 @@ def good_kwargs(name: str, keys: dict, w: dict) -> dict:
     plan = w["closed"] if name.startswith("learning:") else w["plan"]
     pks = {
         "audits:edit_measurement": w["measurement"].pk,
+        "audits:recalculate_limits": w["plan"].indicators.first().pk,
         "audits:download_evidence": w["evidence"].pk,
         "learning:acknowledge": w["ack"].pk,
         "learning:review": w["review"].pk,

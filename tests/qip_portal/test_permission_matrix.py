@@ -82,6 +82,10 @@ TABLE = {
     # Audits: managers log and import for their plans; readers may read and download.
     "audits:due": EVERYONE,
     "audits:log": PLAN_WRITE,
+    "audits:log_audit": PLAN_WRITE,
+    "audits:add_note": PLAN_WRITE,
+    "audits:recalculate_limits": PLAN_AUTHOR,  # the quality lead's judgement
+    "audits:plan_icons": PLAN_READ,
     "audits:edit_measurement": PLAN_WRITE,
     "audits:export": PLAN_READ,
     "audits:add_evidence": PLAN_WRITE,
@@ -269,6 +273,7 @@ def _kwargs(name: str, w: dict) -> dict:
         "plans:verify_action": {**plan_ref, "action_id": w["plan"].actions.first().pk},
         "plans:transition": {**plan_ref, "name": "withdraw"},
         "audits:edit_measurement": {**plan_ref, "pk": w["measurement"].pk},
+        "audits:recalculate_limits": {**plan_ref, "pk": w["plan"].indicators.first().pk},
         "audits:export": {**plan_ref, "kind": "csv"},
         "audits:import_template": {**plan_ref, "kind": "csv"},
         "audits:download_evidence": {"pk": w["evidence"].pk},
