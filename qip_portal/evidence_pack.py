@@ -52,7 +52,7 @@ from governance.models import ClosureReport, Decision
 from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Location, Plan, User
 from qip_portal import closure, timeline
-from qip_portal.models import EvidencePack
+from qip_portal.models import EvidencePack, PackShare
 
 if TYPE_CHECKING:
     from governance.pdf import StaticOnlyFetcher
@@ -634,7 +634,12 @@ def pack_html(pack: EvidencePack) -> str:
     """The pack's HTML, compiled from the database now."""
     if pack.kind == EvidencePack.Kind.PLAN:
         context = compile_plan_pack(pack.plan)
-        return render_plan_pack_html({**context, "prepared_by": pack.requested_by})
+        # A copy made for a share link names its recipient and the link's expiry on
+        # every page.
+        shared = PackShare.objects.filter(pack=pack).first()
+        return render_plan_pack_html(
+            {**context, "prepared_by": pack.requested_by, "shared_with": shared}
+        )
     context = compile_register_pack(
         date_from=pack.date_from, date_to=pack.date_to, location=pack.location
     )

@@ -25,7 +25,7 @@ from governance import services as governance
 from governance.models import Membership
 from learning import services as learning
 from learning.models import Acknowledgement, LearningReview
-from qip_portal import closure
+from qip_portal import closure, sharing
 from tests import factories
 from tests.audits.factories import PDF_BYTES, measure, upload
 from tests.learning.helpers import close_plan, write_summary
@@ -129,6 +129,14 @@ TABLE = {
     "packs:status": codes(302, 404, 404, 404, 404, 404, 404),
     "packs:pdf": codes(302, 404, 404, 404, 404, 404, 404),
     "packs:retry": POST_ONLY,
+    # Share links: made and withdrawn by quality leads and administrators who read the plan.
+    "packs:shares": PLAN_AUTHOR,
+    "packs:share_revoke": POST_ONLY,
+    # What a share link opens needs no login: the world's link is live, its PDF not yet
+    # rendered (so the PDF sends the recipient back to the link's page).
+    "shared:page": PUBLIC,
+    "shared:pdf": codes(302, 302, 302, 302, 302, 302, 302),
+    "shared:zip": PUBLIC,
     # The embedding in this world has no file attached.
     "learning:embedding_file": codes(302, 404, 404, 404, 404, 404, 404),
     # Emails that could not be sent: administrators only.
@@ -224,7 +232,10 @@ def world(
     from learning.sweeps import schedule_due_reviews
 
     schedule_due_reviews(today)
+    share = sharing.share_plan_pack(plan=plan, by=quality_lead, recipient="An Inspector")
     return {
+        "share": share.share,
+        "share_token": share.token,
         "plan": plan,
         "measurement": measurement,
         "evidence": evidence,
@@ -282,6 +293,10 @@ def _kwargs(name: str, w: dict) -> dict:
         "alerts:retry": {"pk": 999999},
         "packs:pdf": {"pk": 999999},
         "packs:retry": {"pk": 999999},
+        "packs:share_revoke": {"pk": w["share"].pk},
+        "shared:page": {"token": w["share_token"]},
+        "shared:pdf": {"token": w["share_token"]},
+        "shared:zip": {"token": w["share_token"]},
         "learning:review": {"pk": w["review"].pk},
         "learning:review_agenda": {"pk": w["review"].pk},
         "learning:detail": {"reference": w["closed"].reference},
