@@ -30,7 +30,7 @@ from qip_portal import evidence_pack, sharing
 from qip_portal.models import PackShare, PackShareAccess
 
 # The new link's token, kept in the session only until the page after creation shows it.
-_TOKEN_KEY = "new-share-link"
+_NEW_LINK_SESSION_KEY = "new-share-link"
 
 
 def get_plan_to_share(user: User, reference: str) -> Plan:
@@ -87,12 +87,12 @@ def plan_shares(request: HttpRequest, reference: str) -> HttpResponse:
             except stuck.TooMuchWaiting as refused:
                 form.add_error(None, refused.message)
             else:
-                request.session[_TOKEN_KEY] = {"pk": new.share.pk, "token": new.token}
+                request.session[_NEW_LINK_SESSION_KEY] = {"pk": new.share.pk, "token": new.token}
                 messages.success(request, f"Share link created for {new.share.recipient_label}.")
                 url = reverse("packs:shares", args=[plan.reference])
                 return redirect(f"{url}#share-{new.share.pk}")
         status = 400
-    new_link = request.session.pop(_TOKEN_KEY, None)
+    new_link = request.session.pop(_NEW_LINK_SESSION_KEY, None)
     shares = sharing.shares_for_plan(plan)
     if new_link:
         new_link["url"] = request.build_absolute_uri(
