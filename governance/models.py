@@ -108,6 +108,10 @@ class Meeting(models.Model):
 
     class Meta:
         ordering = ["-held_on", "-pk"]
+        constraints = [
+            # A meeting is named by its group and date (services.schedule_meeting).
+            models.UniqueConstraint(fields=["group", "held_on"], name="one_meeting_per_group_a_day")
+        ]
 
     def __str__(self) -> str:
         return f"{self.group} on {date_format(self.held_on, 'j M Y')}"

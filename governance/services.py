@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits.services import monitoring_problems
+from core.dates import day
 from core.history import save_with_history as _save
 from governance import notifications, reports
 from governance.models import (
@@ -88,6 +89,19 @@ def remove_membership(*, membership: Membership, by: User) -> None:
 def schedule_meeting(
     *, group: GovernanceGroup, held_on: datetime.date, by: User, attendees: Iterable[User] = ()
 ) -> Meeting:
+    """Schedule a meeting of ``group``. A group meets at most once a day, so a meeting
+    is named by its group and date alone (in the decision form, the signed record and
+    the evidence pack): a second meeting on the same date is refused, changing nothing.
+    The group's row is locked, so two people scheduling at once cannot both succeed
+    (the unique constraint is the last wall)."""
+    GovernanceGroup.objects.select_for_update().filter(pk=group.pk).first()
+    if Meeting.objects.filter(group=group, held_on=held_on).exists():
+        raise TransitionRefused(
+            [
+                f"{group} already has a meeting on {day(held_on)}. Use that meeting: "
+                "put the reports on its agenda."
+            ]
+        )
     meeting = Meeting(group=group, held_on=held_on, created_by=by)
     _save(meeting, by=by, reason="Meeting scheduled")
     meeting.attendees.set(list(attendees))

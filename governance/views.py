@@ -188,9 +188,13 @@ def meeting_create(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give the meeting a valid date.")
         return redirect(group)
-    meeting = services.schedule_meeting(
-        group=group, held_on=form.cleaned_data["held_on"], by=request.user
-    )
+    try:
+        meeting = services.schedule_meeting(
+            group=group, held_on=form.cleaned_data["held_on"], by=request.user
+        )
+    except TransitionRefused as refused:
+        _refused(request, refused)
+        return redirect(group)
     messages.success(request, f"Meeting on {meeting.held_on:%d %b %Y} scheduled.")
     return redirect(meeting)
 
