@@ -6,6 +6,8 @@ in monitoring. Their URLs keep the names of the apps whose records they show
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from audits.forms import ReopenForm
 from audits.monitoring import reopen_gaps
 from core import freshness, security
-from governance import access
+from governance import access, reports
 from governance import services as governance
 from governance.forms import DecisionForm, ResidualRiskForm, SubmitForm
 from governance.models import Decision, ResidualRisk
@@ -192,6 +194,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "report": report,
             "form": form,
+            "summary": reports.decision_summary(json.loads(report.content_json)),
             "has_meetings": meetings.exists(),
             # Said before anything is typed: which rule stops this person signing.
             "signing_refusals": closure.signing_refusals(report, request.user),
@@ -231,4 +234,3 @@ def reopen(request: HttpRequest, reference: str) -> HttpResponse:
             return redirect(plan)
     blocking = lifecycle.plan_refusals(step, plan) or reopen_gaps(plan)
     return render(request, "audits/reopen.html", {"plan": plan, "form": form, "blocking": blocking})
-

@@ -221,12 +221,8 @@ def pack_pdf(request: HttpRequest, pk: int) -> FileResponse:
 
 
 class RegisterPackForm(forms.Form):
-    date_from = forms.DateField(
-        label="From", widget=DateInput()
-    )
-    date_to = forms.DateField(
-        label="To (inclusive)", widget=DateInput()
-    )
+    date_from = forms.DateField(label="From", widget=DateInput())
+    date_to = forms.DateField(label="To (inclusive)", widget=DateInput())
     location = ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="All locations"
     )

@@ -105,6 +105,7 @@ TABLE = {
     "governance:report": GOVERNANCE,
     # No PDF has been rendered in this world (it renders after commit): nobody gets one.
     "governance:report_pdf": codes(302, 404, 404, 404, 404, 404, 404),
+    "governance:report_snapshot_pdf": codes(302, 404, 404, 404, 404, 404, 404),
     "governance:report_pdf_status": GOVERNANCE,
     "governance:report_pdf_retry": POST_ONLY,
     # Deciding is for the group's chair or delegate only; none of these roles is one.
@@ -286,6 +287,7 @@ def _kwargs(name: str, w: dict) -> dict:
         "governance:report": {"pk": w["report"].pk},
         "governance:report_pdf": {"pk": w["report"].pk},
         "governance:report_pdf_status": {"pk": w["report"].pk},
+        "governance:report_snapshot_pdf": {"pk": w["report"].pk},
         "governance:report_pdf_retry": {"pk": w["report"].pk},
         "governance:decide": {"pk": w["report"].pk},
         "learning:acknowledge": {"pk": w["ack"].pk},
