@@ -30,3 +30,10 @@ DEFAULT_MONITORING_MONTHS = 6
 SIGNING_FAILURE_LIMIT = 5
 # ...for this many minutes after the latest of them.
 SIGNING_LOCK_MINUTES = 15
+
+# --- Share links for inspectors (qip_portal/sharing.py) ----------------------------------
+
+# A share link lasts this many days unless the quality lead chooses otherwise...
+SHARE_LINK_DEFAULT_DAYS = 7
+# ...and never longer than this.
+SHARE_LINK_MAX_DAYS = 30

@@ -108,6 +108,10 @@ class Meeting(models.Model):
 
     class Meta:
         ordering = ["-held_on", "-pk"]
+        constraints = [
+            # A meeting is named by its group and date (services.schedule_meeting).
+            models.UniqueConstraint(fields=["group", "held_on"], name="one_meeting_per_group_a_day")
+        ]
 
     def __str__(self) -> str:
         return f"{self.group} on {date_format(self.held_on, 'j M Y')}"
@@ -324,6 +328,20 @@ class AgendaItem(models.Model):
         return f"{self.report.plan.reference} at {self.meeting}"
 
 
+def _record_pdf_name(instance: Decision, filename: str) -> str:
+    return f"signed-records/{uuid.uuid4().hex}.pdf"
+
+
+class DecisionQuerySet(models.QuerySet):
+    def record_stuck(self, limits: stuck.Cutoffs) -> DecisionQuerySet:
+        """Decisions whose signed-record render task was lost or died (core/stuck.py)."""
+        status = ClosureReport.PdfStatus
+        return self.filter(
+            Q(record_status=status.PENDING, record_progress_at__lt=limits.queued)
+            | Q(record_status=status.RENDERING, record_progress_at__lt=limits.started)
+        )
+
+
 class Decision(models.Model):
     """A governance decision on one closure report, signed by the chair (or a delegate
     recorded as such) with their password re-entered. Written once, never updated:
@@ -361,10 +379,60 @@ class Decision(models.Model):
     )
     monitoring_audit_theme = models.CharField(max_length=120, blank=True)
     monitoring_ends_on = models.DateField(null=True, blank=True)
-    history = HistoricalRecords()
+    # The signed record: one PDF of the decision, its meaning, the signer, the time, the
+    # meeting and the hashes, followed by the frozen report it was taken on. Rendered
+    # once, after the decision commits (governance/renders.py); never replaced.
+    record_pdf = models.FileField(
+        storage=get_private_storage, upload_to=_record_pdf_name, max_length=200, blank=True
+    )
+    record_sha256 = models.CharField(
+        "signed record SHA-256", max_length=64, blank=True, editable=False
+    )
+    # Written while the render runs; operational, not history-worthy (as on the report).
+    record_status = models.CharField(
+        max_length=10,
+        choices=ClosureReport.PdfStatus.choices,
+        default=ClosureReport.PdfStatus.PENDING,
+    )
+    record_error = models.CharField(max_length=300, blank=True)
+    record_attempts = models.PositiveSmallIntegerField(default=0)
+    record_progress_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords(
+        excluded_fields=["record_status", "record_error", "record_attempts", "record_progress_at"]
+    )
+
+    objects = DecisionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-signed_at", "-pk"]
+        indexes = [
+            # The recovery sweep reads only signed records at work.
+            models.Index(
+                fields=["record_progress_at"],
+                condition=Q(record_status__in=["pending", "rendering"]),
+                name="decision_record_working",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_outcome_display()}: {self.report.plan.reference}"
+
+    @property
+    def record_ready(self) -> bool:
+        return self.record_status == ClosureReport.PdfStatus.READY
+
+    @property
+    def record_is_stuck(self) -> bool:
+        status = ClosureReport.PdfStatus
+        return self.record_status in (status.PENDING, status.RENDERING) and stuck.is_stuck(
+            started=self.record_status == status.RENDERING, progress_at=self.record_progress_at
+        )
+
+    @property
+    def record_is_running(self) -> bool:
+        status = ClosureReport.PdfStatus
+        return self.record_status in (status.PENDING, status.RENDERING) and not self.record_is_stuck
+
+    @property
+    def record_can_retry(self) -> bool:
+        return self.record_status == ClosureReport.PdfStatus.FAILED or self.record_is_stuck

@@ -303,3 +303,27 @@ def render_body(content: dict) -> str:
     """The report as an HTML fragment (no page chrome), used on the page, frozen at
     submission and wrapped for the PDF. Autoescaped: user text cannot become markup."""
     return render_to_string("governance/_report_body.html", {"report": content})
+
+
+def decision_summary(content: dict) -> dict:
+    """What the decision form shows the signer from the frozen report (its stored
+    JSON, so it is exactly what was submitted): each indicator's criteria and assurance
+    verdicts, the residual risks, where learning is embedded, the actions and any
+    rationale for setting the verdicts aside."""
+    return {
+        "indicators": [
+            {
+                "name": i.get("name", ""),
+                "target": i.get("target", ""),
+                "criteria": i.get("criteria_headline", ""),
+                "assurance": i.get("assurance_headline", ""),
+            }
+            for i in content.get("indicators", [])
+        ],
+        "all_met": (content.get("verdicts") or {}).get("all_met"),
+        "met_since": (content.get("verdicts") or {}).get("met_since", ""),
+        "risks": content.get("residual_risks", []),
+        "learning": (content.get("sections") or {}).get("learning"),
+        "actions": content.get("actions_summary") or {},
+        "override_rationale": content.get("override_rationale", ""),
+    }

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits.services import monitoring_problems
+from core.dates import day
 from core.history import save_with_history as _save
 from governance import notifications, reports
 from governance.models import (
@@ -89,6 +90,19 @@ def remove_membership(*, membership: Membership, by: User) -> None:
 def schedule_meeting(
     *, group: GovernanceGroup, held_on: datetime.date, by: User, attendees: Iterable[User] = ()
 ) -> Meeting:
+    """Schedule a meeting of ``group``. A group meets at most once a day, so a meeting
+    is named by its group and date alone (in the decision form, the signed record and
+    the evidence pack): a second meeting on the same date is refused, changing nothing.
+    The group's row is locked, so two people scheduling at once cannot both succeed
+    (the unique constraint is the last wall)."""
+    GovernanceGroup.objects.select_for_update().filter(pk=group.pk).first()
+    if Meeting.objects.filter(group=group, held_on=held_on).exists():
+        raise TransitionRefused(
+            [
+                f"{group} already has a meeting on {day(held_on)}. Use that meeting: "
+                "put the reports on its agenda."
+            ]
+        )
     meeting = Meeting(group=group, held_on=held_on, created_by=by)
     _save(meeting, by=by, reason="Meeting scheduled")
     meeting.attendees.set(list(attendees))
@@ -394,7 +408,14 @@ def record_decision(
     report.status = ClosureReport.Status.DECIDED
     _save(report, by=by, reason=f"Decided: {decision.get_outcome_display()}")
     notifications.queue_decision(decision)
+    _after_commit_decision(decision.pk)
     return decision
+
+
+def _after_commit_decision(decision_id: int) -> None:
+    from governance import renders
+
+    renders.queue_signed_record(decision_id)  # a lost task: renders.recover_stuck_records
 
 
 def transition_reason(decision: Decision) -> str:
@@ -412,4 +433,53 @@ def monitoring_escalation_addresses(decision: Decision) -> list[str]:
         decision.report.group.memberships.exclude(user__email="").values_list(
             "user__email", flat=True
         )
+    )
+
+
+# --- The signed record ------------------------------------------------------------------
+
+
+def _floor_text(indicator: Indicator, floor: str | None) -> str:
+    if not floor:
+        return "no floor"
+    sign = "≥" if indicator.direction == Indicator.Direction.HIGHER else "≤"
+    unit = indicator.unit
+    return f"{sign} {floor}%" if unit == "%" else f"{sign} {floor} {unit}".rstrip()
+
+
+def signed_record_context(decision: Decision) -> dict:
+    """What the signed record says above the frozen report: the decision, the words
+    signed, who signed as what, when, at which meeting, and the hashes (the snapshot's
+    recomputed now, so the record says whether it still matches)."""
+    report = decision.report
+    floors = decision.monitoring_floors or {}
+    indicators = Indicator.objects.filter(pk__in=decision.monitoring_indicator_ids).order_by("pk")
+    return {
+        "decision": decision,
+        "report": report,
+        "meeting": decision.meeting,
+        "intact": report.is_intact(),
+        "hash_matches": decision.snapshot_sha256 == report.sha256,
+        "monitored": [
+            {"name": i.name, "floor": _floor_text(i, floors.get(str(i.pk)))} for i in indicators
+        ],
+        "signed_at": reports.moment(decision.signed_at),
+        "submitted_at": reports.moment(report.submitted_at),
+    }
+
+
+def render_signed_record_pdf(*, decision_id: int) -> bytes:
+    """The signed record's PDF: the signature block, then the frozen report's HTML
+    exactly as it was submitted (and hashed)."""
+    from django.template.loader import render_to_string
+
+    from governance import pdf
+
+    decision = Decision.objects.select_related(
+        "report__plan", "report__group", "report__submitted_by", "signed_by", "meeting__group"
+    ).get(pk=decision_id)
+    block = render_to_string("governance/_signed_record.html", signed_record_context(decision))
+    return pdf.render_pdf(
+        body_html=block + decision.report.content_html,
+        title=f"Signed record {decision.report.plan.reference}",
     )

@@ -24,6 +24,7 @@ urlpatterns = [
     path("reports/", views.report_list, name="reports"),
     path("reports/<int:pk>/", views.report_detail, name="report"),
     path("reports/<int:pk>/pdf/", views.report_pdf, name="report_pdf"),
+    path("reports/<int:pk>/snapshot.pdf", views.report_snapshot_pdf, name="report_snapshot_pdf"),
     path("reports/<int:pk>/pdf/status/", views.report_pdf_status, name="report_pdf_status"),
     path("reports/<int:pk>/pdf/retry/", views.report_pdf_retry, name="report_pdf_retry"),
 ]

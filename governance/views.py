@@ -188,9 +188,13 @@ def meeting_create(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give the meeting a valid date.")
         return redirect(group)
-    meeting = services.schedule_meeting(
-        group=group, held_on=form.cleaned_data["held_on"], by=request.user
-    )
+    try:
+        meeting = services.schedule_meeting(
+            group=group, held_on=form.cleaned_data["held_on"], by=request.user
+        )
+    except TransitionRefused as refused:
+        _refused(request, refused)
+        return redirect(group)
     messages.success(request, f"Meeting on {meeting.held_on:%d %b %Y} scheduled.")
     return redirect(meeting)
 
@@ -292,7 +296,7 @@ def report_list(request: HttpRequest) -> HttpResponse:
 
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     report = access.get_report_for_user(request.user, pk)
-    decision = Decision.objects.filter(report=report).select_related("signed_by", "meeting").first()
+    decision = _decision_of(report)
     return render(
         request,
         "governance/report_detail.html",
@@ -305,45 +309,82 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _decision_of(report: ClosureReport) -> Decision | None:
+    return Decision.objects.filter(report=report).select_related("signed_by", "meeting").first()
+
+
 def report_pdf_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The PDF progress fragment, polled by htmx until the PDF is ready or failed."""
+    """The PDF progress fragment, polled by htmx until the PDFs are ready or failed."""
     report = access.get_report_for_user(request.user, pk)
-    return render(request, "governance/_pdf_status.html", {"report": report})
+    return render(
+        request, "governance/_pdf_status.html", {"report": report, "decision": _decision_of(report)}
+    )
 
 
 @require_POST
 def report_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    """Render a failed or stuck PDF again ("Try again"): anyone who may read the report
-    (the PDF is drawn from the frozen HTML; nothing in the report changes)."""
+    """Render a failed or stuck PDF again ("Try again"): the signed record of a decided
+    report, or the snapshot's PDF. Anyone who may read the report (both are drawn from
+    stored records; nothing in them changes)."""
     report = access.get_report_for_user(request.user, pk)
+    decision = _decision_of(report)
     try:
-        retried = renders.retry_report_pdf(report=report, by=request.user)
+        if decision is not None and decision.record_can_retry:
+            retried = renders.retry_signed_record(decision=decision, by=request.user)
+            ready = retried and Decision.objects.get(pk=decision.pk).record_ready
+        else:
+            retried = renders.retry_report_pdf(report=report, by=request.user)
+            report.refresh_from_db(fields=["pdf_status"])
+            ready = retried and report.pdf_status == ClosureReport.PdfStatus.READY
     except stuck.TooMuchWaiting as refused:
         messages.error(request, refused.message)
     else:
-        if retried:
-            report.refresh_from_db(fields=["pdf_status"])
-            if report.pdf_status == ClosureReport.PdfStatus.READY:
-                messages.success(request, "The PDF is ready.")
-            else:
-                messages.info(request, "PDF requested again: its progress is shown below.")
+        if ready:
+            messages.success(request, "The PDF is ready.")
+        elif retried:
+            messages.info(request, "PDF requested again: its progress is shown below.")
         else:
             messages.info(request, "The PDF is already ready, or still being rendered: see below.")
     return redirect(report)
 
 
+def _pdf_response(file, filename: str) -> FileResponse:
+    response = FileResponse(
+        file.open("rb"), as_attachment=True, filename=filename, content_type="application/pdf"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """The report's PDF: for a decided report, the signed record (the decision, its
+    meaning, signer, time, meeting and hashes, then the frozen report); before a
+    decision, the frozen snapshot."""
+    report = access.get_report_for_user(request.user, pk)
+    decision = _decision_of(report)
+    if decision is not None:
+        if not decision.record_ready:
+            raise Http404("The signed record is not ready.")
+        security.record(
+            "file_download",
+            request=request,
+            detail=f"Signed record PDF {report.plan.reference}",
+        )
+        return _pdf_response(
+            decision.record_pdf,
+            f"signed-record-{report.plan.reference}-{decision.record_sha256[:8]}.pdf",
+        )
+    return report_snapshot_pdf(request, pk)
+
+
+def report_snapshot_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """The frozen snapshot's PDF, as submitted (no signature)."""
     report = access.get_report_for_user(request.user, pk)
     if not report.pdf_ready:
         raise Http404("The PDF is not ready.")
     security.record(
         "file_download", request=request, detail=f"Closure report PDF {report.plan.reference}"
     )
-    response = FileResponse(
-        report.pdf.open("rb"),
-        as_attachment=True,
-        filename=f"closure-report-{report.plan.reference}-{report.sha256[:8]}.pdf",
-        content_type="application/pdf",
+    return _pdf_response(
+        report.pdf, f"closure-report-{report.plan.reference}-{report.sha256[:8]}.pdf"
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -106,10 +106,13 @@ def share_summary(
         raise LearningRefused(["Retired learning cannot be shared."])
     already = set(summary.acknowledgements.values_list("manager_id", flat=True))
     created: list[Acknowledgement] = []
+    now = timezone.now()  # one sharing, one moment (the evidence pack's timeline groups it)
     for manager, location in managers_of(locations):
         if manager.pk in already:
             continue
-        ack = Acknowledgement(summary=summary, manager=manager, location=location, shared_by=by)
+        ack = Acknowledgement(
+            summary=summary, manager=manager, location=location, shared_by=by, shared_at=now
+        )
         _save(ack, by=by, reason=f"Shared with {location.name}")
         created.append(ack)
         notifications.queue_share(ack)

@@ -470,10 +470,12 @@ def _meeting_refusals(
 
 
 def decision_meetings(report: ClosureReport) -> QuerySet[Meeting]:
-    """The meetings a decision on ``report`` may be recorded at: its group's, held on or
-    after its submission and on or before today, newest first."""
+    """The meetings a decision on ``report`` may be recorded at: its group's, with the
+    report on the agenda, held on or after its submission and on or before today,
+    newest first."""
     return Meeting.objects.filter(
         group=report.group,
+        agenda_items__report=report,
         held_on__gte=timezone.localdate(report.submitted_at),
         held_on__lte=timezone.localdate(),
     ).order_by("-held_on", "-pk")

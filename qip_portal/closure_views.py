@@ -6,6 +6,8 @@ in monitoring. Their URLs keep the names of the apps whose records they show
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -19,7 +21,7 @@ from audits.forms import ReopenForm
 from audits.monitoring import reopen_gaps
 from core import freshness, security
 from core.forms import error_summary
-from governance import access
+from governance import access, reports
 from governance import services as governance
 from governance.forms import DecisionForm, MonitoringDecisionForm, ResidualRiskForm, SubmitForm
 from governance.models import Decision, ResidualRisk
@@ -196,6 +198,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "report": report,
             "form": form,
+            "summary": reports.decision_summary(json.loads(report.content_json)),
             "has_meetings": meetings.exists(),
             # Said before anything is typed: which rule stops this person signing.
             "signing_refusals": closure.signing_refusals(report, request.user),

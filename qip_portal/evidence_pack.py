@@ -49,10 +49,17 @@ from core.exports import neutralise
 from core.history import save_with_history as _save
 from core.queueing import after_commit
 from governance.models import ClosureReport, Decision
-from learning.models import Embedding, LearningReview, LearningSummary
+from learning.models import (
+    Acknowledgement,
+    Embedding,
+    LearningReview,
+    LearningSummary,
+    add_months,
+    review_months,
+)
 from plans.models import Location, Plan, User
 from qip_portal import closure, timeline
-from qip_portal.models import EvidencePack
+from qip_portal.models import EvidencePack, PackShare
 
 if TYPE_CHECKING:
     from governance.pdf import StaticOnlyFetcher
@@ -331,15 +338,36 @@ def _governance(plan: Plan) -> list[dict]:
     return rows
 
 
+def _scheduled_reviews(plan: Plan, summary: LearningSummary, reviews: list) -> list[dict]:
+    """The relevance reviews not yet due, with the day each will fall due: the
+    intervals after closure (``learning.models.review_months``) that have no review
+    yet. Only a closed plan's current learning is reviewed. No queries."""
+    if plan.status != Plan.Status.CLOSED or summary.is_retired or plan.status_changed_at is None:
+        return []
+    closed_on = timezone.localdate(plan.status_changed_at)
+    held = {r.months_after_closure for r in reviews}
+    return [
+        {"months": months, "due_on": add_months(closed_on, months)}
+        for months in review_months()
+        if months not in held
+    ]
+
+
 def _learning(plan: Plan) -> dict:
-    """The learning summary with its embeddings, acknowledgements and reviews: four
-    queries (one when there is no summary)."""
+    """The learning summary with its embeddings, acknowledgements (who it was shared
+    with, by whom and when, and who acknowledged it when) and reviews, held and
+    scheduled: four queries (one when there is no summary)."""
     summary = (
         LearningSummary.objects.filter(plan=plan)
         .select_related("created_by")
         .prefetch_related(
             Prefetch("embeddings", queryset=Embedding.objects.select_related("recorded_by")),
-            "acknowledgements",
+            Prefetch(
+                "acknowledgements",
+                queryset=Acknowledgement.objects.select_related(
+                    "manager", "location", "shared_by"
+                ).order_by("shared_at", "manager__first_name", "manager__last_name", "pk"),
+            ),
             Prefetch(
                 "reviews",
                 queryset=LearningReview.objects.select_related("reviewed_by", "meeting__group"),
@@ -348,12 +376,23 @@ def _learning(plan: Plan) -> dict:
         .first()
     )
     if summary is None:
-        return {"summary": None, "embeddings": [], "reviews": [], "acks": 0, "acked": 0}
+        return {
+            "summary": None,
+            "embeddings": [],
+            "reviews": [],
+            "scheduled_reviews": [],
+            "acknowledgements": [],
+            "acks": 0,
+            "acked": 0,
+        }
     acks = list(summary.acknowledgements.all())
+    reviews = list(summary.reviews.all())
     return {
         "summary": summary,
         "embeddings": list(summary.embeddings.all()),
-        "reviews": list(summary.reviews.all()),
+        "reviews": reviews,
+        "scheduled_reviews": _scheduled_reviews(plan, summary, reviews),
+        "acknowledgements": acks,
         "acks": len(acks),
         "acked": sum(1 for a in acks if a.acknowledged_at is not None),
     }
@@ -431,6 +470,9 @@ def compile_plan_pack(plan: Plan) -> dict:
             evidence=evidence,
             reports=[row["report"] for row in governance],
             learning=learning,
+            shares=list(
+                PackShare.objects.filter(plan=plan).select_related("created_by", "revoked_by")
+            ),
         ),
         "compiled_at": _moment(timezone.now()),
     }
@@ -636,7 +678,12 @@ def pack_html(pack: EvidencePack) -> str:
     """The pack's HTML, compiled from the database now."""
     if pack.kind == EvidencePack.Kind.PLAN:
         context = compile_plan_pack(pack.plan)
-        return render_plan_pack_html({**context, "prepared_by": pack.requested_by})
+        # A copy made for a share link names its recipient and the link's expiry on
+        # every page.
+        shared = PackShare.objects.filter(pack=pack).first()
+        return render_plan_pack_html(
+            {**context, "prepared_by": pack.requested_by, "shared_with": shared}
+        )
     context = compile_register_pack(
         date_from=pack.date_from, date_to=pack.date_to, location=pack.location
     )

@@ -168,3 +168,97 @@ class EvidencePack(models.Model):
         if self.kind == self.Kind.PLAN and self.plan_id:
             return f"evidence-pack-{self.plan.reference}-{stamp}.pdf"
         return f"register-pack-{self.date_from:%Y%m%d}-{self.date_to:%Y%m%d}-{stamp}.pdf"
+
+
+class PackShareQuerySet(models.QuerySet):
+    def active(self, now=None) -> PackShareQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
+
+
+class PackShare(models.Model):
+    """A read-only, time-limited link to one plan's evidence pack, for a named recipient
+    with no login (an inspector or commissioner). It serves the pack's PDF (rendered for
+    this recipient, with their name and the expiry in its footer) and the plan's
+    evidence ZIP, nothing else.
+
+    The link's token is ``selector`` + a secret verifier. Only the selector (to find the
+    row) and the verifier's SHA-256 are stored; the verifier is compared in constant
+    time (``qip_portal/sharing.py``). Whoever holds the database cannot rebuild a link."""
+
+    SELECTOR_CHARS = 12
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="pack_shares")
+    pack = models.OneToOneField(EvidencePack, on_delete=models.PROTECT, related_name="share")
+    recipient = models.CharField("recipient's name", max_length=120)
+    organisation = models.CharField("recipient's organisation", max_length=120, blank=True)
+    selector = models.CharField(max_length=SELECTOR_CHARS, unique=True, editable=False)
+    verifier_sha256 = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    objects = PackShareQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.plan.reference} shared with {self.recipient_label}"
+
+    @property
+    def recipient_label(self) -> str:
+        return f"{self.recipient} ({self.organisation})" if self.organisation else self.recipient
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    def is_active(self, now=None) -> bool:
+        return not self.is_revoked and not self.is_expired(now)
+
+    @property
+    def state_label(self) -> str:
+        if self.is_revoked:
+            return "Withdrawn"
+        return "Expired" if self.is_expired() else "Active"
+
+
+class PackShareAccess(models.Model):
+    """One request made with a share link: when, from which address, for what, and
+    what it was given. Written once and never changed (an access log, like
+    ``core.SecurityEvent``), so it keeps no history of its own."""
+
+    class What(models.TextChoices):
+        PAGE = "page", "Link page"
+        PDF = "pdf", "PDF"
+        ZIP = "zip", "Evidence files (ZIP)"
+
+    class Outcome(models.TextChoices):
+        SERVED = "served", "Served"
+        NOT_READY = "not_ready", "PDF not ready yet"
+        EXPIRED = "expired", "Refused: expired"
+        REVOKED = "revoked", "Refused: withdrawn"
+
+    share = models.ForeignKey(PackShare, on_delete=models.CASCADE, related_name="accesses")
+    at = models.DateTimeField(default=timezone.now)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    what = models.CharField(max_length=8, choices=What.choices)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    user_agent = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["share", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_what_display()} {self.get_outcome_display().lower()} at {self.at}"

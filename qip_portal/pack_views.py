@@ -23,8 +23,8 @@ from core.forms import DateInput, ModelChoiceField
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
-from qip_portal import evidence_pack
-from qip_portal.models import EvidencePack
+from qip_portal import evidence_pack, sharing
+from qip_portal.models import EvidencePack, PackShare
 
 # The plan page and its pack page list this many earlier packs.
 RECENT_PACKS = 10
@@ -79,7 +79,9 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     """Three queries whatever the plan holds."""
     return {
         "plan": plan,
-        "latest": EvidencePack.objects.filter(kind=EvidencePack.Kind.PLAN, plan=plan)
+        "latest": EvidencePack.objects.filter(
+            kind=EvidencePack.Kind.PLAN, plan=plan, share__isnull=True
+        )
         .order_by("-requested_at", "-pk")
         .first(),
         "files": plan.evidence_items.exclude(file="").count()
@@ -116,7 +118,8 @@ def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
         )
         return redirect(f"{reverse('packs:plan', args=[plan.reference])}#pack-{pack.pk}")
     packs = list(
-        EvidencePack.objects.filter(kind=EvidencePack.Kind.PLAN, plan=plan)
+        # Copies made for share links are listed on the share page, with their recipient.
+        EvidencePack.objects.filter(kind=EvidencePack.Kind.PLAN, plan=plan, share__isnull=True)
         .select_related("requested_by")
         .order_by("-requested_at", "-pk")[:RECENT_PACKS]
     )
@@ -131,6 +134,8 @@ def plan_pack(request: HttpRequest, reference: str) -> HttpResponse:
             "files": files,
             "section": "plans",
             "can_retry": can_retry_packs(request.user, plan),
+            "can_share": sharing.can_share(request.user),
+            "active_shares": PackShare.objects.filter(plan=plan).active().count(),
         },
     )
 
@@ -216,12 +221,8 @@ def pack_pdf(request: HttpRequest, pk: int) -> FileResponse:
 
 
 class RegisterPackForm(forms.Form):
-    date_from = forms.DateField(
-        label="From", widget=DateInput()
-    )
-    date_to = forms.DateField(
-        label="To (inclusive)", widget=DateInput()
-    )
+    date_from = forms.DateField(label="From", widget=DateInput())
+    date_to = forms.DateField(label="To (inclusive)", widget=DateInput())
     location = ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="All locations"
     )

@@ -21,7 +21,7 @@ from django.utils import timezone
 from audits.sweeps import recover_stuck_imports
 from core import jobs, stuck
 from core.queueing import after_commit
-from governance.renders import recover_stuck_pdfs
+from governance.renders import recover_stuck_pdfs, recover_stuck_records
 from qip_portal.models import EvidencePack
 
 Status = EvidencePack.RenderStatus
@@ -76,6 +76,7 @@ def recover_stuck_work(now: datetime.datetime | None = None) -> str:
         "import(s)": recover_stuck_imports(now),
         "evidence pack(s)": recover_stuck_packs(now),
         "closure report PDF(s)": recover_stuck_pdfs(now),
+        "signed record(s)": recover_stuck_records(now),
     }
     return "; ".join(
         f"{what}: {result.requeued} queued again, {result.failed} failed"

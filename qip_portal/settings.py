@@ -379,6 +379,9 @@ CONTENT_SECURITY_POLICY = {
 # PDF renders (evidence packs; closure-report PDFs tried again) one person may have
 # queued or running at once, per kind (core/stuck.py).
 PDF_RENDERS_PER_USER = read_int("PDF_RENDERS_PER_USER", default=5, minimum=1)
+# Requests one address may make with share links (qip_portal/sharing.py) per minute,
+# valid or not: enough for an inspector, too few to guess a token.
+SHARE_LINK_REQUESTS_PER_MINUTE = read_int("SHARE_LINK_REQUESTS_PER_MINUTE", default=30, minimum=1)
 
 # Failed sign-ins (core/security.py). Per username: after LOGIN_FAILURE_LIMIT failures in
 # a row, each further try waits LOGIN_DELAY_SECONDS after the last failure, doubling up to

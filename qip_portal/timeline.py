@@ -12,6 +12,7 @@ show times in local time (Europe/London).
 from __future__ import annotations
 
 from django.db.models import Count, Max, Min
+from django.utils.timezone import localdate
 
 from audits.models import Annotation, EvidenceItem, ImportBatch, Measurement
 from audits.spc.text import plural
@@ -225,16 +226,79 @@ def story(
     evidence: list[EvidenceItem],
     reports: list[ClosureReport],
     learning: dict,
+    shares: list = (),  # type: ignore[assignment]
 ) -> list[Entry]:
     """Every moment of the plan, oldest first, from what the caller has loaded (the
-    evidence pack loads it anyway)."""
+    evidence pack loads it anyway). The pack also passes the learning's
+    acknowledgements (``learning["acknowledgements"]``) and its share links
+    (``shares``), so its timeline shows who the learning and the pack went to."""
     entries = build_timeline(plan)
     entries += _results(plan, indicators)
     entries += _chart_notes(plan, indicators)
     entries += _evidence(evidence)
     entries += _governance(reports)
     entries += _learning(learning)
+    entries += _acknowledgements(learning.get("acknowledgements", ()))
+    entries += _pack_shares(shares)
     return oldest_first(entries)
+
+
+def _acknowledgements(acks) -> list[Entry]:
+    """One entry per sharing of the learning (everyone asked at once by one person is
+    one entry, naming them), and one per acknowledgement. No queries: the caller loads
+    each acknowledgement with its manager, location and sharer."""
+    entries = []
+    batches: dict[tuple, list] = {}
+    for ack in acks:
+        batches.setdefault((ack.shared_by_id, ack.shared_at), []).append(ack)
+    for batch in batches.values():
+        first = batch[0]
+        names = ", ".join(f"{a.manager} ({a.location.name})" for a in batch)
+        entries.append(
+            Entry(
+                when=first.shared_at,
+                who=str(first.shared_by),
+                text=f"shared the learning with {names}",
+                reason="",
+            )
+        )
+    for ack in acks:
+        if ack.acknowledged_at is not None:
+            entries.append(
+                Entry(
+                    when=ack.acknowledged_at,
+                    who=str(ack.manager),
+                    text=f"acknowledged reading the learning ({ack.location.name})",
+                    reason="",
+                )
+            )
+    return entries
+
+
+def _pack_shares(shares) -> list[Entry]:
+    """The evidence pack's share links: made, and withdrawn. No queries (the caller
+    loads ``created_by`` and ``revoked_by``)."""
+    entries = []
+    for share in shares:
+        entries.append(
+            Entry(
+                when=share.created_at,
+                who=str(share.created_by),
+                text=f"shared the evidence pack with {share.recipient_label} by a link "
+                f"valid until {day(localdate(share.expires_at))}",
+                reason="",
+            )
+        )
+        if share.revoked_at is not None:
+            entries.append(
+                Entry(
+                    when=share.revoked_at,
+                    who=str(share.revoked_by),
+                    text=f"withdrew the evidence pack's share link for {share.recipient_label}",
+                    reason="",
+                )
+            )
+    return entries
 
 
 def plan_story(plan: Plan, *, indicators: list[Indicator] | None = None) -> list[Entry]:

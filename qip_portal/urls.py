@@ -13,6 +13,7 @@ from qip_portal import (
     pack_views,
     plan_pages,
     security_events,
+    share_views,
     views,
 )
 
@@ -25,8 +26,20 @@ pack_patterns = (
         path("<int:pk>/status/", pack_views.pack_status, name="status"),
         path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
         path("<int:pk>/retry/", pack_views.pack_retry, name="retry"),
+        # Share links for inspectors (qip_portal/sharing.py).
+        path("plans/<plan_ref:reference>/shares/", share_views.plan_shares, name="shares"),
+        path("shares/<int:pk>/revoke/", share_views.share_revoke, name="share_revoke"),
     ],
     "packs",
+)
+# What a share link opens, with no login: its page, the PDF and the evidence ZIP.
+shared_patterns = (
+    [
+        path("<str:token>/", share_views.shared_page, name="page"),
+        path("<str:token>/pdf/", share_views.shared_pdf, name="pdf"),
+        path("<str:token>/evidence.zip", share_views.shared_zip, name="zip"),
+    ],
+    "shared",
 )
 
 # The plan page and the register are composed from every app (qip_portal/plan_pages.py);
@@ -131,6 +144,7 @@ urlpatterns = [
     path("governance/", include(governance_patterns)),
     path("learning/", include("learning.urls")),
     path("packs/", include(pack_patterns)),
+    path("share/", include(shared_patterns)),
     path("alerts/", include(alert_patterns)),
     path("admin/", admin.site.urls),
 ]

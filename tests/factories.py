@@ -239,3 +239,20 @@ def signing_code(user: User) -> str:
     )
     code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
     return f"{code:0{device.digits}d}"
+
+
+def meeting_of(group, *, on: datetime.date, by: User, attendees=()):
+    """The group's meeting on ``on``, with ``attendees`` recorded: the one already
+    scheduled (a group meets at most once a day), or a new one, through the services."""
+    from governance import services as governance
+    from governance.models import Meeting
+
+    meeting = Meeting.objects.filter(group=group, held_on=on).first()
+    if meeting is None:
+        return governance.schedule_meeting(group=group, held_on=on, by=by, attendees=attendees)
+    return governance.record_meeting(
+        meeting=meeting,
+        by=by,
+        minutes=meeting.minutes,
+        attendees={*meeting.attendees.all(), *attendees},
+    )

@@ -913,6 +913,9 @@ class Generator:
                         signed_at=when,
                         signature_meaning=f"I, {chair}, sign this decision ({outcome}).",
                         snapshot_sha256=sha,
+                        # As the reports' PDFs: marked rendered, so the recovery sweep
+                        # does not render 10,000 signed records.
+                        record_status="ready",
                         monitoring_ends_on=(self.today + datetime.timedelta(days=90))
                         if outcome == "step_down"
                         else None,

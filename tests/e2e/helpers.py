@@ -140,9 +140,7 @@ def close_through_governance(
         monitoring="Induction checklist audited quarterly.",
     )
     report = closure.submit_for_closure(plan=plan, by=lead, group=group)
-    meeting = governance_services.schedule_meeting(
-        group=group, held_on=on, by=lead, attendees=[chair]
-    )
+    meeting = factories.meeting_of(group, on=on, by=lead, attendees=[chair])
     closure.sign_decision(
         report=report,
         meeting=meeting,

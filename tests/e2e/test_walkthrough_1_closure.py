@@ -12,8 +12,13 @@ Set-up (people, the group, the plan as opened, the passage of time, the schedule
 sweep) uses factories and services; every step a person takes is in the browser."""
 
 import datetime
+import hashlib
 import re
+import shutil
+import subprocess  # nosec B404 - runs pdftotext on a PDF the test downloaded
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -41,6 +46,20 @@ from tests.e2e.helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pdf_text(data: bytes) -> str | None:
+    """The PDF's text, if poppler's pdftotext is installed."""
+    binary = shutil.which("pdftotext")
+    if binary is None:
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
+        handle.write(data)
+        handle.flush()
+        return subprocess.run(  # nosec B603 - fixed binary, a file the test wrote
+            [binary, "-layout", handle.name, "-"], capture_output=True, check=True, text=True
+        ).stdout
+
 
 OPENED = moment(2026, 5, 4)  # the plan opened after the alerts
 FIRST_REAUDIT = moment(2026, 5, 11)
@@ -311,8 +330,21 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         as_user(page, "helen", device)
         page.get_by_role("link", name="Governance", exact=True).click()
         check_accessible(page, "governance home", a11y)
+        # Only a meeting with the report on its agenda is offered: Helen tables it.
         page.goto(page.base + report.get_absolute_url())
         page.get_by_role("link", name="Record and sign the decision").click()
+        assert page.get_by_text("put the report on its agenda").is_visible()
+        page.goto(page.base + meeting.get_absolute_url())
+        page.get_by_label("Closure report").select_option(value=str(report.pk))
+        page.get_by_role("button", name="Add to agenda").click()
+        success_message(page, "Added to the agenda.")
+        page.goto(page.base + report.get_absolute_url())
+        page.get_by_role("link", name="Record and sign the decision").click()
+        # The chair signs what they can see: the report's verdicts, risks and learning.
+        summary = page.locator("section", has_text="What you are signing on")
+        assert summary.get_by_text(INDICATORS[0]["name"]).is_visible()
+        assert summary.get_by_text("Agency staff", exact=False).first.is_visible()
+        assert summary.get_by_role("heading", name="Where learning is embedded").is_visible()
         page.get_by_label("Close", exact=True).check()
         page.get_by_role("combobox", name="Meeting").select_option(value=str(meeting.pk))
         page.get_by_label("I confirm the statement above.").check()
@@ -334,6 +366,17 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         page.get_by_role("button", name="Sign the decision").click()
         success_message(page, f"Decision signed: close ({plan.reference})")
         screenshots(page, "wt1-05-signed")
+        # "Download PDF" of the decided report is now the signed record.
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download the signed record (PDF)").click()
+        signed = Path(download.value.path()).read_bytes()
+        decision = Decision.objects.get()
+        assert hashlib.sha256(signed).hexdigest() == decision.record_sha256
+        text = pdf_text(signed)
+        if text is not None:
+            for expected in ("Decision: Close", decision.signature_meaning, str(helen)):
+                assert expected in " ".join(text.split()), expected
+            assert decision.snapshot_sha256 in text.replace("\n", "").replace(" ", "")
 
         # 6. The plan is closed; its evidence and learning stay with it.
         plan.refresh_from_db()

@@ -115,6 +115,7 @@ def _stepped_down(page, screenshots, a11y: dict, traveller):
     meeting = governance_services.schedule_meeting(
         group=group, held_on=DECIDED.date(), by=lead, attendees=[helen]
     )
+    governance_services.put_on_agenda(meeting=meeting, report=report, by=lead)
 
     # The committee decides to step down, with a floor; Helen signs in the browser.
     traveller.move_to(DECIDED)

@@ -132,9 +132,10 @@ def test_an_invalid_residual_risk_keeps_what_was_typed(client, quality_lead, pla
 
 
 def test_chair_signs_through_the_form_and_a_wrong_password_keeps_the_input(
-    client, chair, report_with_pdf, meeting
+    client, chair, report_with_pdf, meeting, quality_lead
 ):
     report = report_with_pdf
+    services.put_on_agenda(meeting=meeting, report=report, by=quality_lead)
     client.force_login(chair)
     url = reverse("governance:decide", args=[report.pk])
     assert client.get(url).status_code == 200
@@ -280,7 +281,10 @@ def test_groups_can_be_created_and_staffed_by_the_quality_lead(client, quality_l
     assert history.history_user == quality_lead and history.history_change_reason == "Member added"
 
 
-def test_decided_reports_and_a_stepped_down_plan(client, chair, report, meeting, oakfield):
+def test_decided_reports_and_a_stepped_down_plan(
+    client, chair, report, meeting, oakfield, quality_lead
+):
+    services.put_on_agenda(meeting=meeting, report=report, by=quality_lead)
     indicator = report.plan.indicators.get()
     client.force_login(chair)
     response = client.post(

@@ -77,7 +77,7 @@ def _plan(owner, location, title, **kwargs):
 
 def _step_down(plan, *, lead, chair, group, ends_in_days: int):
     report = closure.submit_for_closure(plan=plan, by=lead, group=group)
-    meeting = governance.schedule_meeting(group=group, held_on=TODAY, by=lead, attendees=[chair])
+    meeting = factories.meeting_of(group, on=TODAY, by=lead, attendees=[chair])
     indicator = plan.indicators.get()
     closure.sign_decision(
         report=report,
@@ -174,7 +174,7 @@ def _twenty_plans(lead, manager, chair, group, location) -> tuple[dict[str, Plan
     plans["in review"] = p
     p = factories.make_ready(_plan(by, location, "Closed"), by=by)
     report = closure.submit_for_closure(plan=p, by=by, group=group)
-    meeting = governance.schedule_meeting(group=group, held_on=TODAY, by=by, attendees=[chair])
+    meeting = factories.meeting_of(group, on=TODAY, by=by, attendees=[chair])
     closure.sign_decision(
         report=report,
         meeting=meeting,
@@ -404,7 +404,7 @@ def _plans_in_every_status(lead, manager, chair, group, location) -> list[Plan]:
     closure.submit_for_closure(plan=review, by=lead, group=group)
     closed = factories.make_ready(_plan(lead, location, "Closed"), by=lead)
     report = closure.submit_for_closure(plan=closed, by=lead, group=group)
-    meeting = governance.schedule_meeting(group=group, held_on=TODAY, by=lead, attendees=[chair])
+    meeting = factories.meeting_of(group, on=TODAY, by=lead, attendees=[chair])
     closure.sign_decision(
         report=report,
         meeting=meeting,

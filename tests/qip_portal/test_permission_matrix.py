@@ -25,7 +25,7 @@ from governance import services as governance
 from governance.models import Membership
 from learning import services as learning
 from learning.models import Acknowledgement, LearningReview
-from qip_portal import closure
+from qip_portal import closure, sharing
 from tests import factories
 from tests.audits.factories import PDF_BYTES, measure, upload
 from tests.learning.helpers import close_plan, write_summary
@@ -114,6 +114,7 @@ TABLE = {
     "governance:report": GOVERNANCE,
     # No PDF has been rendered in this world (it renders after commit): nobody gets one.
     "governance:report_pdf": codes(302, 404, 404, 404, 404, 404, 404),
+    "governance:report_snapshot_pdf": codes(302, 404, 404, 404, 404, 404, 404),
     "governance:report_pdf_status": GOVERNANCE,
     "governance:report_pdf_retry": POST_ONLY,
     # Deciding is for the group's chair or delegate only; none of these roles is one.
@@ -141,6 +142,14 @@ TABLE = {
     "packs:status": codes(302, 404, 404, 404, 404, 404, 404),
     "packs:pdf": codes(302, 404, 404, 404, 404, 404, 404),
     "packs:retry": POST_ONLY,
+    # Share links: made and withdrawn by quality leads and administrators who read the plan.
+    "packs:shares": PLAN_AUTHOR,
+    "packs:share_revoke": POST_ONLY,
+    # What a share link opens needs no login: the world's link is live, its PDF not yet
+    # rendered (so the PDF sends the recipient back to the link's page).
+    "shared:page": PUBLIC,
+    "shared:pdf": codes(302, 302, 302, 302, 302, 302, 302),
+    "shared:zip": PUBLIC,
     # The embedding in this world has no file attached.
     "learning:embedding_file": codes(302, 404, 404, 404, 404, 404, 404),
     # Emails that could not be sent: administrators only.
@@ -236,7 +245,10 @@ def world(
     from learning.sweeps import schedule_due_reviews
 
     schedule_due_reviews(today)
+    share = sharing.share_plan_pack(plan=plan, by=quality_lead, recipient="An Inspector")
     return {
+        "share": share.share,
+        "share_token": share.token,
         "plan": plan,
         "measurement": measurement,
         "evidence": evidence,
@@ -290,6 +302,7 @@ def _kwargs(name: str, w: dict) -> dict:
         "governance:report": {"pk": w["report"].pk},
         "governance:report_pdf": {"pk": w["report"].pk},
         "governance:report_pdf_status": {"pk": w["report"].pk},
+        "governance:report_snapshot_pdf": {"pk": w["report"].pk},
         "governance:report_pdf_retry": {"pk": w["report"].pk},
         "governance:decide": {"pk": w["report"].pk},
         "learning:acknowledge": {"pk": w["ack"].pk},
@@ -297,6 +310,10 @@ def _kwargs(name: str, w: dict) -> dict:
         "alerts:retry": {"pk": 999999},
         "packs:pdf": {"pk": 999999},
         "packs:retry": {"pk": 999999},
+        "packs:share_revoke": {"pk": w["share"].pk},
+        "shared:page": {"token": w["share_token"]},
+        "shared:pdf": {"token": w["share_token"]},
+        "shared:zip": {"token": w["share_token"]},
         "learning:review": {"pk": w["review"].pk},
         "learning:review_agenda": {"pk": w["review"].pk},
         "learning:detail": {"reference": w["closed"].reference},
