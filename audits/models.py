@@ -443,6 +443,7 @@ class Deterioration(models.Model):
     class Kind(models.TextChoices):
         FLOOR = "floor", "Below the monitoring floor"
         SPC = "spc", "SPC concern signal"
+        REPEAT = "repeat", "Repeat audit finding"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -477,3 +478,7 @@ class Deterioration(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+# Audit tools and the audits conducted with them (audits/tools/models.py).
+from audits.tools.models import *  # noqa: E402, F403
