@@ -268,9 +268,7 @@ class Answer(models.Model):
 
     class Meta:
         ordering = ["record__position", "question__position"]
-        constraints = [
-            models.UniqueConstraint(fields=["record", "question"], name="unique_answer")
-        ]
+        constraints = [models.UniqueConstraint(fields=["record", "question"], name="unique_answer")]
 
     def __str__(self) -> str:
         return f"{self.record}: {self.question.key} = {self.value}"
@@ -316,3 +314,32 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.plan.reference}"
+
+
+class ToolImport(models.Model):
+    """A tool spreadsheet between upload and import: read and checked on upload (a tool
+    is at most a few hundred rows), previewed, then imported all or nothing."""
+
+    class Status(models.TextChoices):
+        VALID = "valid", "Ready to import"
+        INVALID = "invalid", "Problems found"
+        COMMITTED = "committed", "Imported"
+
+    original_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    errors = models.JSONField(default=list, blank=True)
+    spec = models.JSONField(default=dict, blank=True)  # what would be imported
+    tool = models.ForeignKey(
+        AuditTool, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords(excluded_fields=["spec", "errors"])
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Tool import {self.pk} ({self.original_name})"

@@ -499,9 +499,12 @@ def _escalate_repeat_finding(
         .filter(plan=feed.indicator.plan, status=MonitoringPeriod.Status.OPEN)
         .first()
     )
-    if period is None or not MonitoredIndicator.objects.filter(
-        period=period, indicator_id=feed.indicator_id
-    ).exists():
+    if (
+        period is None
+        or not MonitoredIndicator.objects.filter(
+            period=period, indicator_id=feed.indicator_id
+        ).exists()
+    ):
         return
     if Deterioration.objects.filter(
         period=period, measurement=measurement, rule=REPEAT_RULE
@@ -627,7 +630,12 @@ def raise_action(
     except plan_services.TransitionRefused as refused:
         raise AuditRefused(refused.reasons) from None
     finding = Finding(
-        audit=audit, answer=answer, plan=plan, kind=Finding.Kind.ACTION, action=action, created_by=by
+        audit=audit,
+        answer=answer,
+        plan=plan,
+        kind=Finding.Kind.ACTION,
+        action=action,
+        created_by=by,
     )
     _save(finding, by=by, reason="Action raised from an audit finding")
     return finding
@@ -642,9 +650,10 @@ def feed_indicator(
 ) -> IndicatorFeed:
     """Feed ``indicator`` from ``tool``'s audits (or change what feeds it)."""
     version = current_version(tool)
-    if scope == IndicatorFeed.Scope.QUESTION and not version.questions.filter(
-        key=key, kind=ToolQuestion.Kind.YES_NO
-    ).exists():
+    if (
+        scope == IndicatorFeed.Scope.QUESTION
+        and not version.questions.filter(key=key, kind=ToolQuestion.Kind.YES_NO).exists()
+    ):
         raise AuditRefused([f"{tool.name} has no yes/no question {key}."])
     if scope == IndicatorFeed.Scope.SECTION and not version.sections.filter(key=key).exists():
         raise AuditRefused([f"{tool.name} has no section {key}."])

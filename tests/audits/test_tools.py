@@ -23,9 +23,18 @@ def test_compliance_per_question_section_and_total_leaves_out_not_applicable():
     sections = [SimpleNamespace(key="S1", title="A"), SimpleNamespace(key="S2", title="B")]
     questions = [_q(1, "S1.Q1"), _q(2, "S1.Q2"), _q(3, "S2.Q1"), _q(4, "S2.Q2", scored=False)]
     answers = [
-        (1, "yes"), (1, "yes"), (1, "no"), (1, "na"),  # 2 of 3
-        (2, "na"), (2, "na"), (2, "na"), (2, "na"),  # nothing counted
-        (3, "no"), (3, "no"), (3, "yes"), (3, ""),  # 1 of 3, one unanswered
+        (1, "yes"),
+        (1, "yes"),
+        (1, "no"),
+        (1, "na"),  # 2 of 3
+        (2, "na"),
+        (2, "na"),
+        (2, "na"),
+        (2, "na"),  # nothing counted
+        (3, "no"),
+        (3, "no"),
+        (3, "yes"),
+        (3, ""),  # 1 of 3, one unanswered
         (4, "12"),
     ]
     scores = scoring.score(sections, questions, answers)
@@ -81,7 +90,9 @@ def test_a_tool_name_is_unique_and_needs_a_question(quality_lead):
     safeguarding_tool(quality_lead)
     with pytest.raises(AuditRefused, match="already a tool"):
         services.create_tool(
-            by=quality_lead, name="safeguarding records", sections=[SectionSpec("A", [QuestionSpec("Q")])]
+            by=quality_lead,
+            name="safeguarding records",
+            sections=[SectionSpec("A", [QuestionSpec("Q")])],
         )
     with pytest.raises(AuditRefused, match="at least one question"):
         services.create_tool(by=quality_lead, name="Empty", sections=[SectionSpec("A", [])])
@@ -92,12 +103,18 @@ def test_a_sample_of_0_or_over_200_is_refused(manager, oakfield, quality_lead, s
     tool = safeguarding_tool(quality_lead)
     with pytest.raises(AuditRefused, match="between 1 and 200"):
         services.start_audit(
-            tool=tool, location=oakfield, by=manager, audited_on=timezone.localdate(), sample_size=size
+            tool=tool,
+            location=oakfield,
+            by=manager,
+            audited_on=timezone.localdate(),
+            sample_size=size,
         )
     assert not Audit.objects.exists()
 
 
-def test_answers_out_of_range_are_refused_and_nothing_is_half_saved(manager, oakfield, quality_lead):
+def test_answers_out_of_range_are_refused_and_nothing_is_half_saved(
+    manager, oakfield, quality_lead
+):
     tool = safeguarding_tool(quality_lead)
     audit = conduct(tool, location=oakfield, by=manager, answers=[{}, {}], submit=False)
     record = audit.records.first()
@@ -140,7 +157,9 @@ def test_submitting_needs_every_identifier_and_yes_no_answer(manager, oakfield, 
     assert audit.status == Audit.Status.IN_PROGRESS
 
 
-def test_a_submitted_audit_is_read_only_and_cannot_be_submitted_twice(manager, oakfield, quality_lead):
+def test_a_submitted_audit_is_read_only_and_cannot_be_submitted_twice(
+    manager, oakfield, quality_lead
+):
     tool = safeguarding_tool(quality_lead)
     audit = conduct(tool, location=oakfield, by=manager, answers=[{}])
     with pytest.raises(AuditRefused, match="already been submitted"):
