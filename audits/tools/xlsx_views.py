@@ -81,7 +81,7 @@ def tool_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not can_manage_tools(request.user):
         raise Http404("No such import.")
     try:
-        batch = ToolImport.objects.get(pk=pk, created_by=request.user)
+        batch = ToolImport.objects.get(pk=pk)
     except ToolImport.DoesNotExist:
         raise Http404("No such import.") from None
     existing = AuditTool.objects.filter(name__iexact=batch.spec.get("name", "")).first()
