@@ -24,7 +24,9 @@ def plan_tools_context(plan: Plan, user: User, indicators: list) -> dict:
         locations = [loc for loc in plan.locations.all() if loc.pk in mine]
     findings = list(
         Finding.objects.filter(plan=plan)
-        .select_related("audit__location", "audit__version__tool", "answer__question", "answer__record")
+        .select_related(
+            "audit__location", "audit__version__tool", "answer__question", "answer__record"
+        )
         .order_by("-created_at", "-pk")[:50]
     )
     return {

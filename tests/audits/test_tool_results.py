@@ -16,7 +16,7 @@ from audits.tools.services import AuditRefused
 from plans.models import Action, Indicator
 from tests import factories
 from tests.audits.factories import measure
-from tests.audits.test_monitoring import TODAY, frozen, run, stepped_down  # noqa: F401
+from tests.audits.test_monitoring import TODAY
 from tests.audits.tool_helpers import conduct, safeguarding_tool
 
 pytestmark = pytest.mark.django_db
