@@ -73,5 +73,6 @@
     }
   });
   showBanner();
-  if (navigator.onLine) { resend(); }
+  // After htmx has processed the page (it loads after this script).
+  window.addEventListener("load", function () { if (navigator.onLine) { resend(); } });
 })();
