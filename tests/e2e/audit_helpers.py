@@ -53,7 +53,7 @@ def next_record(page, number: int) -> None:
 def review_and_submit(page) -> None:
     page.get_by_role("button", name="Review scores and submit").click()
     page.wait_for_url("**/review/")
-    expect(page.get_by_text("Overall")).to_be_visible()
+    expect(page.get_by_role("rowheader", name="Overall")).to_be_visible()
     page.get_by_role("button", name="Confirm and submit the audit").click()
     expect(page.get_by_text("Audit submitted.")).to_be_visible()
 
