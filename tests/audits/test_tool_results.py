@@ -165,3 +165,19 @@ def test_a_repeat_finding_in_monitoring_escalates_once(
     assert Finding.objects.get(audit=audit).kind == Finding.Kind.REPEAT
     run(sweeps.deterioration)
     assert len(mailoutbox) == 1 and Deterioration.objects.count() == 1
+
+
+def test_the_closure_report_and_evidence_pack_list_the_audits_behind_results(
+    plan, quality_lead, manager, oakfield
+):
+    from qip_portal import closure
+    from qip_portal.evidence_pack import compile_plan_pack, render_plan_pack_html
+
+    tool = safeguarding_tool(quality_lead)
+    _feed(plan, tool, quality_lead)
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{}, {}])
+    report = closure.compile_report(plan)
+    (audits,) = [i["audits"] for i in report["indicators"]]
+    assert len(audits) == 1 and audits[0].startswith(f"Audit #{audit.pk}: Safeguarding records v1")
+    html = render_plan_pack_html(compile_plan_pack(plan))
+    assert f"Audit #{audit.pk}: Safeguarding records v1, 2 records" in html
