@@ -15,6 +15,7 @@ Imported from ``audits.models``, so the app label is ``audits``."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from core.files import get_private_storage
 from plans.models import Action, Indicator, Location, Plan, QualityStatement, Regulation, Theme
 
 # The sample an audit may take: at least one record, at most 200 (a page a person can
@@ -343,3 +345,54 @@ class ToolImport(models.Model):
 
     def __str__(self) -> str:
         return f"Tool import {self.pk} ({self.original_name})"
+
+
+def _audit_pdf_name(instance: AuditPdf, filename: str) -> str:
+    return f"audit-pdfs/{uuid.uuid4().hex}.pdf"
+
+
+class AuditPdf(models.Model):
+    """A submitted audit's PDF, rendered by a task (``audits/tools/pdf.py``). Rendered
+    again whenever asked (an audit can be corrected), so a stuck render is simply
+    asked for again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RENDERING = "rendering", "Being rendered"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    WORKING = (Status.PENDING, Status.RENDERING)
+
+    audit = models.OneToOneField(Audit, on_delete=models.CASCADE, related_name="pdf")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    file = models.FileField(
+        storage=get_private_storage,
+        upload_to=_audit_pdf_name,
+        max_length=200,
+        blank=True,
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    # Operational, as for closure-report PDFs: excluded from history.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    progress_at = models.DateTimeField(default=timezone.now)
+    error = models.CharField(max_length=300, blank=True)
+    history = HistoricalRecords(excluded_fields=["status", "attempts", "progress_at", "error"])
+
+    def __str__(self) -> str:
+        return f"PDF of audit {self.audit_id}"
+
+    @property
+    def is_stuck(self) -> bool:
+        from core import stuck
+
+        return self.status in self.WORKING and stuck.is_stuck(
+            started=self.status == self.Status.RENDERING, progress_at=self.progress_at
+        )
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in self.WORKING and not self.is_stuck

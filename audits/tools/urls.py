@@ -38,5 +38,8 @@ urlpatterns = [
         views.raise_action,
         name="raise_action",
     ),
+    path("conduct/<int:pk>/pdf/", views.audit_pdf, name="audit_pdf"),
+    path("conduct/<int:pk>/pdf/request/", views.audit_pdf_request, name="audit_pdf_request"),
+    path("conduct/<int:pk>/pdf/status/", views.audit_pdf_status, name="audit_pdf_status"),
     path("plans/<plan_ref:reference>/feed/", views.feed_indicator, name="feed_indicator"),
 ]

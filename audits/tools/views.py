@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audits.tools import services
+from audits.tools import pdf, services
 from audits.tools.access import (
     can_conduct,
     can_manage_tools,
@@ -20,7 +20,16 @@ from audits.tools.access import (
     get_tool_for_user,
 )
 from audits.tools.forms import FeedForm, RaiseActionForm, StartAuditForm
-from audits.tools.models import Answer, Audit, AuditRecord, AuditTool, Finding, ToolVersion
+from audits.tools.models import (
+    Answer,
+    Audit,
+    AuditPdf,
+    AuditRecord,
+    AuditTool,
+    Finding,
+    ToolVersion,
+)
+from core import security
 from core.forms import error_summary, is_row_id
 from plans.access import assignable_owners, get_plan_for_user, visible_plans
 from plans.models import Plan
@@ -234,6 +243,7 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
         "suggest": suggest,
         "threshold": threshold,
         "can_conduct": bool(user) and can_conduct(user, audit.location),
+        "audit_pdf": AuditPdf.objects.filter(audit=audit).first() if user else None,
         "section": "audits",
     }
 
@@ -496,3 +506,41 @@ def feed_indicator(request: HttpRequest, reference: str) -> HttpResponse:
         "audits/tools/feed_form.html",
         {"plan": plan, "form": form, "errors": error_summary(form), "section": "plans"},
     )
+
+
+@require_POST
+def audit_pdf_request(request: HttpRequest, pk: int) -> HttpResponse:
+    audit = get_audit_for_user(request.user, pk)
+    try:
+        pdf.request_audit_pdf(audit=audit, by=request.user)
+    except pdf.PdfRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, "PDF requested. It appears below when it is ready.")
+    return redirect(reverse("audits:audit_detail", args=[audit.pk]) + "#pdf")
+
+
+def audit_pdf_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The PDF's state, polled by htmx while it renders."""
+    audit = get_audit_for_user(request.user, pk)
+    return render(
+        request,
+        "audits/tools/_pdf_status.html",
+        {"audit": audit, "audit_pdf": AuditPdf.objects.filter(audit=audit).first()},
+    )
+
+
+def audit_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    audit = get_audit_for_user(request.user, pk)
+    found = AuditPdf.objects.filter(audit=audit, status=AuditPdf.Status.READY).first()
+    if found is None or not found.file:
+        raise Http404("The PDF is not ready.")
+    security.record("file_download", request=request, detail=f"Audit PDF {audit.pk}")
+    response = FileResponse(
+        found.file.open("rb"),
+        as_attachment=True,
+        filename=f"audit-{audit.pk}.pdf",
+        content_type="application/pdf",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

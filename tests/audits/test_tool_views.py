@@ -267,3 +267,30 @@ def test_bad_tool_files_are_refused_and_import_nothing(client, quality_lead, con
     else:
         assert message in response.content.decode()
     assert not AuditTool.objects.exists()
+
+
+def test_a_submitted_audit_has_a_pdf_rendered_by_its_task(
+    client, manager, viewer, outsider, oakfield, tool, django_capture_on_commit_callbacks
+):
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{"S1.Q1": "no"}, {}])
+    client.force_login(viewer)  # readers may ask for it too
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("audits:audit_pdf_request", args=[audit.pk]))
+    status = client.get(reverse("audits:audit_pdf_status", args=[audit.pk])).content.decode()
+    assert "Download the PDF" in status
+    response = client.get(reverse("audits:audit_pdf", args=[audit.pk]))
+    body = b"".join(response.streaming_content)
+    assert response["Content-Type"] == "application/pdf" and body.startswith(b"%PDF")
+    client.force_login(outsider)
+    for name in ("audits:audit_pdf", "audits:audit_pdf_status"):
+        assert client.get(reverse(name, args=[audit.pk])).status_code == 404
+    assert client.post(reverse("audits:audit_pdf_request", args=[audit.pk])).status_code == 404
+
+
+def test_an_audit_in_progress_has_no_pdf(client, manager, oakfield, tool):
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{}], submit=False)
+    client.force_login(manager)
+    client.post(reverse("audits:audit_pdf_request", args=[audit.pk]))
+    from audits.tools.models import AuditPdf
+
+    assert not AuditPdf.objects.exists()

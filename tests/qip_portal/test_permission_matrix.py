@@ -106,6 +106,10 @@ TABLE = {
     "audits:audit_submit": POST_ONLY,
     "audits:raise_action": PLAN_WRITE,
     "audits:feed_indicator": PLAN_AUTHOR,
+    "audits:audit_pdf_request": POST_ONLY,
+    "audits:audit_pdf_status": PLAN_READ,
+    # No audit PDF has been rendered in this world: nobody gets one.
+    "audits:audit_pdf": codes(302, 404, 404, 404, 404, 404, 404),
     # Governance: the quality lead, administrators and members of the deciding group.
     "governance:home": GOVERNANCE,
     "governance:groups": GOVERNANCE,
@@ -335,6 +339,9 @@ def _kwargs(name: str, w: dict) -> dict:
         "audits:audit_review": {"pk": w["in_progress"].pk},
         "audits:audit_submit": {"pk": w["in_progress"].pk},
         "audits:raise_action": {"pk": w["audit"].pk, "answer_id": w["no"].pk},
+        "audits:audit_pdf": {"pk": w["audit"].pk},
+        "audits:audit_pdf_request": {"pk": w["audit"].pk},
+        "audits:audit_pdf_status": {"pk": w["audit"].pk},
     }
     if name in by_name:
         return by_name[name]
