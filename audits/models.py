@@ -449,6 +449,7 @@ class Deterioration(models.Model):
         SPC = "spc", "SPC concern signal"
         # Below the Making Data Count minimum for limits: the run-chart rules (Anhøj).
         RUN = "run", "Run-chart concern signal"
+        REPEAT = "repeat", "Repeat audit finding"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -529,3 +530,5 @@ class Annotation(models.Model):
     @property
     def is_rebase(self) -> bool:
         return self.kind == self.Kind.REBASE
+# Audit tools and the audits conducted with them (audits/tools/models.py).
+from audits.tools.models import *  # noqa: E402, F403

@@ -33,3 +33,7 @@ def monitoring_ended() -> str:
 @shared_task
 def reaudits_due() -> str:
     return sweeps.reaudits_due()
+
+
+# Audit tools' task, so the worker registers it with the app's own tasks.
+from audits.tools.tasks import render_audit_pdf_task  # noqa: E402, F401

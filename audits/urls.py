@@ -1,6 +1,7 @@
 from django.urls import path
 
 from audits import views
+from audits.tools.urls import urlpatterns as tool_urls
 from plans import converters  # noqa: F401 - registers <plan_ref:...>
 
 app_name = "audits"
@@ -37,4 +38,5 @@ urlpatterns = [
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),
     path("imports/<int:pk>/commit/", views.import_commit, name="import_commit"),
     path("imports/<int:pk>/retry/", views.import_retry, name="import_retry"),
+    *tool_urls,  # audit tools and audits (audits/tools/urls.py)
 ]

@@ -163,11 +163,14 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
         indicator.is_due = indicator.next_due_on <= today
     measurements = list(
         Measurement.objects.filter(indicator__plan=plan)
-        .select_related("indicator", "location", "recorded_by")
+        .select_related("indicator", "location", "recorded_by", "audit_result")
         .order_by("-measured_on", "-pk")[: PANEL_MEASUREMENTS + 1]
     )
     evidence = list(plan.evidence_items.select_related("uploaded_by"))
+    from audits.tools.panel import plan_tools_context
+
     return {
+        "tools": plan_tools_context(plan, user, indicators),
         "plan": plan,
         "indicators": indicators,
         "measurements": measurements[:PANEL_MEASUREMENTS],

@@ -127,12 +127,19 @@ def _measurements(indicators: list[Indicator]) -> dict[int, list[dict]]:
     by_indicator: dict[int, list[dict]] = {i.pk: [] for i in indicators}
     rows = (
         Measurement.objects.filter(indicator__in=indicators)
-        .select_related("indicator", "location")
+        .select_related(
+            "indicator",
+            "location",
+            "audit_result__audit__version__tool",
+            "audit_result__audit__submitted_by",
+        )
         .order_by("measured_on", "pk")
     )
     for m in rows:
         by_indicator[m.indicator_id].append(
             {
+                # The audit behind a result fed by an audit tool (audits/tools).
+                "audit": _audit_behind(m),
                 "measured_on": _day(m.measured_on),
                 "value": m.value_display(),
                 "meets_target": m.meets_target,
@@ -142,6 +149,18 @@ def _measurements(indicators: list[Indicator]) -> dict[int, list[dict]]:
             }
         )
     return by_indicator
+
+
+def _audit_behind(measurement: Measurement) -> str:
+    result = getattr(measurement, "audit_result", None)
+    if result is None:
+        return ""
+    audit = result.audit
+    return (
+        f"Audit #{audit.pk}: {audit.version}, {audit.sample_size} "
+        f"record{'s' if audit.sample_size != 1 else ''}, submitted by {audit.submitted_by} "
+        f"on {_day(audit.audited_on)}"
+    )
 
 
 def _evidence(plan: Plan) -> list[dict] | None:
@@ -266,6 +285,7 @@ def compile_report(
                 "direction": i.get_direction_display(),
                 "frequency": i.get_frequency_display(),
                 "measurements": measurements[i.pk],
+                "audits": [m["audit"] for m in measurements[i.pk] if m["audit"]],
                 **_indicator_verdict(verdicts_by_indicator.get(i.pk)),
             }
             for i in indicators

@@ -156,8 +156,12 @@ def test_anonymous_user_is_sent_to_sign_in(client, stored_item):
 def test_files_are_never_served_from_media_or_static(client, stored_item, quality_lead, settings):
     client.force_login(quality_lead)
     name = stored_item.file.name
-    for url in [f"/media/{name}", f"/static/{name}", f"{settings.MEDIA_URL}{name}",
-                f"/private-media/{name}"]:
+    for url in [
+        f"/media/{name}",
+        f"/static/{name}",
+        f"{settings.MEDIA_URL}{name}",
+        f"/private-media/{name}",
+    ]:
         assert client.get(url).status_code == 404, url
     with pytest.raises(NotImplementedError):
         stored_item.file.url  # noqa: B018

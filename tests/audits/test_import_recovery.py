@@ -28,6 +28,7 @@ pytestmark = pytest.mark.django_db
 def broker(monkeypatch, settings) -> Broker:
     return fake_broker(monkeypatch, settings)
 
+
 QUEUED, STARTED = 60, 120  # small thresholds (seconds), so the tests move the clock little
 INDICATOR = "Escalated within 24h"
 
@@ -285,9 +286,7 @@ def test_the_sweep_leaves_every_state_alone_within_its_threshold(
         assert started.started_at is None and started.attempts == 1
 
 
-def test_finished_and_checked_batches_are_never_touched(
-    client, plan, manager, broker, committed
-):
+def test_finished_and_checked_batches_are_never_touched(client, plan, manager, broker, committed):
     client.force_login(manager)
     valid = _valid_batch(client, plan, manager, committed, broker)
     invalid = _upload(client, plan, committed, content=b"indicator,date\nNope,2001-01-01\n")

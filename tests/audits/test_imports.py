@@ -77,8 +77,15 @@ def _many_indicators_plan(quality_lead, oakfield, n):
 def _big_rows(plan, n):
     names = [i.name for i in plan.indicators.all()]
     return [
-        [names[i // 365], (plan.opened_on + datetime.timedelta(days=i % 365)).isoformat(),
-         17, 20, "", "", f"Audit {i}"]
+        [
+            names[i // 365],
+            (plan.opened_on + datetime.timedelta(days=i % 365)).isoformat(),
+            17,
+            20,
+            "",
+            "",
+            f"Audit {i}",
+        ]
         for i in range(n)
     ]
 
@@ -151,8 +158,7 @@ def test_one_bad_row_in_the_middle_commits_nothing_and_names_the_row(
         {
             "row": 2501,
             "column": "numerator",
-            "message": "25 met the standard but only 20 were checked: the first cannot be "
-            "larger.",
+            "message": "25 met the standard but only 20 were checked: the first cannot be larger.",
         }
     ]
     page = client.get(reverse("audits:import_detail", args=[batch.pk])).content.decode()
@@ -179,8 +185,11 @@ def _check(plan, by, content, kind="csv"):
         (["Escalated within 24h", "2001-01-01", "1", "2", "", "", ""], "date", "before the plan"),
         (["Escalated within 24h", "not a date", "1", "2", "", "", ""], "date", "valid date"),
         (["Nope", "{d}", "1", "2", "", "", ""], "indicator", "no indicator called “Nope”"),
-        (["Escalated within 24h", "{d}", "1", "2", "", "", '=HYPERLINK("http://x","y")'],
-         "notes", "formula"),
+        (
+            ["Escalated within 24h", "{d}", "1", "2", "", "", '=HYPERLINK("http://x","y")'],
+            "notes",
+            "formula",
+        ),
     ],
 )
 def test_bad_rows_are_named_with_their_row_number(plan, manager, row, column, message):
@@ -223,16 +232,26 @@ def test_wrong_columns_are_refused_with_the_expected_columns(plan, manager, head
 
 
 def test_xlsx_formula_cells_are_refused(plan, manager):
-    rows = [[INDICATOR, plan.opened_on, '=HYPERLINK("http://evil.example","x")', 20, None,
-             None, None]]
+    rows = [
+        [INDICATOR, plan.opened_on, '=HYPERLINK("http://evil.example","x")', 20, None, None, None]
+    ]
     batch = _check(plan, manager, _xlsx(rows), kind="xlsx")
     [error] = batch.errors
     assert error["row"] == 2 and error["column"] == "numerator" and "formula" in error["message"]
 
 
 def test_xlsx_dates_and_numbers_are_read_as_typed(plan, manager):
-    rows = [[INDICATOR, datetime.datetime.combine(plan.opened_on, datetime.time()), 9.0, 10,
-             None, "Oakfield House", "ok"]]
+    rows = [
+        [
+            INDICATOR,
+            datetime.datetime.combine(plan.opened_on, datetime.time()),
+            9.0,
+            10,
+            None,
+            "Oakfield House",
+            "ok",
+        ]
+    ]
     batch = _check(plan, manager, _xlsx(rows), kind="xlsx")
     assert batch.status == ImportBatch.Status.VALID, batch.errors
     assert batch.preview[0]["value"] == "90"
@@ -300,8 +319,9 @@ def test_progress_partial_polls_while_working_and_refreshes_when_done(client, pl
     url = reverse("audits:import_detail", args=[batch.pk]) + "?partial=1"
     response = client.get(url, headers={"HX-Request": "true"})
     assert response["HX-Refresh"] == "true"
-    ImportBatch.objects.filter(pk=batch.pk).update(status="validating", total_rows=10,
-                                                   processed_rows=5)
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status="validating", total_rows=10, processed_rows=5
+    )
     body = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert 'hx-trigger="every 1s"' in body and "Checking 5 of 10 rows" in body
 
@@ -318,7 +338,7 @@ def test_export_neutralises_formula_cells(client, plan, manager):
     response = client.get(reverse("audits:export", args=[plan.reference, "xlsx"]))
     sheet = load_workbook(io.BytesIO(response.content)).active
     values = [c.value for c in list(sheet.iter_rows())[1]]
-    assert "'=HYPERLINK(\"http://evil.example\")" in values
+    assert '\'=HYPERLINK("http://evil.example")' in values
 
 
 def test_outsider_cannot_export(client, plan, outsider):

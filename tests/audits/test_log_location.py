@@ -41,9 +41,7 @@ def test_a_quality_lead_chooses_the_location(client, shared_plan, quality_lead):
     assert form["location"].value() in (None, "")
 
 
-def test_leaving_out_the_location_says_which_field_is_missing(
-    client, shared_plan, quality_lead
-):
+def test_leaving_out_the_location_says_which_field_is_missing(client, shared_plan, quality_lead):
     client.force_login(quality_lead)
     indicator = shared_plan.indicators.get()
     response = client.post(

@@ -149,9 +149,7 @@ def test_reopen_needs_an_open_deterioration_and_links_the_results(
     assert set(Deterioration.objects.values_list("status", flat=True)) == {"acted_on"}
 
 
-def test_final_closure_needs_the_end_date_and_no_deterioration(
-    stepped_down, frozen, manager, run
-):
+def test_final_closure_needs_the_end_date_and_no_deterioration(stepped_down, frozen, manager, run):
     plan = stepped_down.plan
 
     def gaps():
@@ -201,9 +199,7 @@ def test_reopen_page_is_the_quality_leads(stepped_down, client, manager, quality
     assert plan.status == Plan.Status.LIVE
 
 
-def test_cached_monitoring_figures_carry_no_ones_password_hash(
-    stepped_down, client, quality_lead
-):
+def test_cached_monitoring_figures_carry_no_ones_password_hash(stepped_down, client, quality_lead):
     """The plan page's figures, monitoring included, go into the shared cache: no one's
     password hash goes with them (the period's starter, the plan's owner...)."""
     import pickle

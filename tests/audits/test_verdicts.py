@@ -246,16 +246,27 @@ def test_verdicts_from_the_plan_pages_rows_are_the_verdicts_read_afresh(quality_
     plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
     first = plan.indicators.get()
     second = Indicator.objects.create(
-        plan=plan, name="Reviewed within 7 days", measure_type="proportion",
-        direction="higher", target=Decimal("90"), unit="%", frequency="monthly", position=0,
+        plan=plan,
+        name="Reviewed within 7 days",
+        measure_type="proportion",
+        direction="higher",
+        target=Decimal("90"),
+        unit="%",
+        frequency="monthly",
+        position=0,
     )
     Indicator.objects.filter(pk=first.pk).update(position=1)  # shown second, older id
     for i, ind in enumerate([first, second]):
-        measure(plan, by=quality_lead, on=plan.opened_on + datetime.timedelta(days=i + 1),
-                indicator=ind)
+        measure(
+            plan, by=quality_lead, on=plan.opened_on + datetime.timedelta(days=i + 1), indicator=ind
+        )
     Action.objects.create(
-        plan=plan, description="Done already", owner=quality_lead, due_date=plan.opened_on,
-        status="completed", completed_on=plan.opened_on,
+        plan=plan,
+        description="Done already",
+        owner=quality_lead,
+        due_date=plan.opened_on,
+        status="completed",
+        completed_on=plan.opened_on,
     )
     bare = factories.live_plan(owner=quality_lead, locations=[oakfield], title="No criteria")
     ClosureCriteria.objects.filter(plan=bare).delete()
@@ -264,7 +275,8 @@ def test_verdicts_from_the_plan_pages_rows_are_the_verdicts_read_afresh(quality_
         afresh = plan_verdicts(Plan.objects.get(reference=reference))
         page = Plan.objects.select_related("criteria").get(reference=reference)
         prefetch_related_objects(
-            [page], "indicators",
+            [page],
+            "indicators",
             Prefetch("actions", queryset=Action.objects.select_related("owner")),
         )
         preloaded = verdicts_for_plans([page], preloaded=True)[page.pk]

@@ -2,8 +2,10 @@
 
 Opened after alerts about missed escalation and poor recording, with closure criteria
 agreed at the outset (escalation timeliness, recording quality, repeat alerts; three
-months sustained; sign-off by the Safeguarding Governance Group). The manager logs
-re-audits at two intervals, an incident panel outcome and supervision evidence; the
+months sustained; sign-off by the Safeguarding Governance Group). The quality lead feeds
+the two re-audit indicators from the "Safeguarding records" audit tool; the manager
+conducts that audit at two intervals, record by record, and logs an incident panel
+outcome and supervision evidence; the
 system says when the window has elapsed with every indicator on target and emails the
 quality lead; the quality lead compiles and submits the closure report; the chair signs
 (password re-entered, two-step verification); the plan closes.
@@ -29,6 +31,8 @@ from governance import services as governance_services
 from governance.models import ClosureReport, Decision
 from plans.models import Plan
 from tests import factories
+from tests.audits.tool_helpers import safeguarding_tool
+from tests.e2e.audit_helpers import conduct_in_browser
 from tests.e2e.helpers import (
     as_user,
     both_sizes,
@@ -176,13 +180,40 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         )
         assert plan.status == Plan.Status.LIVE and plan.criteria.is_locked
 
-        # 1. First re-audit interval: Tom logs results and evidence from the plan page.
+        # 0. Priya feeds the two re-audit indicators from the "Safeguarding records" tool:
+        #    escalation from its question S1.Q1, recording from its section S2.
+        safeguarding_tool(lead)
+        as_user(page, "priya")
+        for indicator, scope, key in [
+            (INDICATORS[0]["name"], "One question's compliance", "S1.Q1"),
+            (INDICATORS[1]["name"], "A section's score", "S2"),
+        ]:
+            page.goto(page.base + plan.get_absolute_url())
+            page.locator("#audits").get_by_role("link", name="Feed from an audit tool").click()
+            page.get_by_label("Indicator").select_option(label=indicator)
+            page.get_by_label("Audit tool").select_option(label="Safeguarding records")
+            page.get_by_label("Fed by").select_option(label=scope)
+            page.get_by_label("Question or section").fill(key)
+            page.get_by_role("button", name="Save").click()
+            success_message(page, f"“{indicator}” is now fed by Safeguarding records.")
+
+        # 1. First re-audit interval: Tom conducts the audit of 10 records from the plan
+        #    page (two records fall short on recording: 18 of 20 answers), and logs the
+        #    panel outcome and evidence.
         traveller.move_to(FIRST_REAUDIT)
         as_user(page, "tom")
+        records = [(f"Room {n}", ("S2.Q1",) if n in (3, 7) else ()) for n in range(1, 11)]
+        conduct_in_browser(page, plan, records)
+        screenshots(page, "wt1-01-audit-submitted")
+        check_accessible(page, "audit page", a11y)
+        escalation, recording = (plan.indicators.get(name=i["name"]) for i in INDICATORS[:2])
+        assert [(m.numerator, m.denominator) for m in escalation.measurements.all()] == [(10, 10)]
+        assert [(m.numerator, m.denominator) for m in recording.measurements.all()] == [(18, 20)]
         page.goto(page.base + plan.get_absolute_url())
         page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
         check_accessible(page, "log a re-audit", a11y)
-        #    A mistake is named at the top, with a link to its field; nothing is saved.
+        #    A mistake on the one-form re-audit is named at the top, with a link to its
+        #    field; nothing is saved.
         first = page.get_by_role("group", name=re.compile(INDICATORS[0]["name"]))
         first.get_by_label("Met the standard").fill("21")
         first.get_by_label("Checked").fill("20")
@@ -191,17 +222,13 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         assert "met the standard: 21 met the standard but only 20" in summary.inner_text()
         check_accessible(page, "log a re-audit (errors)", a11y)
         both_sizes(page, screenshots, "wt1-01-log-reaudit-errors")
-        assert not Measurement.objects.exists()
-        _log_audit(
-            page,
-            plan,
-            {INDICATORS[0]["name"]: (19, 20), INDICATORS[1]["name"]: (18, 20)},
-            evidence="Safeguarding records re-audit (May)",
-            screenshot=lambda: both_sizes(page, screenshots, "wt1-01-log-reaudit"),
-        )
         assert Measurement.objects.filter(indicator__plan=plan).count() == 2
-        assert plan.evidence_items.get().title == "Safeguarding records re-audit (May)"
         _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
+        _evidence(
+            page, plan, "Re-audit", "Safeguarding records re-audit (May)", "20 records checked."
+        )
+        assert Measurement.objects.filter(indicator__plan=plan).count() == 3
+        assert plan.evidence_items.filter(title="Safeguarding records re-audit (May)").exists()
         check_accessible(page, "plan page (live)", a11y)
 
         #    Tom notes on the chart when the new checklist came in.
@@ -246,13 +273,20 @@ def test_safeguarding_plan_closes_after_sustained_improvement(
         # 2. Second interval, three months on: re-audits, panel outcome, supervision.
         traveller.move_to(SECOND_REAUDIT)
         as_user(page, "tom")
-        _log_audit(
+        records = [(f"Room {n}", ("S2.Q2",) if n == 14 else ()) for n in range(11, 21)]
+        conduct_in_browser(page, plan, records)
+        assert [(m.numerator, m.denominator) for m in recording.measurements.all()] == [
+            (19, 20),
+            (18, 20),
+        ]
+        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
+        _evidence(
             page,
             plan,
-            {INDICATORS[0]["name"]: (20, 20), INDICATORS[1]["name"]: (19, 20)},
-            evidence="Safeguarding records re-audit (August)",
+            "Re-audit",
+            "Safeguarding records re-audit (August)",
+            "Audit tool: 19 of 20 recording answers met the standard.",
         )
-        _log(page, plan, INDICATORS[2]["name"], value=0, source="Incident panel")
         _evidence(
             page,
             plan,

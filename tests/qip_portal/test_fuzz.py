@@ -797,6 +797,8 @@ def good_kwargs(name: str, keys: dict, w: dict) -> dict:
         "kind": "csv",
         "uidb64": "MQ",
         "token": "set-password",
+        "position": 1,  # an audit's record (audits/tools)
+        "answer_id": 999999,
     }
     return {key: values[key] for key in keys}
 

@@ -96,6 +96,29 @@ TABLE = {
     "audits:import_commit": POST_ONLY,
     "audits:import_retry": POST_ONLY,
     "audits:reopen": PLAN_AUTHOR,  # re-opening after deterioration is the quality lead's
+    # Audit tools: everyone reads tools; quality leads manage them. Audits at Oakfield:
+    # its people read them, managers there (and leads) conduct; outsiders get 404.
+    "audits:tool_list": EVERYONE,
+    "audits:tool_detail": EVERYONE,
+    "audits:tool_export": EVERYONE,
+    "audits:compliance": PLAN_AUTHOR,
+    "audits:compliance_export": PLAN_AUTHOR,
+    "audits:tool_import": PLAN_AUTHOR,
+    "audits:tool_import_detail": PLAN_AUTHOR,
+    "audits:audit_list": EVERYONE,
+    "audits:audit_start": codes(302, 200, 200, 200, 404, 404, 200),  # at their own locations
+    "audits:audit_detail": PLAN_READ,
+    "audits:audit_record": PLAN_WRITE,
+    "audits:audit_answer": POST_ONLY,
+    "audits:audit_correct": PLAN_WRITE,
+    "audits:audit_review": PLAN_WRITE,
+    "audits:audit_submit": POST_ONLY,
+    "audits:raise_action": PLAN_WRITE,
+    "audits:feed_indicator": PLAN_AUTHOR,
+    "audits:audit_pdf_request": POST_ONLY,
+    "audits:audit_pdf_status": PLAN_READ,
+    # No audit PDF has been rendered in this world: nobody gets one.
+    "audits:audit_pdf": codes(302, 404, 404, 404, 404, 404, 404),
     # Governance: the quality lead, administrators and members of the deciding group.
     "governance:home": GOVERNANCE,
     "governance:groups": GOVERNANCE,
@@ -242,6 +265,15 @@ def world(
     embedding = learning.record_embedding(
         summary=summary, by=quality_lead, kind="induction", embedded_on=today, who="Training team"
     )
+    from audits.tools.models import Answer, ToolImport
+    from tests.audits.tool_helpers import conduct, safeguarding_tool
+
+    tool = safeguarding_tool(quality_lead)
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{"S1.Q1": "no"}])
+    in_progress = conduct(tool, location=oakfield, by=manager, answers=[{}], submit=False)
+    tool_import = ToolImport.objects.create(
+        original_name="tool.xlsx", status="invalid", errors=["x"], created_by=quality_lead
+    )
     from learning.sweeps import schedule_due_reviews
 
     schedule_due_reviews(today)
@@ -262,6 +294,11 @@ def world(
         "summary": summary,
         "embedding": embedding,
         "ack": Acknowledgement.objects.get(manager=manager),
+        "tool": tool,
+        "audit": audit,
+        "in_progress": in_progress,
+        "no": Answer.objects.get(record__audit=audit, value="no"),
+        "tool_import": tool_import,
         "review": LearningReview.objects.get(summary=summary, due_on__lte=today),
         "users": {
             "lead": quality_lead,
@@ -322,6 +359,21 @@ def _kwargs(name: str, w: dict) -> dict:
         "learning:add_embedding": {"reference": w["closed"].reference},
         "learning:edit_embedding": {"reference": w["closed"].reference, "pk": w["embedding"].pk},
         "learning:embedding_file": {"reference": w["closed"].reference, "pk": w["embedding"].pk},
+        "audits:tool_detail": {"pk": w["tool"].pk},
+        "audits:tool_export": {"pk": w["tool"].pk},
+        "audits:compliance": {"pk": w["tool"].pk},
+        "audits:compliance_export": {"pk": w["tool"].pk, "kind": "csv"},
+        "audits:tool_import_detail": {"pk": w["tool_import"].pk},
+        "audits:audit_detail": {"pk": w["audit"].pk},
+        "audits:audit_record": {"pk": w["in_progress"].pk, "position": 1},
+        "audits:audit_answer": {"pk": w["in_progress"].pk, "position": 1},
+        "audits:audit_correct": {"pk": w["audit"].pk, "position": 1},
+        "audits:audit_review": {"pk": w["in_progress"].pk},
+        "audits:audit_submit": {"pk": w["in_progress"].pk},
+        "audits:raise_action": {"pk": w["audit"].pk, "answer_id": w["no"].pk},
+        "audits:audit_pdf": {"pk": w["audit"].pk},
+        "audits:audit_pdf_request": {"pk": w["audit"].pk},
+        "audits:audit_pdf_status": {"pk": w["audit"].pk},
     }
     if name in by_name:
         return by_name[name]

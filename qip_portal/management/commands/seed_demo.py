@@ -91,6 +91,7 @@ class Command(BaseCommand):
             self.results(users)
             self.governance(users)
             self.learning(users, locations)
+            self.audit_tools(users)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new plans)."))
         self.stdout.write("\nSign in at http://127.0.0.1:8000 as any of these demo users")
         self.stdout.write(f"(password for all: {DEMO_PASSWORD}):")
@@ -103,6 +104,12 @@ class Command(BaseCommand):
             "helen chairs the Safeguarding Governance Group and admin administers, so both set up\n"
             "two-step verification (any authenticator app) at their first sign-in."
         )
+
+    def audit_tools(self, users):
+        """The three demo audit tools (audits/tools/demo.py); safe to run again."""
+        from audits.tools.demo import install_demo_tools
+
+        install_demo_tools(by=users["priya"])
 
     def governance(self, users):
         """The Safeguarding Governance Group: Helen chairs (so she must set up two-step
