@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from decimal import localcontext
 from enum import StrEnum
 
+from .arithmetic import _EXACT as EXACT
 from .arithmetic import Number, check_indices, to_decimals
 from .chart import MIN_SPC_POINTS
 from .pchart import analyse_p_chart, check_counts
@@ -22,7 +24,7 @@ from .types import (
     TwoOfThree,
     parse_choice,
 )
-from .xmr import analyse_xmr
+from .xmr import checked_xmr
 
 # Run-chart rules and their tables start at 10 useful observations (Perla 2011; Anhøj
 # 2014); below that the product makes no statistical judgement (SPC.md §3.4 policy).
@@ -94,8 +96,8 @@ def assess_series(
     p-chart when denominators are given, XmR chart otherwise (SPC.md §2.3, §3.4).
     """
     # Checked whatever the length, so bad settings fail before there is enough data too.
-    parse_choice(Direction, direction, "direction")
-    RuleSettings.build(shift, trend, two_of_three, conflict)
+    way = parse_choice(Direction, direction, "direction")
+    settings = RuleSettings.build(shift, trend, two_of_three, conflict)
     if (numerators is None) != (denominators is None):
         raise ValueError("numerators and denominators must be given together")
     if (values is None) == (numerators is None):
@@ -125,19 +127,17 @@ def assess_series(
         assert values is not None
         active = _active_points(values, ghosts)
         if active >= MIN_SPC_POINTS:
-            chart = analyse_xmr(
-                values,
-                direction=direction,
-                target=target,
-                baseline=baseline,
-                recalc_at=recalc_at,
-                ghosts=ghosts,
-                labels=labels,
-                shift=shift,
-                trend=trend,
-                two_of_three=two_of_three,
-                conflict=conflict,
-            )
+            with localcontext(EXACT):
+                chart = checked_xmr(
+                    values,
+                    direction=way,
+                    target=target,
+                    baseline=baseline,
+                    recalc_at=recalc_at,
+                    ghosts=ghosts,
+                    labels=labels,
+                    settings=settings,
+                )
             return SeriesAssessment(Method.XMR, active, chart)
         to_decimals(values, "values")
         series = values
@@ -152,6 +152,8 @@ def assess_series(
 
 def _active_points(given: Sequence[Number], ghosts: Collection[int]) -> int:
     """The number of points that count: those not ghosted."""
-    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+    if type(given) is not list and (
+        isinstance(given, str | bytes) or not isinstance(given, Sequence)
+    ):
         raise ValueError(f"expected a sequence of measurements, got {given!r}")
     return len(given) - len(check_indices(ghosts, len(given), "ghosts"))

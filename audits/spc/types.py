@@ -7,9 +7,11 @@ indices are 0-based; explanations name points 1-based, as a reader counts them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import TypeVar
+from functools import cache, lru_cache
+from typing import Any, TypeVar
 
 from .arithmetic import check_length
 from .text import Formatter, format_number, formatter_for, join_names, plural, span
@@ -20,11 +22,16 @@ E = TypeVar("E", bound=StrEnum)
 def parse_choice(kind: type[E], value: E | str, what: str) -> E:
     """`value` as a member of `kind`, accepting any letter case ("Up", "up", Direction.UP)."""
     if isinstance(value, str):
-        for member in kind:
-            if member.value.lower() == value.lower():
-                return member
+        found = _choices(kind).get(value) or _choices(kind).get(value.lower())
+        if found is not None:
+            return found  # type: ignore[return-value]
     choices = ", ".join(member.value for member in kind)
     raise ValueError(f"{what} must be one of {choices}; got {value!r}")
+
+
+@cache
+def _choices(kind: type[StrEnum]) -> dict[str, StrEnum]:
+    return {member.value.lower(): member for member in kind}
 
 
 class Direction(StrEnum):
@@ -117,6 +124,20 @@ class RuleSettings:
         two_of_three: TwoOfThree | str,
         conflict: ConflictRule | str,
     ) -> RuleSettings:
+        """Checked settings. Parsed once for each distinct set of arguments (`typed`, so
+        that 7.0 or True is still refused where 7 is accepted)."""
+        if not all(type(v) in _HASHABLE for v in (shift, trend, two_of_three, conflict)):
+            return _build_settings(cls, shift, trend, two_of_three, conflict)
+        return _build_cached(cls, shift, trend, two_of_three, conflict)
+
+    @classmethod
+    def _checked(
+        cls,
+        shift: int,
+        trend: int,
+        two_of_three: TwoOfThree | str,
+        conflict: ConflictRule | str,
+    ) -> RuleSettings:
         return cls(
             shift=check_length(shift, "shift", 2),
             trend=check_length(trend, "trend", 2),
@@ -125,12 +146,37 @@ class RuleSettings:
         )
 
     def warnings(self) -> list[str]:
-        return [
+        known = _WARNINGS.get(id(self))
+        if known is None or known[0] is not self:
+            known = _WARNINGS[id(self)] = (self, _settings_warnings(self))
+        return list(known[1])
+
+
+# Settings are built once per distinct arguments (see `build`), so their warnings are
+# looked up by identity; the entry keeps its settings alive, so an id is never reused.
+_WARNINGS: dict[int, tuple[RuleSettings, tuple[str, ...]]] = {}
+
+
+_HASHABLE = frozenset({int, str, TwoOfThree, ConflictRule})
+
+
+def _build_settings(cls: type[RuleSettings], *args: Any) -> RuleSettings:
+    return cls._checked(*args)
+
+
+_build_cached = lru_cache(maxsize=512, typed=True)(_build_settings)
+
+
+@lru_cache(maxsize=512)
+def _settings_warnings(settings: RuleSettings) -> tuple[str, ...]:
+    return tuple(
+        [
             f"A {name} length of {length} is outside the 6 to 8 points that Making Data "
             "Count recommends."
-            for name, length in (("shift", self.shift), ("trend", self.trend))
+            for name, length in (("shift", settings.shift), ("trend", settings.trend))
             if length not in _MDC_LENGTHS
         ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +385,14 @@ _CHART_TITLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChartResult:
-    """An XmR chart or p-chart with its signals, icons and warnings."""
+    """An XmR chart or p-chart with its signals, icons and warnings.
+
+    The engine builds `points`, `partitions` and `assurance` on first use (`lazy`): a
+    sweep that reads only the signals never pays for 36 points it does not look at.
+    Equality, `dataclasses.asdict`, pickling and repr see every field as usual.
+    """
 
     kind: ChartKind
     direction: Direction
@@ -354,9 +405,36 @@ class ChartResult:
     assurance: Assurance | None
     warnings: tuple[str, ...]
 
+    @classmethod
+    def lazy(cls, later: dict[str, Callable[[], Any]], **given: Any) -> ChartResult:
+        """A result whose fields named in `later` are computed by those functions when
+        first read; `later` may also give "latest", the latest point on its own."""
+        result = object.__new__(cls)
+        state = result.__dict__
+        state.update(given)
+        state["_later"] = later
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for attributes not yet set: the lazy fields, on first use.
+        later = self.__dict__.get("_later")
+        if later is None or name not in later or name == "latest":
+            raise AttributeError(name)
+        value = self.__dict__[name] = later[name]()
+        return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     @property
     def latest(self) -> Point:
         """The latest non-ghosted point, which sets the icons."""
+        later = self.__dict__.get("_later")
+        if "points" not in self.__dict__ and later is not None and "latest" in later:
+            return later["latest"]()
         return next(point for point in reversed(self.points) if not point.ghost)
 
     @property

@@ -4,19 +4,20 @@ own non-ghosted points, a frozen baseline extended forward."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from itertools import pairwise
 
 from .arithmetic import (
+    Measures,
     Number,
     check_indices,
     check_labels,
     exact,
+    read_measures,
     to_decimal,
-    to_decimals,
 )
-from .chart import MIN_PARTITION_POINTS, build_chart, plan_partitions, span_warnings
+from .chart import MIN_PARTITION_POINTS, Span, build_chart, plan_partitions, span_warnings
 from .rules import Lines, SeriesView
 from .text import point_names
 from .types import (
@@ -24,6 +25,7 @@ from .types import (
     ChartResult,
     ConflictRule,
     Direction,
+    Limits,
     Partition,
     RuleSettings,
     TwoOfThree,
@@ -42,6 +44,15 @@ def xmr_lines(values: Sequence[Decimal]) -> tuple[Lines, Decimal] | None:
     mean = sum(values, Decimal(0)) / len(values)
     mr_mean = sum((abs(b - a) for a, b in pairwise(values)), Decimal(0)) / (len(values) - 1)
     return Lines.around(mean, XMR_CONSTANT * mr_mean), mr_mean
+
+
+def _partition_lines(x: Measures, members: list[int]) -> tuple[Lines, Decimal] | None:
+    """`xmr_lines` of the points at `members`, from exact sums (the same decimals)."""
+    if len(members) < 2:
+        return None
+    total, ranges = x.sums(members)
+    mr_mean = ranges / (len(members) - 1)
+    return Lines.around(total / len(members), XMR_CONSTANT * mr_mean), mr_mean
 
 
 @exact
@@ -66,21 +77,52 @@ def analyse_xmr(
     0-based indices of points that are plotted but left out of limits and rules;
     `labels` (e.g. dates) name the points in explanations. Raises ValueError on bad input.
     """
-    x = to_decimals(values, "values")
+    return checked_xmr(
+        values,
+        direction=direction,
+        target=target,
+        baseline=baseline,
+        recalc_at=recalc_at,
+        ghosts=ghosts,
+        labels=labels,
+        settings=lambda: RuleSettings.build(shift, trend, two_of_three, conflict),
+    )
+
+
+def checked_xmr(
+    values: Sequence[Number],
+    *,
+    direction: Direction | str,
+    target: Number | None,
+    baseline: int | None,
+    recalc_at: Collection[int],
+    ghosts: Collection[int],
+    labels: Sequence[str] | None,
+    settings: RuleSettings | Callable[[], RuleSettings],
+) -> ChartResult:
+    """`analyse_xmr` with the settings already parsed (or a function parsing them, so
+    that errors come in the same order), in the 40-digit context."""
+    x = read_measures(values, "values")
+    count = len(x)
+    names = point_names(count, check_labels(labels, count))
+    way = parse_choice(Direction, direction, "direction")
+    goal = None if target is None else to_decimal(target, "target")
+    recalc = check_indices(recalc_at, count, "recalc_at")
+    ghosted = check_indices(ghosts, count, "ghosts")
     return xmr_chart(
         x,
-        names=point_names(len(x), check_labels(labels, len(x))),
-        direction=parse_choice(Direction, direction, "direction"),
-        target=None if target is None else to_decimal(target, "target"),
+        names=names,
+        direction=way,
+        target=goal,
         baseline=baseline,
-        recalc_at=check_indices(recalc_at, len(x), "recalc_at"),
-        ghosts=check_indices(ghosts, len(x), "ghosts"),
-        settings=RuleSettings.build(shift, trend, two_of_three, conflict),
+        recalc_at=recalc,
+        ghosts=ghosted,
+        settings=settings if isinstance(settings, RuleSettings) else settings(),
     )
 
 
 def xmr_chart(
-    x: list[Decimal],
+    x: Measures,
     *,
     names: Sequence[str],
     direction: Direction,
@@ -90,47 +132,116 @@ def xmr_chart(
     ghosts: frozenset[int],
     settings: RuleSettings,
 ) -> ChartResult:
-    """`analyse_xmr` on checked, exact input (the lifecycle functions call this too)."""
+    """`analyse_xmr` on checked input (the lifecycle functions call this too)."""
     count = len(x)
-    active = [i not in ghosts for i in range(count)]
+    if baseline is None and not recalc_at and not ghosts and count >= 2:
+        return _one_partition(x, names, direction, target, settings)
+    active = [i not in ghosts for i in range(count)] if ghosts else [True] * count
     if not any(active):
         raise ValueError("every point is ghosted: at least one point must be analysed")
     spans = plan_partitions(count, baseline, recalc_at)
 
     partition_of = [0] * count
     lines_of: list[Lines | None] = [None] * count
+    limits_of: list[Limits | None] = [None] * count
     partitions: list[Partition] = []
-    by_number: dict[int, tuple[tuple[Lines, Decimal] | None, int]] = {}
+    facts: list[tuple[bool, int, bool]] = []
+    by_number: dict[int, tuple[tuple[Lines, Decimal] | None, Limits | None, int]] = {}
     for span in spans:
-        own = [x[i] for i in range(span.first, span.last + 1) if active[i]]
+        members = range(span.first, span.last + 1)
+        own = [i for i in members if active[i]] if ghosts else list(members)
         if span.inherits is None:
-            by_number[span.number] = (xmr_lines(own), len(own))
+            result = _partition_lines(x, own)
+            by_number[span.number] = (
+                result,
+                None if result is None else result[0].public(),
+                len(own),
+            )
         else:
             by_number[span.number] = by_number[span.inherits]
-        result, setting_points = by_number[span.number]
+        result, limits, setting_points = by_number[span.number]
         lines, mr_mean = (None, None) if result is None else result
-        for i in range(span.first, span.last + 1):
-            partition_of[i], lines_of[i] = span.number, lines
+        partition_of[span.first : span.last + 1] = [span.number] * len(members)
+        lines_of[span.first : span.last + 1] = [lines] * len(members)
+        limits_of[span.first : span.last + 1] = [limits] * len(members)
+        trial = lines is not None and setting_points < MIN_PARTITION_POINTS
+        facts.append((lines is not None, len(own), trial))
         partitions.append(
             Partition(
                 number=span.number,
                 first=span.first,
                 last=span.last,
                 n_points=len(own),
-                limits=None if lines is None else lines.public(),
+                limits=limits,
                 inherited_from=span.inherits,
-                trial=lines is not None and setting_points < MIN_PARTITION_POINTS,
+                trial=trial,
                 mr_mean=None if mr_mean is None else float(mr_mean),
             )
         )
 
-    latest = max(i for i in range(count) if active[i])
-    view = SeriesView(x, active, partition_of, lines_of, names, direction, settings)
+    latest = next(i for i in range(count - 1, -1, -1) if active[i])
+    view = SeriesView(
+        x,
+        active,
+        partition_of,
+        limits_of,
+        lines_of.__getitem__,  # type: ignore[arg-type]
+        names,
+        direction,
+        settings,
+    )
+    frozen = tuple(partitions)
     return build_chart(
         view,
         kind=ChartKind.XMR,
-        partitions=partitions,
+        partitions=lambda: frozen,
         target=target,
-        assurance_lines=lines_of[latest],
-        warnings=span_warnings(spans, partitions, baseline, count),
+        assurance_lines=lambda: lines_of[latest],
+        point_limits=limits_of.__getitem__,
+        warnings=span_warnings(spans, facts, baseline, count),
     )
+
+
+def _one_partition(
+    x: Measures,
+    names: Sequence[str],
+    direction: Direction,
+    target: Decimal | None,
+    settings: RuleSettings,
+) -> ChartResult:
+    """`xmr_chart` of a series with no baseline, recalculation or ghosted point: one
+    partition (numbered 1, as MDC numbers it) whose limits every point shares."""
+    count = len(x)
+    total, ranges = x.sums(range(count))
+    mr_mean = ranges / (count - 1)
+    lines = Lines.around(total / count, XMR_CONSTANT * mr_mean)
+    limits = lines.public()
+    trial = count < MIN_PARTITION_POINTS
+    partition = Partition(1, 0, count - 1, count, limits, None, trial, float(mr_mean))
+    view = SeriesView(
+        x,
+        [True] * count,
+        [1] * count,
+        [limits] * count,
+        lambda i: lines,
+        names,
+        direction,
+        settings,
+    )
+    return build_chart(
+        view,
+        kind=ChartKind.XMR,
+        partitions=lambda: (partition,),
+        target=target,
+        assurance_lines=lambda: lines,
+        point_limits=lambda i: limits,
+        warnings=_TRIAL_WARNING[count] if trial else [],
+    )
+
+
+class _TrialWarnings(dict[int, list[str]]):
+    def __missing__(self, count: int) -> list[str]:
+        return span_warnings([Span(1, 0, count - 1, None)], [(True, count, True)], None, count)
+
+
+_TRIAL_WARNING = _TrialWarnings()
