@@ -22,7 +22,7 @@ from audits.models import (
     next_due_q,
     with_due_from,
 )
-from core import jobs, outbox, stuck
+from core import freshness, jobs, outbox, stuck
 from core.history import save_with_history
 from core.queueing import after_commit
 from core.thresholds import DUE_SOON_DAYS
@@ -40,18 +40,26 @@ def _quality_leads() -> set[str]:
     )
 
 
+def _open_periods(**filters) -> list[MonitoringPeriod]:
+    return list(
+        MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.OPEN, **filters)
+        .select_related("plan")
+        .order_by("pk")
+    )
+
+
 @jobs.register("audits_deterioration", "Re-check every open monitoring period for deterioration.")
 def deterioration() -> str:
     """Check every open monitoring period against its floors and frozen SPC limits, and
     escalate what is new (``services.check_monitoring``: once per period per result).
-    Catches anything the per-result check missed. Safe to run any number of times."""
-    ids = list(
-        MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.OPEN).values_list(
-            "pk", flat=True
-        )
+    Catches anything the per-result check missed. Safe to run any number of times.
+    Queries: five to look at every period, however many; then those of each period with
+    something new (recorded under a lock, and escalated)."""
+    periods = _open_periods()
+    found = sum(
+        services.check_monitoring(period_id=pk) for pk in services.periods_needing_a_check(periods)
     )
-    found = sum(services.check_monitoring(period_id=pk) for pk in ids)
-    return f"{len(ids)} monitoring period(s) checked, {found} new deterioration(s)"
+    return f"{len(periods)} monitoring period(s) checked, {found} new deterioration(s)"
 
 
 @jobs.register(
@@ -61,32 +69,40 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
     """Mark ended every open monitoring period past its end date with no open
     deterioration (checked again first). Whether the plan may now go forward for final
     closure, and the email that says so, are the closure workflow's
-    (``qip_portal.closure.announce_ready_plans``). Safe to run any number of times."""
+    (``qip_portal.closure.announce_ready_plans``). Safe to run any number of times.
+    Queries: a fixed number however many periods end (the check as in
+    ``deterioration``, then one locked read and one bulk update with history)."""
     today = today or timezone.localdate()
-    due = MonitoringPeriod.objects.filter(
-        status=MonitoringPeriod.Status.OPEN, ends_on__lt=today
-    ).values_list("pk", flat=True)
-    ended = 0
-    for pk in list(due):
+    periods = _open_periods(ends_on__lt=today)
+    for pk in services.periods_needing_a_check(periods):
         services.check_monitoring(period_id=pk)
-        with transaction.atomic():
-            period = (
-                MonitoringPeriod.objects.select_for_update(of=("self",))
-                .select_related("plan__owner")
-                .get(pk=pk)
+    if not periods:
+        return "0 monitoring period(s) ended"
+    with transaction.atomic():
+        ending = list(
+            MonitoringPeriod.objects.select_for_update(of=("self",))
+            .filter(
+                pk__in=[p.pk for p in periods],
+                status=MonitoringPeriod.Status.OPEN,
+                ends_on__lt=today,
             )
-            if (
-                not period.is_open
-                or period.deteriorations.filter(status=Deterioration.Status.OPEN).exists()
-            ):
-                continue
+            .exclude(deteriorations__status=Deterioration.Status.OPEN)
+            .order_by("pk")
+        )
+        now = timezone.now()
+        for period in ending:
             period.status = MonitoringPeriod.Status.ENDED
-            period.status_changed_at = timezone.now()
-            save_with_history(
-                period, by=None, reason="Monitoring period ended without deterioration"
+            period.status_changed_at = now
+            period._history_user = None
+        if ending:
+            bulk_update_with_history(
+                ending,
+                MonitoringPeriod,
+                ["status", "status_changed_at"],
+                default_change_reason="Monitoring period ended without deterioration",
             )
-            ended += 1
-    return f"{ended} monitoring period(s) ended"
+            freshness.data_changed()  # a bulk update sends no save signal
+    return f"{len(ending)} monitoring period(s) ended"
 
 
 @jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")

@@ -31,6 +31,7 @@ from audits.services.monitoring import (
     check_monitoring,
     check_plan_monitoring,
     monitoring_problems,
+    periods_needing_a_check,
     record_reopening,
     start_monitoring,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "commit_import",
     "correct_measurement",
     "monitoring_problems",
+    "periods_needing_a_check",
     "queue_import_commit",
     "queue_monitoring_check",
     "record_measurement",
