@@ -23,7 +23,6 @@ from audits.models import (
     with_due_from,
 )
 from core import freshness, jobs, outbox, stuck
-from core.history import save_with_history
 from core.queueing import after_commit
 from core.thresholds import DUE_SOON_DAYS
 from plans.models import Indicator, Plan, User
