@@ -116,9 +116,11 @@ class SeriesView:
     settings: RuleSettings
     # p-charts: False where the sample is too small to trust a single point beyond a limit.
     astro_trusted: Sequence[bool] | None = None
-    # p-charts: the points are marked by the chart (from estimated lines, see pchart), and
-    # `limits` only tells which points have lines.
+    # Points marked by the chart itself from estimated lines (p-charts, and XmR charts
+    # whose points are all clear of their lines): `limits` then only tells which points
+    # have lines, and `mean` may give the exact float of a single partition's mean.
     marks: Marks | None = None
+    mean: float | None = None
 
     def line(self, i: int, name: str) -> float:
         """float() of one of a point's exact lines."""
@@ -126,6 +128,8 @@ class SeriesView:
             limits = self.limits[i]
             assert limits is not None
             return getattr(limits, name)
+        if name == "mean" and self.mean is not None:
+            return self.mean
         return float(getattr(self.exact_lines(i), name))
 
     def signal(

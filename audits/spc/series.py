@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from decimal import localcontext
 from enum import StrEnum
 
-from .arithmetic import _EXACT as EXACT
 from .arithmetic import Number, check_indices, to_decimals
 from .chart import MIN_SPC_POINTS
 from .pchart import analyse_p_chart, check_counts
@@ -127,17 +125,16 @@ def assess_series(
         assert values is not None
         active = _active_points(values, ghosts)
         if active >= MIN_SPC_POINTS:
-            with localcontext(EXACT):
-                chart = checked_xmr(
-                    values,
-                    direction=way,
-                    target=target,
-                    baseline=baseline,
-                    recalc_at=recalc_at,
-                    ghosts=ghosts,
-                    labels=labels,
-                    settings=settings,
-                )
+            chart = checked_xmr(
+                values,
+                direction=way,
+                target=target,
+                baseline=baseline,
+                recalc_at=recalc_at,
+                ghosts=ghosts,
+                labels=labels,
+                settings=settings,
+            )
             return SeriesAssessment(Method.XMR, active, chart)
         to_decimals(values, "values")
         series = values

@@ -4,11 +4,14 @@ own non-ghosted points, a frozen baseline extended forward."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import pairwise
+from operator import sub
 
 from .arithmetic import (
+    _EXACT,
     Measures,
     Number,
     check_indices,
@@ -18,7 +21,7 @@ from .arithmetic import (
     to_decimal,
 )
 from .chart import MIN_PARTITION_POINTS, Span, build_chart, plan_partitions, span_warnings
-from .rules import Lines, SeriesView
+from .rules import Lines, Marks, SeriesView
 from .text import point_names
 from .types import (
     ChartKind,
@@ -35,6 +38,7 @@ from .types import (
 # 2.66 = 3/d2 with d2 = 1.128 for moving ranges of two points, rounded as Making Data
 # Count and NHSRplotthedots round it, so that limits match MDC's (SPC.md §3.1).
 XMR_CONSTANT = Decimal("2.66")
+XMR_FLOAT = 2.66
 
 
 def xmr_lines(values: Sequence[Decimal]) -> tuple[Lines, Decimal] | None:
@@ -136,6 +140,21 @@ def xmr_chart(
     count = len(x)
     if baseline is None and not recalc_at and not ghosts and count >= 2:
         return _one_partition(x, names, direction, target, settings)
+    with localcontext(_EXACT):
+        return _partitioned(x, names, direction, target, baseline, recalc_at, ghosts, settings)
+
+
+def _partitioned(
+    x: Measures,
+    names: Sequence[str],
+    direction: Direction,
+    target: Decimal | None,
+    baseline: int | None,
+    recalc_at: frozenset[int],
+    ghosts: frozenset[int],
+    settings: RuleSettings,
+) -> ChartResult:
+    count = len(x)
     active = [i not in ghosts for i in range(count)] if ghosts else [True] * count
     if not any(active):
         raise ValueError("every point is ghosted: at least one point must be analysed")
@@ -202,6 +221,84 @@ def xmr_chart(
     )
 
 
+# Estimated lines are trusted only this far from every point, relative to their size:
+# the float estimate is good to a few units in the 16th digit.
+_ROOM = 1e-12
+# The estimate's floats are exact for a mean of integers on a decimal scale up to this.
+_SCALE_LIMIT = 10**15
+_HAS_LINES = object()  # stands for a point's limits where only their presence matters
+
+
+class _ExactLines:
+    """A single partition's exact lines, made (with the engine's decimals) only when
+    something reads them."""
+
+    __slots__ = ("_x", "_result", "_limits")
+
+    def __init__(self, x: Measures) -> None:
+        self._x = x
+        self._result: tuple[Lines, Decimal] | None = None
+        self._limits: Limits | None = None
+
+    def result(self) -> tuple[Lines, Decimal]:
+        if self._result is None:
+            with localcontext(_EXACT):
+                result = _partition_lines(self._x, range(len(self._x)))
+            assert result is not None
+            self._result = result
+        return self._result
+
+    def lines(self, i: int = 0) -> Lines:
+        return self.result()[0]
+
+    def limits(self, i: int = 0) -> Limits:
+        if self._limits is None:
+            self._limits = self.result()[0].public()
+        return self._limits
+
+
+def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float] | None:
+    """The marks of a one-partition series from float estimates of its lines, and the
+    exact float of its mean; None when a point is too close to a line (or on its mean)
+    for the estimate to decide, or the values are not on a decimal scale."""
+    k = x._k
+    count = len(k) if k is not None else 0
+    scale = 10**x._d
+    if k is None or count * scale > _SCALE_LIMIT:
+        return None
+    # The mean and the mean moving range as single correctly rounded divisions of exact
+    # integers: the floats of the engine's 40-digit quotients (no rounding of a fraction
+    # with so small a denominator to 40 digits can cross a float's rounding boundary).
+    total = sum(k)
+    if abs(total) >= 2**53:  # (so that the mean can never be a float's rounding midpoint)
+        return None
+    mean = total / (count * scale)
+    f = x.f
+    if mean in f:
+        return None
+    width = XMR_FLOAT * (sum(map(abs, map(sub, k[1:], k))) / ((count - 1) * scale))
+    two = width * 2 / 3
+    room = _ROOM * (abs(mean) + width)
+    upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
+    ordered = sorted(f)
+    for line in (upper, lower, upper_2, lower_2):
+        if bisect_left(ordered, line - room) != bisect_right(ordered, line + room):
+            return None
+    astro, zone = [0] * count, [0] * count
+    if ordered[-1] > upper_2 or ordered[0] < lower_2:
+        every = settings.two_of_three is TwoOfThree.MDC2023
+        for i, a in enumerate(f):
+            if a > upper_2:
+                above = a > upper
+                astro[i] = 1 if above else 0
+                zone[i] = 1 if every or not above else 0
+            elif a < lower_2:
+                below = a < lower
+                astro[i] = -1 if below else 0
+                zone[i] = -1 if every or not below else 0
+    return Marks([(a > mean) - (a < mean) for a in f], astro, zone), mean
+
+
 def _one_partition(
     x: Measures,
     names: Sequence[str],
@@ -210,31 +307,51 @@ def _one_partition(
     settings: RuleSettings,
 ) -> ChartResult:
     """`xmr_chart` of a series with no baseline, recalculation or ghosted point: one
-    partition (numbered 1, as MDC numbers it) whose limits every point shares."""
+    partition (numbered 1, as MDC numbers it) whose limits every point shares. Its exact
+    lines are made only if a point is too close to one for floats to decide, or when a
+    signal, a point, the partition or the assurance is read."""
     count = len(x)
-    total, ranges = x.sums(range(count))
-    mr_mean = ranges / (count - 1)
-    lines = Lines.around(total / count, XMR_CONSTANT * mr_mean)
-    limits = lines.public()
+    exact = _ExactLines(x)
     trial = count < MIN_PARTITION_POINTS
-    partition = Partition(1, 0, count - 1, count, limits, None, trial, float(mr_mean))
-    view = SeriesView(
-        x,
-        [True] * count,
-        [1] * count,
-        [limits] * count,
-        lambda i: lines,
-        names,
-        direction,
-        settings,
-    )
+    estimated = _estimated_marks(x, settings)
+    if estimated is None:
+        limits = exact.limits()
+        view = SeriesView(
+            x,
+            [True] * count,
+            [1] * count,
+            [limits] * count,
+            exact.lines,
+            names,
+            direction,
+            settings,
+        )
+    else:
+        marks, mean = estimated
+        view = SeriesView(
+            x,
+            [True] * count,
+            [1] * count,
+            [_HAS_LINES] * count,  # type: ignore[list-item]
+            exact.lines,
+            names,
+            direction,
+            settings,
+            marks=marks,
+            mean=mean,
+        )
+
+    def partitions() -> tuple[Partition, ...]:
+        mr_mean = exact.result()[1]
+        return (Partition(1, 0, count - 1, count, exact.limits(), None, trial, float(mr_mean)),)
+
     return build_chart(
         view,
         kind=ChartKind.XMR,
-        partitions=lambda: (partition,),
+        partitions=partitions,
         target=target,
-        assurance_lines=lambda: lines,
-        point_limits=lambda i: limits,
+        assurance_lines=exact.lines,
+        point_limits=exact.limits,
         warnings=_TRIAL_WARNING[count] if trial else [],
     )
 

@@ -97,5 +97,5 @@ def test_lazy_parts_are_exact_whenever_they_are_read():
 
 def test_a_result_pickles_and_compares_whole():
     chart = spc.analyse_xmr([88, 90, 85, 92, 87, 91, 89, 86, 90, 88] * 2, direction="up")
-    copy = pickle.loads(pickle.dumps(chart))
+    copy = pickle.loads(pickle.dumps(chart))  # noqa: S301 - our own bytes, just made
     assert copy == chart and copy.points == chart.points and copy.explain() == chart.explain()
