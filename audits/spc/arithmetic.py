@@ -50,6 +50,16 @@ def to_decimal(value: object, what: str) -> Decimal:
     return value
 
 
+def read_target(value: object) -> Decimal | float | None:
+    """A target: None, or a finite number as `to_decimal` reads it. A float is checked
+    and kept as it is (its decimal is made when the assurance is read)."""
+    if value is None:
+        return None
+    if type(value) is float and math.isfinite(value):
+        return value
+    return to_decimal(value, "target")
+
+
 def to_decimals(values: Sequence[Number], what: str) -> list[Decimal]:
     """A non-empty series of finite numbers."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
@@ -67,8 +77,13 @@ def to_whole(value: object, what: str) -> int:
     return int(number)
 
 
+_NONE: frozenset[int] = frozenset()
+
+
 def check_indices(indices: Collection[int], count: int, what: str) -> frozenset[int]:
     """0-based point indices, each inside a series of `count` points."""
+    if not indices and type(indices) in (tuple, list, frozenset, set):
+        return _NONE
     if isinstance(indices, str | bytes):
         raise ValueError(f"{what} must be a collection of point indices, got {indices!r}")
     for index in indices:

@@ -9,11 +9,11 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from itertools import pairwise
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.thresholds import MIN_PARTITION_POINTS, MIN_SPC_POINTS
 
-from .arithmetic import _EXACT
+from .arithmetic import _EXACT, to_decimal
 from .rules import Lines, SeriesView, find_signals
 from .types import (
     Assurance,
@@ -106,14 +106,14 @@ def span_warnings(
 
 
 def _variation(
-    classification: Effect | None, sides: set[Side], direction: Direction, high: Callable[[], bool]
+    classification: Effect | None, sides: set[Side], direction: Direction, high: bool
 ) -> VariationIcon:
+    """The variation icon of the latest point; `high`: which side its signals (or, with
+    signals on both sides of a measure without direction, its value) lie on."""
     if classification is None:
         return VariationIcon.COMMON_CAUSE
     if direction is Direction.NEITHER:
-        # With signals on both sides, the point's own side of the mean decides.
-        up = Side.HIGH in sides if len(sides) == 1 else high()
-        return VariationIcon.NEITHER_HIGH if up else VariationIcon.NEITHER_LOW
+        return VariationIcon.NEITHER_HIGH if high else VariationIcon.NEITHER_LOW
     improving = classification is Effect.IMPROVEMENT
     if direction is Direction.UP:
         return VariationIcon.IMPROVEMENT_HIGH if improving else VariationIcon.CONCERN_LOW
@@ -162,15 +162,66 @@ def _classify(
     return (Effect.CONCERN if rule is ConflictRule.CONCERN else Effect.IMPROVEMENT), True
 
 
-def in_exact(compute: Callable[[], T]) -> Callable[[], T]:
-    """`compute`, run with the engine's 40-digit decimals whenever it is called (the lazy
-    parts of a result are built after the analysing call has returned)."""
+class _Later:
+    """What a chart builds only when it is read: its points, partitions and assurance,
+    always with the engine's 40-digit decimals."""
 
-    def run() -> T:
+    __slots__ = (
+        "view",
+        "on_point",
+        "partitions",
+        "target",
+        "assurance_lines",
+        "point_limits",
+        "numerators",
+        "denominators",
+        "latest_index",
+    )
+
+    def __init__(self, view, on_point, partitions, target, assurance_lines, point_limits,
+                 numerators, denominators, latest_index) -> None:  # fmt: skip
+        self.view, self.on_point, self.partitions = view, on_point, partitions
+        self.target, self.assurance_lines, self.point_limits = target, assurance_lines, point_limits
+        self.numerators, self.denominators = numerators, denominators
+        self.latest_index = latest_index
+
+    def build(self, name: str) -> Any:
         with localcontext(_EXACT):
-            return compute()
+            if name == "points":
+                return tuple([self.point(i) for i in range(len(self.view.active))])
+            if name == "partitions":
+                return self.partitions()
+            target = self.target
+            if type(target) is float:
+                target = to_decimal(target, "target")
+            return assess_target(target, self.assurance_lines(), self.view.direction)
 
-    return run
+    def latest(self) -> Point:
+        with localcontext(_EXACT):
+            return self.point(self.latest_index)
+
+    def point(self, i: int) -> Point:
+        view = self.view
+        hits = self.on_point.get(i)
+        if hits:
+            hits = sorted(hits, key=_code_order)
+            classification, conflict = _classify(hits, view.direction, view.settings.conflict)
+            rules = tuple(dict.fromkeys(s.code for s in hits))
+        else:
+            classification, conflict, rules = None, False, ()
+        return Point(
+            index=i,
+            value=view.x.f[i],
+            name=view.names[i],
+            ghost=not view.active[i],
+            partition=view.partition[i],
+            limits=self.point_limits(i),
+            rules=rules,
+            classification=classification,
+            conflict=conflict,
+            numerator=None if self.numerators is None else self.numerators[i],
+            denominator=None if self.denominators is None else self.denominators[i],
+        )
 
 
 def build_chart(
@@ -178,7 +229,7 @@ def build_chart(
     *,
     kind: ChartKind,
     partitions: Callable[[], tuple[Partition, ...]],
-    target: Decimal | None,
+    target: Decimal | float | None,
     assurance_lines: Callable[[], Lines | None],
     point_limits: Callable[[int], Limits | None],
     warnings: list[str],
@@ -192,46 +243,23 @@ def build_chart(
     for signal in signals:
         for i in signal.points:
             on_point.setdefault(i, []).append(signal)
-    direction, conflict_rule = view.direction, view.settings.conflict
+    direction = view.direction
     active = view.active
-
-    def make_point(i: int) -> Point:
-        hits = on_point.get(i)
-        if hits:
-            hits = sorted(hits, key=_code_order)
-            classification, conflict = _classify(hits, direction, conflict_rule)
-            rules = tuple(dict.fromkeys(s.code for s in hits))
-        else:
-            classification, conflict, rules = None, False, ()
-        return Point(
-            index=i,
-            value=view.x.f[i],
-            name=view.names[i],
-            ghost=not active[i],
-            partition=view.partition[i],
-            limits=point_limits(i),
-            rules=rules,
-            classification=classification,
-            conflict=conflict,
-            numerator=None if numerators is None else numerators[i],
-            denominator=None if denominators is None else denominators[i],
-        )
-
     count = len(active)
-    latest = next(i for i in range(count - 1, -1, -1) if active[i])
-    latest_hits = on_point.get(latest, [])
-
-    def latest_is_high() -> bool:
-        if view.limits[latest] is None:
-            return True
-        return view.x.exact(latest) > view.exact_lines(latest).mean
-
-    variation = _variation(
-        _classify(latest_hits, direction, conflict_rule)[0],
-        {s.side for s in latest_hits if s.side is not None},
-        direction,
-        latest_is_high,
-    )
+    latest = count - 1 if active[-1] else max(i for i in range(count) if active[i])
+    latest_hits = on_point.get(latest)
+    if latest_hits:
+        classification = _classify(latest_hits, direction, view.settings.conflict)[0]
+        sides = {s.side for s in latest_hits if s.side is not None}
+        if direction is Direction.NEITHER and len(sides) != 1:
+            high = view.limits[latest] is None or (
+                view.x.exact(latest) > view.exact_lines(latest).mean
+            )
+        else:
+            high = Side.HIGH in sides
+        variation = _variation(classification, sides, direction, high)
+    else:
+        variation = VariationIcon.COMMON_CAUSE
     warnings = [*view.settings.warnings(), *warnings]
     partition = view.partition
     if partition[0] == 0 and any(partition[i] == 0 for s in signals for i in s.points):
@@ -239,19 +267,18 @@ def build_chart(
             "The baseline includes special cause variation, so it may not be a stable "
             "reference (Making Data Count warning)."
         )
-    active_count = sum(active)
+    active_count = count if active[0] and active[-1] and all(active) else sum(active)
     if active_count < MIN_SPC_POINTS:
         warnings.append(
             f"Only {active_count} non-ghosted points: Making Data Count shows fewer than "
             f"{MIN_SPC_POINTS} as a run chart, without limits or icons."
         )
+    later = _Later(
+        view, on_point, partitions, target, assurance_lines, point_limits, numerators,
+        denominators, latest,
+    )  # fmt: skip
     return ChartResult.lazy(
-        {
-            "points": in_exact(lambda: tuple([make_point(i) for i in range(count)])),
-            "partitions": in_exact(partitions),
-            "assurance": in_exact(lambda: assess_target(target, assurance_lines(), direction)),
-            "latest": in_exact(lambda: make_point(latest)),
-        },
+        later,
         kind=kind,
         direction=direction,
         settings=view.settings,

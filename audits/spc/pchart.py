@@ -13,6 +13,7 @@ import math
 from collections.abc import Collection, Sequence
 from decimal import Decimal
 from itertools import pairwise
+from operator import le, sub, truediv
 
 from .arithmetic import (
     Number,
@@ -40,6 +41,7 @@ from .types import (
 # d2 = 1.128 for moving ranges of two points: Laney's sigma_z = mean |z_i - z_(i-1)| / d2.
 D2 = Decimal("1.128")
 _ONE, _ZERO = Decimal(1), Decimal(0)
+_INT = {int}
 # How far a float estimate may be trusted, relative to the size of what it estimates. The
 # estimates are good to about 1e-15; anything closer than this is settled exactly.
 _ROOM = 1e-9
@@ -95,13 +97,16 @@ class _Model:
             self.laney = sigma_z is not None and sigma_z > 1
             self.sz, self.sz_room = None if sigma_z is None else float(sigma_z), math.inf
         elif len(x) > 1:
-            sd = [math.sqrt(pq / b) for b in n]
-            z = [(a / b - pf) / s for a, b, s in zip(x, n, sd, strict=True)]
-            steps = sum(abs(b - a) for a, b in pairwise(z))
-            estimate = steps / (len(z) - 1) / 1.128
+            per_sd = 1 / pq
+            scale = [math.sqrt(b * per_sd) for b in n]  # 1 / the binomial sd of each point
+            p = list(map(truediv, x, n))
+            z = [(pi - pf) * si for pi, si in zip(p, scale, strict=True)]
+            estimate = sum(map(abs, map(sub, z[1:], z))) / (len(z) - 1) / 1.128
             # How wrong the estimate could be: each z is off by a few units in the last
             # place of the terms it was made from.
-            slack = sum(abs(v) + (a / b + pf) / s for v, a, b, s in zip(z, x, n, sd, strict=True))
+            slack = sum(map(abs, z)) + sum(
+                (pi + pf) * si for pi, si in zip(p, scale, strict=True)
+            )
             error = 1e-13 * (slack / (len(z) - 1) + estimate)
             if estimate - error > 1:
                 self.laney = True
@@ -279,9 +284,9 @@ def check_counts(
             f"numerators has {len(numerators)} entries but denominators has "
             f"{len(denominators)}: they must pair up"
         )
-    if all(type(v) is int for v in numerators) and all(type(v) is int for v in denominators):
+    if set(map(type, numerators)) == _INT == set(map(type, denominators)):
         x, n = list(numerators), list(denominators)
-        if min(n) > 0 and all(0 <= a <= b for a, b in zip(x, n, strict=True)):
+        if min(n) > 0 and min(x) >= 0 and all(map(le, x, n)):
             return x, n
     else:
         x = [to_whole(v, f"numerators[{i}]") for i, v in enumerate(numerators)]
@@ -416,6 +421,10 @@ def analyse_p_chart(
     latest = next(i for i in range(count - 1, -1, -1) if active[i])
     latest_model = models[partition_of[latest]]
 
+    distinct = list({id(m): m for m in model_of}.values())
+    if any(m is None for m in distinct):
+        distinct = []
+
     def exact_lines(i: int) -> _LinesAt:
         model = model_of[i]
         assert model is not None
@@ -432,6 +441,8 @@ def analyse_p_chart(
         settings,
         astro_trusted=trusted,
         marks=marks,
+        # One p-bar for every point: its float is exact (see `Values`).
+        mean=None if len(distinct) != 1 else distinct[0].pf,
     )
     laney = any(model is not None and model.laney for model in models.values())
     return build_chart(

@@ -317,13 +317,16 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     f = view.x.f
     if len(f) < needed:
         return []
-    moves = [(b > a) - (b < a) for a, b in pairwise(f)]
-    if not view.x.faithful and 0 in moves:
+    # Each move as a byte: 0 down, 1 level, 2 up.
+    moves = bytes([(b > a) - (b < a) + 1 for a, b in pairwise(f)])
+    if not view.x.faithful and 1 in moves:
         exact = view.x.exact
+        settled = bytearray(moves)
         for k, move in enumerate(moves):
-            if not move:
+            if move == 1:
                 xa, xb = exact(k), exact(k + 1)
-                moves[k] = (xb > xa) - (xb < xa)
+                settled[k] = (xb > xa) - (xb < xa) + 1
+        moves = bytes(settled)
     # k moves the same way make a run of k + 1 points.
     return [
         _trend(
@@ -332,7 +335,7 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
             1 if match.group()[0] == 2 else -1,
             needed,
         )
-        for match in _runs_of(needed - 1).finditer(bytes(map(_ONE_UP, moves)))
+        for match in _runs_of(needed - 1).finditer(moves)
     ]
 
 

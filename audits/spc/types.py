@@ -7,7 +7,6 @@ indices are 0-based; explanations name points 1-based, as a reader counts them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -126,9 +125,23 @@ class RuleSettings:
     ) -> RuleSettings:
         """Checked settings. Parsed once for each distinct set of arguments (`typed`, so
         that 7.0 or True is still refused where 7 is accepted)."""
-        if not all(type(v) in _HASHABLE for v in (shift, trend, two_of_three, conflict)):
-            return _build_settings(cls, shift, trend, two_of_three, conflict)
-        return _build_cached(cls, shift, trend, two_of_three, conflict)
+        key = (shift, trend, two_of_three, conflict)
+        known = _SETTINGS.get(key)
+        # The types are part of the key's check, so 7.0 or True is still refused.
+        if known is not None and known[1] == (
+            type(shift),
+            type(trend),
+            type(two_of_three),
+            type(conflict),
+        ):
+            return known[0]
+        settings = cls._checked(shift, trend, two_of_three, conflict)
+        if len(_SETTINGS) < 512 and all(type(v) in _HASHABLE for v in key):
+            _SETTINGS[key] = (
+                settings,
+                (type(shift), type(trend), type(two_of_three), type(conflict)),
+            )
+        return settings
 
     @classmethod
     def _checked(
@@ -148,6 +161,8 @@ class RuleSettings:
     def warnings(self) -> list[str]:
         known = _WARNINGS.get(id(self))
         if known is None or known[0] is not self:
+            if len(_WARNINGS) > 1024:
+                _WARNINGS.clear()
             known = _WARNINGS[id(self)] = (self, _settings_warnings(self))
         return list(known[1])
 
@@ -160,11 +175,8 @@ _WARNINGS: dict[int, tuple[RuleSettings, tuple[str, ...]]] = {}
 _HASHABLE = frozenset({int, str, TwoOfThree, ConflictRule})
 
 
-def _build_settings(cls: type[RuleSettings], *args: Any) -> RuleSettings:
-    return cls._checked(*args)
-
-
-_build_cached = lru_cache(maxsize=512, typed=True)(_build_settings)
+# Settings already checked, by their arguments (and the arguments' types).
+_SETTINGS: dict[tuple, tuple[RuleSettings, tuple[type, ...]]] = {}
 
 
 @lru_cache(maxsize=512)
@@ -385,6 +397,9 @@ _CHART_TITLES = {
 }
 
 
+_LAZY_FIELDS = frozenset({"points", "partitions", "assurance"})
+
+
 @dataclass(frozen=True)
 class ChartResult:
     """An XmR chart or p-chart with its signals, icons and warnings.
@@ -406,9 +421,10 @@ class ChartResult:
     warnings: tuple[str, ...]
 
     @classmethod
-    def lazy(cls, later: dict[str, Callable[[], Any]], **given: Any) -> ChartResult:
-        """A result whose fields named in `later` are computed by those functions when
-        first read; `later` may also give "latest", the latest point on its own."""
+    def lazy(cls, later: Any, **given: Any) -> ChartResult:
+        """A result whose `points`, `partitions` and `assurance` are made by
+        `later.build(name)` when first read; `later.latest()` gives the latest point on
+        its own."""
         result = object.__new__(cls)
         state = result.__dict__
         state.update(given)
@@ -418,9 +434,9 @@ class ChartResult:
     def __getattr__(self, name: str) -> Any:
         # Called only for attributes not yet set: the lazy fields, on first use.
         later = self.__dict__.get("_later")
-        if later is None or name not in later or name == "latest":
+        if later is None or name not in _LAZY_FIELDS:
             raise AttributeError(name)
-        value = self.__dict__[name] = later[name]()
+        value = self.__dict__[name] = later.build(name)
         return value
 
     def __getstate__(self) -> dict[str, Any]:
@@ -433,8 +449,8 @@ class ChartResult:
     def latest(self) -> Point:
         """The latest non-ghosted point, which sets the icons."""
         later = self.__dict__.get("_later")
-        if "points" not in self.__dict__ and later is not None and "latest" in later:
-            return later["latest"]()
+        if "points" not in self.__dict__ and later is not None:
+            return later.latest()
         return next(point for point in reversed(self.points) if not point.ghost)
 
     @property

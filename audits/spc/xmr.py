@@ -18,7 +18,7 @@ from .arithmetic import (
     check_labels,
     exact,
     read_measures,
-    to_decimal,
+    read_target,
 )
 from .chart import MIN_PARTITION_POINTS, Span, build_chart, plan_partitions, span_warnings
 from .rules import Lines, Marks, SeriesView
@@ -110,7 +110,12 @@ def checked_xmr(
     count = len(x)
     names = point_names(count, check_labels(labels, count))
     way = parse_choice(Direction, direction, "direction")
-    goal = None if target is None else to_decimal(target, "target")
+    goal = read_target(target)
+    if baseline is None and recalc_at == () and ghosts == () and count >= 2:
+        # The usual call: nothing more to check.
+        return _one_partition(
+            x, names, way, goal, settings if isinstance(settings, RuleSettings) else settings()
+        )
     recalc = check_indices(recalc_at, count, "recalc_at")
     ghosted = check_indices(ghosts, count, "ghosts")
     return xmr_chart(
@@ -303,7 +308,7 @@ def _one_partition(
     x: Measures,
     names: Sequence[str],
     direction: Direction,
-    target: Decimal | None,
+    target: Decimal | float | None,
     settings: RuleSettings,
 ) -> ChartResult:
     """`xmr_chart` of a series with no baseline, recalculation or ghosted point: one
