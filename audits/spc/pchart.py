@@ -104,9 +104,7 @@ class _Model:
             estimate = sum(map(abs, map(sub, z[1:], z))) / (len(z) - 1) / 1.128
             # How wrong the estimate could be: each z is off by a few units in the last
             # place of the terms it was made from.
-            slack = sum(map(abs, z)) + sum(
-                (pi + pf) * si for pi, si in zip(p, scale, strict=True)
-            )
+            slack = sum(map(abs, z)) + sum((pi + pf) * si for pi, si in zip(p, scale, strict=True))
             error = 1e-13 * (slack / (len(z) - 1) + estimate)
             if estimate - error > 1:
                 self.laney = True

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from itertools import groupby, pairwise
+from operator import add, ge, gt
 from typing import Protocol
 
+from .text import Names
 from .types import Direction, Effect, Limits, Rule, RuleSettings, Side, Signal, TwoOfThree
 
 
@@ -99,6 +101,7 @@ class Marks:
     mean: list[int]
     astro: list[int]
     zone: list[int]
+    mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +147,26 @@ class SeriesView:
     ) -> Signal:
         f = self.x.f
         names = self.names
-        return Signal(
-            rule=rule,
-            side=side,
-            effect=effect_of(side, self.direction),
-            points=tuple(points),
-            detected_at=detected_at,
-            detected_name=names[detected_at],
-            names=tuple([names[i] for i in points]),
-            values=tuple([f[i] for i in points]),
-            lines=() if line is None else tuple([self.line(i, line) for i in points]),
-            count=count,
-            count_limit=count_limit,
-        )
+        given = {
+            "rule": rule,
+            "side": side,
+            "effect": effect_of(side, self.direction),
+            "points": tuple(points),
+            "detected_at": detected_at,
+            "detected_name": names[detected_at],
+            "names": names.take(points)
+            if isinstance(names, Names)
+            else tuple([names[i] for i in points]),
+            "values": tuple([f[i] for i in points]),
+            "count": count,
+            "count_limit": count_limit,
+        }
+        if line is None:
+            return Signal(lines=(), **given)
+        if self.marks is None or (line == "mean" and self.mean is not None):
+            # The floats are at hand and exact.
+            return Signal(lines=tuple([self.line(i, line) for i in points]), **given)
+        return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
 
 
 def mark_points(view: SeriesView, order: Sequence[int]) -> Marks:
@@ -307,7 +317,7 @@ def _runs_shifts(view: SeriesView, marks: Marks) -> list[Signal]:
             1 if match.group()[0] == 2 else -1,
             needed,
         )
-        for match in _runs_of(needed).finditer(bytes(map(_ONE_UP, marks.mean)))
+        for match in _runs_of(needed).finditer(marks.mean_bytes or bytes(map(_ONE_UP, marks.mean)))
     ]
 
 
@@ -318,7 +328,8 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     if len(f) < needed:
         return []
     # Each move as a byte: 0 down, 1 level, 2 up.
-    moves = bytes([(b > a) - (b < a) + 1 for a, b in pairwise(f)])
+    later = f[1:]
+    moves = bytes(map(add, map(gt, later, f), map(ge, later, f)))  # up: 1 + 1, level: 0 + 1
     if not view.x.faithful and 1 in moves:
         exact = view.x.exact
         settled = bytearray(moves)

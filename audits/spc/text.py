@@ -55,6 +55,9 @@ def point_names(count: int, labels: Sequence[str] | None, prefix: str = "point")
     return Names(count, labels, prefix)
 
 
+_POINT = [f"point {number}" for number in range(1001)]  # "point 0" is never used
+
+
 class Names(Sequence[str]):
     """The names of `count` points, made on demand; slices and `+` give more Names."""
 
@@ -93,6 +96,14 @@ class Names(Sequence[str]):
         if self._labels is None:
             return f"{self._prefix} {number}"
         return f"{self._prefix} {number} ({self._labels[index]})"
+
+    def take(self, indices: Sequence[int]) -> tuple[str, ...]:
+        """The names at `indices`, as a tuple."""
+        if self._labels is None and not self._parts and self._prefix == "point":
+            start = self._start + 1
+            if start + self._count <= len(_POINT):
+                return tuple([_POINT[start + i] for i in indices])
+        return tuple([self[i] for i in indices])
 
     def __add__(self, other: Names) -> Names:  # type: ignore[override]
         return Names(self._count + other._count, None, parts=(self, other))

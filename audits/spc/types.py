@@ -7,12 +7,14 @@ indices are 0-based; explanations name points 1-based, as a reader counts them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from decimal import localcontext
 from enum import StrEnum
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from .arithmetic import check_length
+from .arithmetic import _EXACT, check_length
 from .text import Formatter, format_number, formatter_for, join_names, plural, span
 
 E = TypeVar("E", bound=StrEnum)
@@ -254,9 +256,13 @@ _EFFECT_SENTENCES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Signal:
-    """One detected pattern: which rule, on which side, which points, against which lines."""
+    """One detected pattern: which rule, on which side, which points, against which lines.
+
+    The engine may make `lines` when first read (`lazy`): the exact float of a p-chart's
+    limit takes decimal square roots, and a sweep reading only the codes never needs it.
+    """
 
     rule: Rule
     side: Side | None  # None only for too few crossings, which has no side
@@ -269,6 +275,30 @@ class Signal:
     lines: tuple[float, ...]  # the line each point was judged against (none for a trend)
     count: int | None = None  # run length, or crossings
     count_limit: int | None = None  # the length needed, or the fewest crossings expected
+
+    @classmethod
+    def lazy(cls, lines: Callable[[], tuple[float, ...]], **given: Any) -> Signal:
+        """A signal whose `lines` are made by `lines()` when first read."""
+        signal = object.__new__(cls)
+        state = signal.__dict__
+        state.update(given)
+        state["_lines"] = lines
+        return signal
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for attributes not yet set: `lines` of a lazy signal, on first use.
+        make = self.__dict__.get("_lines")
+        if make is None or name != "lines":
+            raise AttributeError(name)
+        with localcontext(_EXACT):
+            value = self.__dict__["lines"] = make()
+        return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @property
     def code(self) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
-from itertools import pairwise
-from operator import sub
+from itertools import pairwise, repeat
+from operator import add, ge, gt, sub
 
 from .arithmetic import (
     _EXACT,
@@ -301,7 +301,9 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
                 below = a < lower
                 astro[i] = -1 if below else 0
                 zone[i] = -1 if every or not below else 0
-    return Marks([(a > mean) - (a < mean) for a in f], astro, zone), mean
+    at_mean = repeat(mean)
+    above = bytes(map(add, map(gt, f, at_mean), map(ge, f, at_mean)))  # 0, 1 or 2
+    return Marks(list(map(sub, above, repeat(1))), astro, zone, above), mean
 
 
 def _one_partition(
