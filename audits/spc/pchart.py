@@ -373,8 +373,17 @@ def analyse_p_chart(
             model_of[span.first : span.last + 1] = [model] * len(members)
             q = min(model.pbar, 1 - model.pbar)
             qf = float(q)
-            trusted[span.first : span.last + 1] = [_at_least(n[i], q, qf, 4) for i in members]
-            too_small += [names[i] for i in members if active[i] and not _at_least(n[i], q, qf, 1)]
+            sure, unsure = 4 * (1 + _ROOM), 4 * (1 - _ROOM)
+            trusted[span.first : span.last + 1] = [
+                True if (nq := n[i] * qf) > sure else False if nq < unsure else n[i] * q >= 4
+                for i in members
+            ]
+            near = 1 + _ROOM
+            too_small += [
+                names[i]
+                for i in members
+                if n[i] * qf < near and active[i] and not _at_least(n[i], q, qf, 1)
+            ]
             analysed = [i for i in members if active[i]] if ghosted else list(members)
             if analysed:
                 model.mark(props, n, analysed, trusted, every, marks)
