@@ -104,7 +104,7 @@ class Marks:
     mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SeriesView:
     """What the rules need to know about a series, point by point."""
 

@@ -290,17 +290,19 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         if bisect_left(ordered, line - room) != bisect_right(ordered, line + room):
             return None
     astro, zone = [0] * count, [0] * count
-    if ordered[-1] > upper_2 or ordered[0] < lower_2:
+    high, low = ordered[-1] > upper_2, ordered[0] < lower_2
+    if high or low:
         every = settings.two_of_three is TwoOfThree.MDC2023
-        for i, a in enumerate(f):
-            if a > upper_2:
-                above = a > upper
-                astro[i] = 1 if above else 0
-                zone[i] = 1 if every or not above else 0
-            elif a < lower_2:
-                below = a < lower
-                astro[i] = -1 if below else 0
-                zone[i] = -1 if every or not below else 0
+        if high:
+            for i in [i for i, a in enumerate(f) if a > upper_2]:
+                beyond = f[i] > upper
+                astro[i] = 1 if beyond else 0
+                zone[i] = 1 if every or not beyond else 0
+        if low:
+            for i in [i for i, a in enumerate(f) if a < lower_2]:
+                beyond = f[i] < lower
+                astro[i] = -1 if beyond else 0
+                zone[i] = -1 if every or not beyond else 0
     at_mean = repeat(mean)
     above = bytes(map(add, map(gt, f, at_mean), map(ge, f, at_mean)))  # 0, 1 or 2
     return Marks(list(map(sub, above, repeat(1))), astro, zone, above), mean
