@@ -22,8 +22,7 @@ from audits.models import (
     next_due_q,
     with_due_from,
 )
-from core import jobs, outbox, stuck
-from core.history import save_with_history
+from core import freshness, jobs, outbox, stuck
 from core.queueing import after_commit
 from core.thresholds import DUE_SOON_DAYS
 from plans.models import Indicator, Plan, User
@@ -40,18 +39,26 @@ def _quality_leads() -> set[str]:
     )
 
 
+def _open_periods(**filters) -> list[MonitoringPeriod]:
+    return list(
+        MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.OPEN, **filters)
+        .select_related("plan")
+        .order_by("pk")
+    )
+
+
 @jobs.register("audits_deterioration", "Re-check every open monitoring period for deterioration.")
 def deterioration() -> str:
     """Check every open monitoring period against its floors and frozen SPC limits, and
     escalate what is new (``services.check_monitoring``: once per period per result).
-    Catches anything the per-result check missed. Safe to run any number of times."""
-    ids = list(
-        MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.OPEN).values_list(
-            "pk", flat=True
-        )
+    Catches anything the per-result check missed. Safe to run any number of times.
+    Queries: five to look at every period, however many; then those of each period with
+    something new (recorded under a lock, and escalated)."""
+    periods = _open_periods()
+    found = sum(
+        services.check_monitoring(period_id=pk) for pk in services.periods_needing_a_check(periods)
     )
-    found = sum(services.check_monitoring(period_id=pk) for pk in ids)
-    return f"{len(ids)} monitoring period(s) checked, {found} new deterioration(s)"
+    return f"{len(periods)} monitoring period(s) checked, {found} new deterioration(s)"
 
 
 @jobs.register(
@@ -66,49 +73,71 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
     "without enough monitoring data": the period's governance group (its escalation
     list), the owner and the quality leads are asked for the group's decision (extend
     the monitoring, or close the plan with a recorded rationale), once per end date.
-    Safe to run any number of times."""
-    from audits.monitoring import period_evidence_gaps
+    Safe to run any number of times. Queries: a fixed number however many periods end
+    (the check as in ``deterioration``, one locked read, the evidence of all of them,
+    and a bulk update with history for each outcome), plus those of each email."""
+    from audits.monitoring import periods_evidence_gaps
 
     today = today or timezone.localdate()
-    due = MonitoringPeriod.objects.filter(
-        status=MonitoringPeriod.Status.OPEN, ends_on__lt=today
-    ).values_list("pk", flat=True)
-    ended = short = 0
-    for pk in list(due):
+    periods = _open_periods(ends_on__lt=today)
+    for pk in services.periods_needing_a_check(periods):
         services.check_monitoring(period_id=pk)
-        with transaction.atomic():
-            period = (
-                MonitoringPeriod.objects.select_for_update(of=("self",))
-                .select_related("plan__owner")
-                .get(pk=pk)
+    if not periods:
+        return "0 monitoring period(s) ended"
+    with transaction.atomic():
+        ending = list(
+            MonitoringPeriod.objects.select_for_update(of=("self",))
+            .filter(
+                pk__in=[p.pk for p in periods],
+                status=MonitoringPeriod.Status.OPEN,
+                ends_on__lt=today,
             )
-            if (
-                not period.is_open
-                or period.deteriorations.filter(status=Deterioration.Status.OPEN).exists()
-            ):
-                continue
-            gaps = period_evidence_gaps(period)
-            period.status_changed_at = timezone.now()
-            if not gaps:
-                period.status = MonitoringPeriod.Status.ENDED
-                save_with_history(
-                    period, by=None, reason="Monitoring period ended without deterioration"
+            .exclude(deteriorations__status=Deterioration.Status.OPEN)
+            .select_related("plan__owner")
+            .order_by("pk")
+        )
+        gaps = periods_evidence_gaps(ending)
+        now = timezone.now()
+        ended, short = [], []
+        for period in ending:
+            period.status_changed_at = now
+            period._history_user = None
+            if gaps[period.pk]:
+                period.status = MonitoringPeriod.Status.SHORT
+                period.outcome_note = "Too few results to show the improvement held. " + " ".join(
+                    gaps[period.pk]
                 )
-                ended += 1
-                continue
-            period.status = MonitoringPeriod.Status.SHORT
-            period.outcome_note = "Too few results to show the improvement held. " + " ".join(gaps)
-            save_with_history(
-                period, by=None, reason="Monitoring period ended without enough monitoring data"
+                short.append(period)
+            else:
+                period.status = MonitoringPeriod.Status.ENDED
+                ended.append(period)
+        if ended:
+            bulk_update_with_history(
+                ended,
+                MonitoringPeriod,
+                ["status", "status_changed_at"],
+                default_change_reason="Monitoring period ended without deterioration",
             )
-            outbox.queue(
-                "audits-monitoring-short",
-                key=f"audits-monitoring-short:{period.pk}:{period.ends_on.isoformat()}",
-                recipients={period.plan.owner.email, *period.escalate_to, *_quality_leads()},
-                context={"plan": period.plan, "period": period, "gaps": gaps},
+        if short:
+            bulk_update_with_history(
+                short,
+                MonitoringPeriod,
+                ["status", "status_changed_at", "outcome_note"],
+                default_change_reason="Monitoring period ended without enough monitoring data",
             )
-            short += 1
-    return f"{ended + short} monitoring period(s) ended, {short} without enough monitoring data"
+            leads = _quality_leads()
+            for period in short:
+                outbox.queue(
+                    "audits-monitoring-short",
+                    key=f"audits-monitoring-short:{period.pk}:{period.ends_on.isoformat()}",
+                    recipients={period.plan.owner.email, *period.escalate_to, *leads},
+                    context={"plan": period.plan, "period": period, "gaps": gaps[period.pk]},
+                )
+        if ending:
+            freshness.data_changed()  # a bulk update sends no save signal
+    return (
+        f"{len(ending)} monitoring period(s) ended, {len(short)} without enough monitoring data"
+    )
 
 
 @jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")

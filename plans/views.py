@@ -73,13 +73,15 @@ def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[
     data = form.cleaned_data
     if data["q"]:
         q = data["q"].strip()
-        # EXISTS for the triggers, not a join: no duplicate rows, so no DISTINCT to sort.
-        plans = plans.filter(
-            Q(reference__icontains=q)
-            | Q(title__icontains=q)
-            | Q(summary__icontains=q)
-            | Exists(Trigger.objects.filter(plan=OuterRef("pk"), reference__icontains=q))
-        )
+        # Any part of a word, in any letter case ("fall" finds "Falls"). Two id lists,
+        # each answered on PostgreSQL by trigram indexes over UPPER(column) (migration
+        # plans 0007) rather than by reading every plan's summary; no join, so no
+        # duplicate rows and no DISTINCT to sort. SQLite scans, with the same result.
+        matching = Plan.objects.filter(
+            Q(reference__icontains=q) | Q(title__icontains=q) | Q(summary__icontains=q)
+        ).values("pk")
+        by_trigger = Trigger.objects.filter(reference__icontains=q).values("plan_id")
+        plans = plans.filter(Q(pk__in=matching) | Q(pk__in=by_trigger))
     if data["status"] == "open":
         plans = plans.filter(status__in=Plan.OPEN_STATUSES)
     elif data["status"]:

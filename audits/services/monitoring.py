@@ -331,6 +331,57 @@ def check_monitoring(*, period_id: int) -> int:
     return sum(len(rows) for rows in new.values())
 
 
+def periods_needing_a_check(periods: list[MonitoringPeriod]) -> list[int]:
+    """Of ``periods`` (open, with ``plan`` loaded), the ids that ``check_monitoring`` has
+    something to do for: a plan that has left monitoring, or a deterioration not yet
+    recorded. Reads only, in four queries however many periods and results: the sweeps
+    look at every period this way and lock only the few that changed."""
+    from audits.monitoring import find_deteriorations
+
+    if not periods:
+        return []
+    ids = [p.pk for p in periods]
+    watched: dict[int, list[MonitoredIndicator]] = {pk: [] for pk in ids}
+    for w in MonitoredIndicator.objects.filter(period_id__in=ids).select_related("indicator"):
+        watched[w.period_id].append(w)
+    indicator_ids = {w.indicator_id for ws in watched.values() for w in ws}
+    results: dict[int, list[Measurement]] = {pk: [] for pk in indicator_ids}
+    if indicator_ids:
+        for m in (
+            Measurement.objects.filter(
+                indicator_id__in=indicator_ids,
+                measured_on__gte=min(p.starts_on for p in periods),
+                measured_on__lte=max(p.ends_on for p in periods),
+            )
+            .select_related("indicator")
+            .order_by("measured_on", "pk")
+        ):
+            results[m.indicator_id].append(m)
+    known = set(
+        Deterioration.objects.filter(period_id__in=ids).values_list(
+            "period_id", "measurement_id", "rule"
+        )
+    )
+    due = []
+    for period in periods:
+        if period.plan.status != Plan.Status.MONITORING:
+            due.append(period.pk)
+            continue
+        for w in watched[period.pk]:
+            window = [
+                m
+                for m in results[w.indicator_id]
+                if period.starts_on <= m.measured_on <= period.ends_on
+            ]
+            if any(
+                (period.pk, f.measurement.pk, f.rule) not in known
+                for f in find_deteriorations(w, window)
+            ):
+                due.append(period.pk)
+                break
+    return due
+
+
 def check_plan_monitoring(*, plan_id: int) -> int:
     """Check every open monitoring period of one plan (after a result is logged)."""
     ids = MonitoringPeriod.objects.filter(

@@ -11,6 +11,8 @@ import math
 from collections.abc import Callable, Collection, Sequence
 from decimal import Context, Decimal, localcontext
 from functools import wraps
+from itertools import pairwise, repeat
+from operator import mul, sub, truediv
 from typing import ParamSpec, TypeVar
 
 Number = int | float | Decimal
@@ -48,6 +50,16 @@ def to_decimal(value: object, what: str) -> Decimal:
     return value
 
 
+def read_target(value: object) -> Decimal | float | None:
+    """A target: None, or a finite number as `to_decimal` reads it. A float is checked
+    and kept as it is (its decimal is made when the assurance is read)."""
+    if value is None:
+        return None
+    if type(value) is float and math.isfinite(value):
+        return value
+    return to_decimal(value, "target")
+
+
 def to_decimals(values: Sequence[Number], what: str) -> list[Decimal]:
     """A non-empty series of finite numbers."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
@@ -65,8 +77,13 @@ def to_whole(value: object, what: str) -> int:
     return int(number)
 
 
+_NONE: frozenset[int] = frozenset()
+
+
 def check_indices(indices: Collection[int], count: int, what: str) -> frozenset[int]:
     """0-based point indices, each inside a series of `count` points."""
+    if not indices and type(indices) in (tuple, list, frozenset, set):
+        return _NONE
     if isinstance(indices, str | bytes):
         raise ValueError(f"{what} must be a collection of point indices, got {indices!r}")
     for index in indices:
@@ -95,3 +112,145 @@ def median(values: Sequence[Decimal]) -> Decimal:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+# --- The fast exact path ------------------------------------------------------------------
+#
+# Decimal arithmetic on every point was most of the engine's time. A series is now read
+# once into floats and, where the values allow it, integers on a common decimal scale:
+#
+# - Sums (a mean, a mean moving range) are taken over the integers, so they are exact, and
+#   the few per-partition lines are then computed with the same 40-digit decimal steps as
+#   before, so every line is the very decimal the engine always produced.
+# - A point is compared with a line through the floats of both. float() of a decimal is
+#   correctly rounded, and correct rounding is monotone: if float(a) > float(b) then
+#   a > b exactly. Only when the two floats are equal is the exact comparison needed, and
+#   then the decimals are made (on demand) and compared.
+
+_SCALES = (1, 2, 3, 4, 6, 9)
+_FLOAT = {float}
+# Below this, a float has at most one value with `d` decimals that rounds to it, so that
+# value is the decimal its shortest repr spells (see `_scaled`).
+_SCALE_BOUND = 2.0**50
+
+
+def _scaled(values: list[float]) -> tuple[list[int], int] | None:
+    """Integers k and a scale d with value == k / 10**d exactly (as decimals), or None.
+
+    k / 10**d is correctly rounded, so when it equals the float v, the decimal k·10^-d
+    rounds to v; with |k| < 2**50 it is the only decimal of d places that does, and the
+    shortest repr of v (which has no more significant digits) names the same number.
+    """
+    biggest = max(map(abs, values))
+    for d in _SCALES:
+        p = 10.0**d
+        if biggest * p >= _SCALE_BOUND:
+            return None
+        ks = list(map(round, map(mul, values, repeat(p))))
+        if list(map(truediv, ks, repeat(10**d))) == values:
+            return ks, d
+    return None
+
+
+class Measures:
+    """A checked series: floats for the comparisons, exact decimals on demand.
+
+    `f[i]` is float(the exact value of point i). `faithful` is True when equal floats
+    always mean equal exact values (every value was a float, or an int the float holds).
+    """
+
+    __slots__ = ("_exact", "_given", "_k", "_d", "f", "faithful")
+
+    def __init__(
+        self,
+        f: list[float],
+        given: Sequence[object],
+        exact: list[Decimal | None] | None,
+        scaled: tuple[list[int], int] | None,
+        faithful: bool,
+    ) -> None:
+        self.f = f
+        self._given = given
+        self._exact = exact
+        self._k, self._d = scaled if scaled is not None else (None, 0)
+        self.faithful = faithful
+
+    def __len__(self) -> int:
+        return len(self.f)
+
+    def exact(self, i: int) -> Decimal:
+        """The exact value of point i, as `to_decimal` reads it."""
+        exact = self._exact
+        if exact is None:
+            exact = self._exact = [None] * len(self.f)
+        value = exact[i]
+        if value is None:
+            value = exact[i] = to_decimal(self._given[i], "value")
+        return value
+
+    def decimals(self) -> list[Decimal]:
+        return [self.exact(i) for i in range(len(self.f))]
+
+    def __getitem__(self, where: slice) -> "Measures":
+        k = None if self._k is None else (self._k[where], self._d)
+        exact = None if self._exact is None else self._exact[where]
+        return Measures(self.f[where], self._given[where], exact, k, self.faithful)
+
+    def __add__(self, other: "Measures") -> "Measures":
+        scaled = None
+        if self._k is not None and other._k is not None:
+            d = max(self._d, other._d)
+            scaled = (
+                [k * 10 ** (d - self._d) for k in self._k]
+                + [k * 10 ** (d - other._d) for k in other._k],
+                d,
+            )
+        exact = None
+        if self._exact is not None or other._exact is not None:
+            exact = (self._exact or [None] * len(self)) + (other._exact or [None] * len(other))
+        return Measures(
+            self.f + other.f,
+            [*self._given, *other._given],
+            exact,
+            scaled,
+            self.faithful and other.faithful,
+        )
+
+    def sums(self, indices: Sequence[int]) -> tuple[Decimal, Decimal]:
+        """The exact sum of the points at `indices` and of their moving ranges (each
+        |x[b] - x[a]| for consecutive indices), as the 40-digit decimal sums would be."""
+        k = self._k
+        if k is not None:
+            vals = [k[i] for i in indices]
+            total = sum(vals)
+            ranges = sum(map(abs, map(sub, vals[1:], vals)))
+            return Decimal(total).scaleb(-self._d), Decimal(ranges).scaleb(-self._d)
+        xs = [self.exact(i) for i in indices]
+        return (
+            sum(xs, Decimal(0)),
+            sum((abs(b - a) for a, b in pairwise(xs)), Decimal(0)),
+        )
+
+
+def read_measures(values: Sequence[Number], what: str) -> Measures:
+    """`to_decimals` for the fast path: the same checks and errors, without making a
+    decimal of every value."""
+    if type(values) is not list and (
+        isinstance(values, str | bytes) or not isinstance(values, Sequence)
+    ):
+        raise ValueError(f"{what} must be a sequence of numbers, got {values!r}")
+    if not values:
+        raise ValueError(f"{what} is empty: at least one measurement is needed")
+    if set(map(type, values)) == _FLOAT:
+        floats = list(values)
+        if math.isfinite(sum(floats)):  # a nan or an infinity would make the sum one too
+            return Measures(floats, floats, None, _scaled(floats), True)
+    exact = to_decimals(values, what)
+    faithful = all(type(v) is float or (type(v) is int and abs(v) <= 2**53) for v in values)
+    return Measures([float(x) for x in exact], exact, list(exact), None, faithful)
+
+
+def measures_of(exact: Sequence[Decimal]) -> Measures:
+    """Measures of decimals that are already checked."""
+    exact = list(exact)
+    return Measures([float(x) for x in exact], exact, list(exact), None, False)

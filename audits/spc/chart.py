@@ -5,13 +5,15 @@ Shared by the XmR chart and the p-chart, which differ only in how they set their
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import pairwise
+from typing import Any, TypeVar
 
 from core.thresholds import MIN_PARTITION_POINTS, MIN_SPC_POINTS
 
+from .arithmetic import _EXACT, to_decimal
 from .rules import Lines, SeriesView, find_signals
 from .types import (
     Assurance,
@@ -29,6 +31,8 @@ from .types import (
     Signal,
     VariationIcon,
 )
+
+T = TypeVar("T")
 
 # MDC SQL @SettingMinimumPointsPartition (12) and @SettingMinimumPoints (15) are
 # imported above from core/thresholds.py, where every such number lives.
@@ -74,42 +78,43 @@ def plan_partitions(count: int, baseline: int | None, recalc_at: Collection[int]
 
 
 def span_warnings(
-    spans: list[Span], partitions: list[Partition], baseline: int | None, count: int
+    spans: list[Span], facts: list[tuple[bool, int, bool]], baseline: int | None, count: int
 ) -> list[str]:
-    """MDC's warnings about short baselines and partitions."""
+    """MDC's warnings about short baselines and partitions. `facts` has, for each span,
+    whether it has limits, its number of non-ghosted points and whether they are trial."""
     warnings = []
     if baseline is not None and baseline > count:
         warnings.append(
             f"The baseline is set to {baseline} points but only {count} are available, so "
             "the whole series is treated as baseline."
         )
-    for span, partition in zip(spans, partitions, strict=True):
+    for span, (has_limits, n_points, trial) in zip(spans, facts, strict=True):
         if span.inherits is not None:
             continue
         where = "The baseline" if span.number == 0 else f"Partition {span.number}"
-        if partition.limits is None and partition.n_points < 2:
+        if not has_limits and n_points < 2:
             warnings.append(
-                f"{where} has {partition.n_points} non-ghosted point(s): at least 2 are "
+                f"{where} has {n_points} non-ghosted point(s): at least 2 are "
                 "needed to set limits, so its points are judged by the trend rule only."
             )
-        elif partition.trial:
+        elif trial:
             warnings.append(
-                f"{where} has only {partition.n_points} points, so its limits are trial "
+                f"{where} has only {n_points} points, so its limits are trial "
                 f"limits (Making Data Count asks for at least {MIN_PARTITION_POINTS})."
             )
     return warnings
 
 
 def _variation(
-    point: Point, sides: set[Side], direction: Direction, mean: Decimal | None, value: Decimal
+    classification: Effect | None, sides: set[Side], direction: Direction, high: bool
 ) -> VariationIcon:
-    if point.classification is None:
+    """The variation icon of the latest point; `high`: which side its signals (or, with
+    signals on both sides of a measure without direction, its value) lie on."""
+    if classification is None:
         return VariationIcon.COMMON_CAUSE
     if direction is Direction.NEITHER:
-        # With signals on both sides, the point's own side of the mean decides.
-        high = Side.HIGH in sides if len(sides) == 1 else (mean is None or value > mean)
         return VariationIcon.NEITHER_HIGH if high else VariationIcon.NEITHER_LOW
-    improving = point.classification is Effect.IMPROVEMENT
+    improving = classification is Effect.IMPROVEMENT
     if direction is Direction.UP:
         return VariationIcon.IMPROVEMENT_HIGH if improving else VariationIcon.CONCERN_LOW
     return VariationIcon.IMPROVEMENT_LOW if improving else VariationIcon.CONCERN_HIGH
@@ -135,9 +140,12 @@ def assess_target(
     return Assurance(icon, float(target), float(lower), float(upper), direction)
 
 
+_RULE_INDEX = {rule: index for index, rule in enumerate(Rule)}
+
+
 def _code_order(signal: Signal) -> tuple[int, bool]:
     """Rules in a point's list: beyond limit, shift, trend, two of three; high side first."""
-    return list(Rule).index(signal.rule), signal.side is Side.LOW
+    return _RULE_INDEX[signal.rule], signal.side is Side.LOW
 
 
 def _classify(
@@ -154,78 +162,128 @@ def _classify(
     return (Effect.CONCERN if rule is ConflictRule.CONCERN else Effect.IMPROVEMENT), True
 
 
+class _Later:
+    """What a chart builds only when it is read: its points, partitions and assurance,
+    always with the engine's 40-digit decimals."""
+
+    __slots__ = (
+        "view",
+        "on_point",
+        "partitions",
+        "target",
+        "assurance_lines",
+        "point_limits",
+        "numerators",
+        "denominators",
+        "latest_index",
+    )
+
+    def __init__(self, view, on_point, partitions, target, assurance_lines, point_limits,
+                 numerators, denominators, latest_index) -> None:  # fmt: skip
+        self.view, self.on_point, self.partitions = view, on_point, partitions
+        self.target, self.assurance_lines, self.point_limits = target, assurance_lines, point_limits
+        self.numerators, self.denominators = numerators, denominators
+        self.latest_index = latest_index
+
+    def build(self, name: str) -> Any:
+        with localcontext(_EXACT):
+            if name == "points":
+                return tuple([self.point(i) for i in range(len(self.view.active))])
+            if name == "partitions":
+                return self.partitions()
+            target = self.target
+            if type(target) is float:
+                target = to_decimal(target, "target")
+            return assess_target(target, self.assurance_lines(), self.view.direction)
+
+    def latest(self) -> Point:
+        with localcontext(_EXACT):
+            return self.point(self.latest_index)
+
+    def point(self, i: int) -> Point:
+        view = self.view
+        hits = self.on_point.get(i)
+        if hits:
+            hits = sorted(hits, key=_code_order)
+            classification, conflict = _classify(hits, view.direction, view.settings.conflict)
+            rules = tuple(dict.fromkeys(s.code for s in hits))
+        else:
+            classification, conflict, rules = None, False, ()
+        return Point(
+            index=i,
+            value=view.x.f[i],
+            name=view.names[i],
+            ghost=not view.active[i],
+            partition=view.partition[i],
+            limits=self.point_limits(i),
+            rules=rules,
+            classification=classification,
+            conflict=conflict,
+            numerator=None if self.numerators is None else self.numerators[i],
+            denominator=None if self.denominators is None else self.denominators[i],
+        )
+
+
 def build_chart(
     view: SeriesView,
     *,
     kind: ChartKind,
-    partitions: list[Partition],
-    target: Decimal | None,
-    assurance_lines: Lines | None,
+    partitions: Callable[[], tuple[Partition, ...]],
+    target: Decimal | float | None,
+    assurance_lines: Callable[[], Lines | None],
+    point_limits: Callable[[int], Limits | None],
     warnings: list[str],
     numerators: list[int] | None = None,
     denominators: list[int] | None = None,
 ) -> ChartResult:
-    """Find the signals, classify each point and set the icons."""
+    """Find the signals, classify the latest point and set the icons; the points, the
+    partitions and the assurance are built when first read."""
     signals = find_signals(view)
     on_point: dict[int, list[Signal]] = {}
     for signal in signals:
         for i in signal.points:
             on_point.setdefault(i, []).append(signal)
-
-    limits_cache: dict[int, Limits] = {}
-    points = []
-    for i, x in enumerate(view.x):
-        hits = sorted(on_point.get(i, ()), key=_code_order)
-        classification, conflict = _classify(hits, view.direction, view.settings.conflict)
-        lines = view.lines[i]
-        if lines is not None and id(lines) not in limits_cache:
-            limits_cache[id(lines)] = lines.public()
-        points.append(
-            Point(
-                index=i,
-                value=float(x),
-                name=view.names[i],
-                ghost=not view.active[i],
-                partition=view.partition[i],
-                limits=None if lines is None else limits_cache[id(lines)],
-                rules=tuple(dict.fromkeys(s.code for s in hits)),
-                classification=classification,
-                conflict=conflict,
-                numerator=None if numerators is None else numerators[i],
-                denominator=None if denominators is None else denominators[i],
+    direction = view.direction
+    active = view.active
+    count = len(active)
+    latest = count - 1 if active[-1] else max(i for i in range(count) if active[i])
+    latest_hits = on_point.get(latest)
+    if latest_hits:
+        classification = _classify(latest_hits, direction, view.settings.conflict)[0]
+        sides = {s.side for s in latest_hits if s.side is not None}
+        if direction is Direction.NEITHER and len(sides) != 1:
+            high = view.limits[latest] is None or (
+                view.x.exact(latest) > view.exact_lines(latest).mean
             )
-        )
-
-    latest = max(i for i, active in enumerate(view.active) if active)
-    latest_lines = view.lines[latest]
-    variation = _variation(
-        points[latest],
-        {s.side for s in on_point.get(latest, []) if s.side is not None},
-        view.direction,
-        None if latest_lines is None else latest_lines.mean,
-        view.x[latest],
-    )
+        else:
+            high = Side.HIGH in sides
+        variation = _variation(classification, sides, direction, high)
+    else:
+        variation = VariationIcon.COMMON_CAUSE
     warnings = [*view.settings.warnings(), *warnings]
-    if any(view.partition[i] == 0 for s in signals for i in s.points):
+    partition = view.partition
+    if partition[0] == 0 and any(partition[i] == 0 for s in signals for i in s.points):
         warnings.append(
             "The baseline includes special cause variation, so it may not be a stable "
             "reference (Making Data Count warning)."
         )
-    active_count = sum(view.active)
+    active_count = count if active[0] and active[-1] and all(active) else sum(active)
     if active_count < MIN_SPC_POINTS:
         warnings.append(
             f"Only {active_count} non-ghosted points: Making Data Count shows fewer than "
             f"{MIN_SPC_POINTS} as a run chart, without limits or icons."
         )
-    return ChartResult(
+    later = _Later(
+        view, on_point, partitions, target, assurance_lines, point_limits, numerators,
+        denominators, latest,
+    )  # fmt: skip
+    return ChartResult.lazy(
+        later,
         kind=kind,
-        direction=view.direction,
+        direction=direction,
         settings=view.settings,
         target=None if target is None else float(target),
-        points=tuple(points),
-        partitions=tuple(partitions),
         signals=tuple(signals),
         variation=variation,
-        assurance=assess_target(target, assurance_lines, view.direction),
         warnings=tuple(warnings),
     )

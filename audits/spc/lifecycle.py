@@ -17,8 +17,8 @@ from .arithmetic import (
     check_labels,
     check_length,
     exact,
+    read_measures,
     to_decimal,
-    to_decimals,
 )
 from .chart import MIN_PARTITION_POINTS
 from .rules import effect_of
@@ -247,7 +247,7 @@ def assess_closure(
     lock its limits on them, and call the improvement sustained if the phase shows no
     concern signal. The target is then judged against the locked limits.
     """
-    x = to_decimals(values, "values")
+    x = read_measures(values, "values")
     count = len(x)
     way = _improvement_direction(direction)
     check_length(baseline, "baseline", 2)
@@ -294,7 +294,7 @@ def assess_closure(
     phase = [i for i in range(start, count) if i not in ghosted]
     verdict = replace(verdict, rebase_signal=rebase, phase_points=len(phase))
     if phase[-1] == rebase.detected_at or len(phase) < min_phase:
-        trial = xmr_lines([x[i] for i in phase])
+        trial = xmr_lines([x.exact(i) for i in phase])
         return replace(
             verdict,
             state=ClosureState.REBASED
@@ -444,19 +444,19 @@ def assess_monitoring(
     first monitoring point while a trend may reach back into the reference. Only the
     concern side counts. `ghosts` and `labels` cover reference + monitoring as one series.
     """
-    ref = to_decimals(reference, "reference")
-    later = [] if not monitoring else to_decimals(monitoring, "monitoring")
-    x = ref + later
+    ref = read_measures(reference, "reference")
+    later = None if not monitoring else read_measures(monitoring, "monitoring")
+    x = ref if later is None else ref + later
     start = len(ref)
+    n_later = 0 if later is None else len(later)
     way = _improvement_direction(direction)
     ghosted = check_indices(ghosts, len(x), "ghosts")
     if sum(1 for i in range(start) if i not in ghosted) < 2:
         raise ValueError("the reference needs at least two non-ghosted points to set limits")
     given = check_labels(labels, len(x))
-    names = [
-        *point_names(start, None if given is None else given[:start], "reference point"),
-        *point_names(len(later), None if given is None else given[start:], "monitoring point"),
-    ]
+    names = point_names(
+        start, None if given is None else given[:start], "reference point"
+    ) + point_names(n_later, None if given is None else given[start:], "monitoring point")
     chart = xmr_chart(
         x,
         names=names,

@@ -3,15 +3,25 @@
 All comparisons are strict and exact. Ghosted points are skipped: they neither break nor
 extend a pattern and are never flagged. Shift and two-of-three are confined to one
 partition; a trend may cross partitions (MDC SQL v2.2).
+
+Each point is compared with its lines once, through floats (see `arithmetic`): a float
+comparison that is decided by more than the point's margin is exact, and only the
+undecided ones (equal floats, or a p-chart point within a hair of an estimated line)
+are settled with the exact decimals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from itertools import groupby, pairwise
+from operator import add, ge, gt
+from typing import Protocol
 
+from .text import Names
 from .types import Direction, Effect, Limits, Rule, RuleSettings, Side, Signal, TwoOfThree
 
 
@@ -35,34 +45,35 @@ class Lines:
         exact: 92 - 2.66 x 4 is exactly 81.36 (SPC.md TV-12). Proportions are clamped to
         [0, 1], which never changes a rule since no proportion lies outside it.
         """
-        low, high = (Decimal(0), Decimal(1)) if proportion else (None, None)
-
-        def clamp(value: Decimal) -> Decimal:
-            if low is None or high is None:
-                return value
-            return min(high, max(low, value))
-
         two, one = width * 2 / 3, width / 3
+        if not proportion:
+            return cls(
+                mean, mean - width, mean + width, mean - two, mean + two, mean - one, mean + one
+            )
+        low, high = _ZERO, _ONE
         return cls(
             mean=mean,
-            lower=clamp(mean - width),
-            upper=clamp(mean + width),
-            lower_2sigma=clamp(mean - two),
-            upper_2sigma=clamp(mean + two),
-            lower_1sigma=clamp(mean - one),
-            upper_1sigma=clamp(mean + one),
+            lower=min(high, max(low, mean - width)),
+            upper=min(high, max(low, mean + width)),
+            lower_2sigma=min(high, max(low, mean - two)),
+            upper_2sigma=min(high, max(low, mean + two)),
+            lower_1sigma=min(high, max(low, mean - one)),
+            upper_1sigma=min(high, max(low, mean + one)),
         )
 
     def public(self) -> Limits:
         return Limits(
-            mean=float(self.mean),
-            lower=float(self.lower),
-            upper=float(self.upper),
-            lower_2sigma=float(self.lower_2sigma),
-            upper_2sigma=float(self.upper_2sigma),
-            lower_1sigma=float(self.lower_1sigma),
-            upper_1sigma=float(self.upper_1sigma),
+            float(self.mean),
+            float(self.lower),
+            float(self.upper),
+            float(self.lower_2sigma),
+            float(self.upper_2sigma),
+            float(self.lower_1sigma),
+            float(self.upper_1sigma),
         )
+
+
+_ZERO, _ONE = Decimal(0), Decimal(1)
 
 
 def effect_of(side: Side, direction: Direction) -> Effect:
@@ -72,25 +83,57 @@ def effect_of(side: Side, direction: Direction) -> Effect:
     return Effect.IMPROVEMENT if side is better else Effect.CONCERN
 
 
-@dataclass(frozen=True, slots=True)
+class Values(Protocol):
+    """A series as the rules read it: floats, and each point's exact value on demand."""
+
+    f: list[float]
+    faithful: bool  # equal floats always mean equal exact values
+
+    def exact(self, i: int) -> Decimal: ...
+
+
+@dataclass(slots=True)
+class Marks:
+    """Where each point lies: against its mean (+1, 0, -1), beyond a process limit
+    (+1 above the upper, -1 below the lower, else 0), and beyond a 2-sigma line in the
+    sense of the two-of-three rule (+1, -1, 0). Zero for points without lines."""
+
+    mean: list[int]
+    astro: list[int]
+    zone: list[int]
+    mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
+
+
+@dataclass(slots=True)
 class SeriesView:
     """What the rules need to know about a series, point by point."""
 
-    x: Sequence[Decimal]
+    x: Values
     active: Sequence[bool]  # False for ghosted points
     partition: Sequence[int]
-    lines: Sequence[Lines | None]
+    # Each point's lines as floats: exactly float() of its exact lines (None: no lines).
+    limits: Sequence[Limits | None]
+    exact_lines: Callable[[int], Lines]  # a point's exact lines (it must have some)
     names: Sequence[str]
     direction: Direction
     settings: RuleSettings
     # p-charts: False where the sample is too small to trust a single point beyond a limit.
     astro_trusted: Sequence[bool] | None = None
+    # Points marked by the chart itself from estimated lines (p-charts, and XmR charts
+    # whose points are all clear of their lines): `limits` then only tells which points
+    # have lines, and `mean` may give the exact float of a single partition's mean.
+    marks: Marks | None = None
+    mean: float | None = None
 
-    def at(self, i: int) -> Lines:
-        """The lines at a point known to have them."""
-        lines = self.lines[i]
-        assert lines is not None
-        return lines
+    def line(self, i: int, name: str) -> float:
+        """float() of one of a point's exact lines."""
+        if self.marks is None:
+            limits = self.limits[i]
+            assert limits is not None
+            return getattr(limits, name)
+        if name == "mean" and self.mean is not None:
+            return self.mean
+        return float(getattr(self.exact_lines(i), name))
 
     def signal(
         self,
@@ -98,94 +141,304 @@ class SeriesView:
         side: Side,
         points: Sequence[int],
         detected_at: int,
-        lines: Sequence[Decimal],
+        line: str | None,
         count: int | None = None,
         count_limit: int | None = None,
     ) -> Signal:
-        return Signal(
-            rule=rule,
-            side=side,
-            effect=effect_of(side, self.direction),
-            points=tuple(points),
-            detected_at=detected_at,
-            detected_name=self.names[detected_at],
-            names=tuple(self.names[i] for i in points),
-            values=tuple(float(self.x[i]) for i in points),
-            lines=tuple(float(line) for line in lines),
-            count=count,
-            count_limit=count_limit,
-        )
+        f = self.x.f
+        names = self.names
+        given = {
+            "rule": rule,
+            "side": side,
+            "effect": effect_of(side, self.direction),
+            "points": tuple(points),
+            "detected_at": detected_at,
+            "detected_name": names[detected_at],
+            "names": names.take(points)
+            if isinstance(names, Names)
+            else tuple([names[i] for i in points]),
+            "values": tuple([f[i] for i in points]),
+            "count": count,
+            "count_limit": count_limit,
+        }
+        if line is None:
+            return Signal(lines=(), **given)
+        if self.marks is None or (line == "mean" and self.mean is not None):
+            # The floats are at hand and exact.
+            return Signal(lines=tuple([self.line(i, line) for i in points]), **given)
+        return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
+
+
+def mark_points(view: SeriesView, order: Sequence[int]) -> Marks:
+    """Compare every analysed point with its lines, once."""
+    if view.marks is not None:
+        return view.marks
+    count = len(view.active)
+    marks = Marks([0] * count, [0] * count, [0] * count)
+    limits = view.limits
+    # Exact float lines, shared by a partition: a partition at a time.
+    partition = view.partition
+    if partition[order[0]] == partition[order[-1]]:
+        if limits[order[0]] is not None:
+            _mark_run(view, order, limits[order[0]], marks)  # type: ignore[arg-type]
+        return marks
+    for _, group in groupby(order, key=partition.__getitem__):
+        run = list(group)
+        shared = limits[run[0]]
+        if shared is not None:
+            _mark_run(view, run, shared, marks)
+    return marks
+
+
+def _settle(view: SeriesView, i: int, name: str) -> int:
+    """The exact comparison of point i with one of its lines: +1 above, 0 on, -1 below."""
+    line = getattr(view.exact_lines(i), name)
+    x = view.x.exact(i)
+    return (x > line) - (x < line)
+
+
+def _mark_run(view: SeriesView, run: list[int], lim: Limits, marks: Marks) -> None:
+    """Points sharing exact float lines: each comparison of floats is exact unless the
+    floats are equal, and only those are settled with the decimals."""
+    f = view.x.f
+    fs = [f[i] for i in run]
+    m, u2, l2 = lim.mean, lim.upper_2sigma, lim.lower_2sigma
+    side = [(a > m) - (a < m) for a in fs]
+    if m in fs:
+        for k, a in enumerate(fs):
+            if a == m:
+                side[k] = _settle(view, run[k], "mean")
+    high = [a > u2 for a in fs]
+    if u2 in fs:
+        for k, a in enumerate(fs):
+            if a == u2:
+                high[k] = _settle(view, run[k], "upper_2sigma") > 0
+    low = [a < l2 for a in fs]
+    if l2 in fs:
+        for k, a in enumerate(fs):
+            if a == l2:
+                low[k] = _settle(view, run[k], "lower_2sigma") < 0
+    mean, astro, zone = marks.mean, marks.astro, marks.zone
+    first, last = run[0], run[-1]
+    if last - first + 1 == len(run):
+        mean[first : last + 1] = side
+    else:
+        for k, i in enumerate(run):
+            mean[i] = side[k]
+    if True not in high and True not in low:
+        return
+    u, lo = lim.upper, lim.lower
+    every = view.settings.two_of_three is TwoOfThree.MDC2023
+    trusted = view.astro_trusted
+    for k, i in enumerate(run):
+        if high[k]:
+            a = fs[k]
+            above = a > u or (a == u and _settle(view, i, "upper") > 0)
+            if above and (trusted is None or trusted[i]):
+                astro[i] = 1
+            if every or not above:
+                zone[i] = 1
+        elif low[k]:
+            a = fs[k]
+            below = a < lo or (a == lo and _settle(view, i, "lower") < 0)
+            if below and (trusted is None or trusted[i]):
+                astro[i] = -1
+            if every or not below:
+                zone[i] = -1
 
 
 def find_signals(view: SeriesView) -> list[Signal]:
     """Every special-cause pattern in the series, ordered by the point completing it."""
-    order = [i for i, active in enumerate(view.active) if active]
-    found = [
-        *_beyond_limits(view, order),
-        *_shifts(view, order),
-        *_trends(view, order),
-        *_two_of_three(view, order),
+    active, partition = view.active, view.partition
+    count = len(active)
+    if False not in active and partition[0] == partition[-1]:
+        # One partition and no ghosted point, the usual case: the runs are found by
+        # regular expressions over the points' marks, in C.
+        order = list(range(count))
+        marks = mark_points(view, order)
+        found = [
+            *_runs_beyond_limits(view, marks),
+            *_runs_shifts(view, marks),
+            *_runs_trends(view),
+            *_runs_two_of_three(view, marks),
+        ]
+    else:
+        order = [i for i, on in enumerate(active) if on]
+        marks = mark_points(view, order)
+        found = [
+            *_beyond_limits(view, order, marks),
+            *_shifts(view, order, marks),
+            *_trends(view, order),
+            *_two_of_three(view, order, marks),
+        ]
+    if len(found) > 1:
+        found.sort(key=lambda signal: signal.sort_key)
+    return found
+
+
+# Marks -1, 0, +1 are written as the bytes 0, 1, 2, and runs are found with a pattern.
+_ONE_UP = (1).__add__
+_ANY_RUN = re.compile(rb"\x02+|\x00+")
+
+
+@lru_cache(maxsize=64)
+def _runs_of(length: int) -> re.Pattern[bytes]:
+    """Runs of at least `length` equal marks above or below (never on) the line."""
+    return re.compile(rb"\x02{%d,}|\x00{%d,}" % (length, length))
+
+
+def _runs_beyond_limits(view: SeriesView, marks: Marks) -> list[Signal]:
+    """`_beyond_limits` for one partition without ghosted points."""
+    if not any(marks.astro):
+        return []
+    found = []
+    for match in _ANY_RUN.finditer(bytes(map(_ONE_UP, marks.astro))):
+        run = list(range(match.start(), match.end()))
+        high = match.group()[0] == 2
+        found.append(
+            view.signal(
+                Rule.ASTRONOMICAL,
+                Side.HIGH if high else Side.LOW,
+                run,
+                run[0],
+                "upper" if high else "lower",
+            )
+        )
+    return found
+
+
+def _runs_shifts(view: SeriesView, marks: Marks) -> list[Signal]:
+    """`_shifts` for one partition without ghosted points."""
+    needed = view.settings.shift
+    return [
+        _shift(
+            view,
+            list(range(match.start(), match.end())),
+            1 if match.group()[0] == 2 else -1,
+            needed,
+        )
+        for match in _runs_of(needed).finditer(marks.mean_bytes or bytes(map(_ONE_UP, marks.mean)))
     ]
-    return sorted(found, key=lambda signal: signal.sort_key)
 
 
-def _side(x: Decimal, centre: Decimal) -> int:
-    """+1 above, -1 below, 0 exactly on the line (which breaks a run)."""
-    return (x > centre) - (x < centre)
+def _runs_trends(view: SeriesView) -> list[Signal]:
+    """`_trends` for a series without ghosted points: runs of moves the same way."""
+    needed = view.settings.trend
+    f = view.x.f
+    if len(f) < needed:
+        return []
+    # Each move as a byte: 0 down, 1 level, 2 up.
+    later = f[1:]
+    moves = bytes(map(add, map(gt, later, f), map(ge, later, f)))  # up: 1 + 1, level: 0 + 1
+    if not view.x.faithful and 1 in moves:
+        exact = view.x.exact
+        settled = bytearray(moves)
+        for k, move in enumerate(moves):
+            if move == 1:
+                xa, xb = exact(k), exact(k + 1)
+                settled[k] = (xb > xa) - (xb < xa) + 1
+        moves = bytes(settled)
+    # k moves the same way make a run of k + 1 points.
+    return [
+        _trend(
+            view,
+            list(range(match.start(), match.end() + 1)),
+            1 if match.group()[0] == 2 else -1,
+            needed,
+        )
+        for match in _runs_of(needed - 1).finditer(moves)
+    ]
 
 
-def _beyond_limits(view: SeriesView, order: list[int]) -> list[Signal]:
+def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
+    """`_two_of_three` for one partition without ghosted points."""
+    zones = marks.zone
+    if not any(zones) or view.limits[0] is None:
+        return []
+    sides = marks.mean
+    last_window = len(zones) - 3
+    found = []
+    for side, sign in ((Side.HIGH, 1), (Side.LOW, -1)):
+        hits = [k for k, zone in enumerate(zones) if zone == sign]
+        # A window of three holds two hits only where two hits are at most 2 apart.
+        starts = sorted(
+            {
+                start
+                for h1, h2 in pairwise(hits)
+                if h2 - h1 <= 2
+                for start in range(max(h2 - 2, 0), min(h1, last_window) + 1)
+            }
+        )
+        flagged: set[int] = set()
+        detected_at, last_start = -1, -3
+        for start in starts:
+            if not sides[start] == sides[start + 1] == sides[start + 2] == sign:
+                continue
+            window = [k for k in range(start, start + 3) if zones[k] == sign]
+            if start - last_start > 2 and flagged:  # no overlap: the last signal is over
+                found.append(_two_of_three_signal(view, side, flagged, detected_at))
+                flagged = set()
+            if not flagged:
+                detected_at = start + 2
+            flagged.update(window)
+            last_start = start
+        if flagged:
+            found.append(_two_of_three_signal(view, side, flagged, detected_at))
+    return found
+
+
+def _beyond_limits(view: SeriesView, order: list[int], marks: Marks) -> list[Signal]:
     """Rule 1: a point beyond a process limit. Consecutive points beyond the same limit
     make one signal, complete at its first point."""
+    astro = marks.astro
+    if not any(astro):
+        return []
+    partition = view.partition
     found = []
-
-    def side_of(i: int) -> tuple[int, int]:
-        lines = view.lines[i]
-        if lines is None or (view.astro_trusted is not None and not view.astro_trusted[i]):
-            return view.partition[i], 0
-        return view.partition[i], (view.x[i] > lines.upper) - (view.x[i] < lines.lower)
-
-    for (_, side), group in groupby(order, key=side_of):
-        run = list(group)
-        if side > 0:
+    for (_, side), group in groupby(order, key=lambda i: (partition[i], astro[i])):
+        if side:
+            run = list(group)
+            high = side > 0
             found.append(
                 view.signal(
-                    Rule.ASTRONOMICAL, Side.HIGH, run, run[0], [view.at(i).upper for i in run]
-                )
-            )
-        elif side < 0:
-            found.append(
-                view.signal(
-                    Rule.ASTRONOMICAL, Side.LOW, run, run[0], [view.at(i).lower for i in run]
+                    Rule.ASTRONOMICAL,
+                    Side.HIGH if high else Side.LOW,
+                    run,
+                    run[0],
+                    "upper" if high else "lower",
                 )
             )
     return found
 
 
-def _shifts(view: SeriesView, order: list[int]) -> list[Signal]:
+def _shifts(view: SeriesView, order: list[int], marks: Marks) -> list[Signal]:
     """Rule 2: `settings.shift` points in a row on one side of the mean, in one partition."""
     needed = view.settings.shift
-
-    def key(i: int) -> tuple[int, int]:
-        lines = view.lines[i]
-        return view.partition[i], 0 if lines is None else _side(view.x[i], lines.mean)
-
+    partition, mean = view.partition, marks.mean
     found = []
-    for (_, side), group in groupby(order, key=key):
-        run = list(group)
-        if side and len(run) >= needed:
-            found.append(
-                view.signal(
-                    Rule.SHIFT,
-                    Side.HIGH if side > 0 else Side.LOW,
-                    run,
-                    run[needed - 1],
-                    [view.at(i).mean for i in run],
-                    count=len(run),
-                    count_limit=needed,
-                )
-            )
+    start = 0  # position in `order` where the current run began
+    key = None
+    for position, i in enumerate(order):
+        here = (partition[i], mean[i])
+        if here != key:
+            if key is not None and key[1] and position - start >= needed:
+                found.append(_shift(view, order[start:position], key[1], needed))
+            key, start = here, position
+    if key is not None and key[1] and len(order) - start >= needed:
+        found.append(_shift(view, order[start:], key[1], needed))
     return found
+
+
+def _shift(view: SeriesView, run: list[int], side: int, needed: int) -> Signal:
+    return view.signal(
+        Rule.SHIFT,
+        Side.HIGH if side > 0 else Side.LOW,
+        run,
+        run[needed - 1],
+        "mean",
+        count=len(run),
+        count_limit=needed,
+    )
 
 
 def _trends(view: SeriesView, order: list[int]) -> list[Signal]:
@@ -195,31 +448,46 @@ def _trends(view: SeriesView, order: list[int]) -> list[Signal]:
     trends up and down share their turning point.
     """
     needed = view.settings.trend
-    found = []
-
-    def close(run: list[int], step: int) -> None:
-        if step and len(run) >= needed:
-            side = Side.HIGH if step > 0 else Side.LOW
-            found.append(
-                view.signal(
-                    Rule.TREND, side, run, run[needed - 1], [], count=len(run), count_limit=needed
-                )
-            )
-
-    run: list[int] = order[:1]
-    step = 0
-    for previous, i in pairwise(order):
-        move = _side(view.x[i], view.x[previous])
-        if move and move == step:
-            run.append(i)
-            continue
-        close(run, step)
-        run, step = ([previous, i] if move else [i]), move
-    close(run, step)
+    found: list[Signal] = []
+    if len(order) < needed:
+        return found
+    f = view.x.f
+    faithful = view.x.faithful
+    exact = view.x.exact
+    # A run is order[start:end]; `step` is its direction (0: a single point).
+    start, step = 0, 0
+    previous = order[0]
+    b = f[previous]
+    for position in range(1, len(order)):
+        i = order[position]
+        a = f[i]
+        if a > b:
+            move = 1
+        elif a < b:
+            move = -1
+        elif faithful:
+            move = 0
+        else:
+            xa, xb = exact(i), exact(previous)
+            move = (xa > xb) - (xa < xb)
+        if not move or move != step:
+            if step and position - start >= needed:
+                found.append(_trend(view, order[start:position], step, needed))
+            start, step = (position - 1 if move else position), move
+        previous, b = i, a
+    if step and len(order) - start >= needed:
+        found.append(_trend(view, order[start:], step, needed))
     return found
 
 
-def _two_of_three(view: SeriesView, order: list[int]) -> list[Signal]:
+def _trend(view: SeriesView, run: list[int], step: int, needed: int) -> Signal:
+    side = Side.HIGH if step > 0 else Side.LOW
+    return view.signal(
+        Rule.TREND, side, run, run[needed - 1], None, count=len(run), count_limit=needed
+    )
+
+
+def _two_of_three(view: SeriesView, order: list[int], marks: Marks) -> list[Signal]:
     """Rule 4: two of three consecutive points beyond the same 2-sigma line, all three on
     that side of the mean. Only the points beyond 2 sigma are flagged. Overlapping
     windows make one signal.
@@ -227,28 +495,34 @@ def _two_of_three(view: SeriesView, order: list[int]) -> list[Signal]:
     `sql_v2` counts only points between the 2-sigma line and the process limit (MDC SQL,
     NHSRplotthedots); `mdc2023` counts every point beyond 2 sigma (MDC, Nov 2023).
     """
-    beyond_limits_count = view.settings.two_of_three is TwoOfThree.MDC2023
-
-    def zone(i: int) -> int:
-        """+1 beyond the upper 2-sigma line, -1 beyond the lower, 0 between them."""
-        x, lines = view.x[i], view.at(i)
-        if x > lines.upper_2sigma and (beyond_limits_count or x <= lines.upper):
-            return 1
-        if x < lines.lower_2sigma and (beyond_limits_count or x >= lines.lower):
-            return -1
-        return 0
-
+    zone_of = marks.zone
+    if not any(zone_of):
+        return []
+    mean, partition = marks.mean, view.partition
     found = []
-    for _, group in groupby(order, key=lambda i: view.partition[i]):
+    for _, group in groupby(order, key=lambda i: partition[i]):
         points = list(group)
-        if view.lines[points[0]] is None:
+        if view.limits[points[0]] is None:
             continue  # a partition either has limits for all its points or for none
-        sides = [_side(view.x[i], view.at(i).mean) for i in points]
-        zones = [zone(i) for i in points]
+        sides = [mean[i] for i in points]
+        zones = [zone_of[i] for i in points]
+        last_window = len(points) - 3
         for side, sign in ((Side.HIGH, 1), (Side.LOW, -1)):
+            if sign not in zones:
+                continue
+            # Only windows holding a point beyond the line can count.
+            starts = sorted(
+                {
+                    start
+                    for k, zone in enumerate(zones)
+                    if zone == sign
+                    for start in (k - 2, k - 1, k)
+                    if 0 <= start <= last_window
+                }
+            )
             flagged: set[int] = set()
             detected_at, last_start = -1, -3
-            for start in range(len(points) - 2):
+            for start in starts:
                 if not sides[start] == sides[start + 1] == sides[start + 2] == sign:
                     continue
                 hits = [points[k] for k in range(start, start + 3) if zones[k] == sign]
@@ -267,8 +541,5 @@ def _two_of_three(view: SeriesView, order: list[int]) -> list[Signal]:
 
 
 def _two_of_three_signal(view: SeriesView, side: Side, flagged: set[int], at: int) -> Signal:
-    points = sorted(flagged)
-    lines = [
-        view.at(i).upper_2sigma if side is Side.HIGH else view.at(i).lower_2sigma for i in points
-    ]
-    return view.signal(Rule.TWO_OF_THREE, side, points, at, lines)
+    line = "upper_2sigma" if side is Side.HIGH else "lower_2sigma"
+    return view.signal(Rule.TWO_OF_THREE, side, sorted(flagged), at, line)

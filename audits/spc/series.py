@@ -22,7 +22,7 @@ from .types import (
     TwoOfThree,
     parse_choice,
 )
-from .xmr import analyse_xmr
+from .xmr import checked_xmr
 
 # Run-chart rules and their tables start at 10 useful observations (Perla 2011; Anhøj
 # 2014); below that the product makes no statistical judgement (SPC.md §3.4 policy).
@@ -94,8 +94,8 @@ def assess_series(
     p-chart when denominators are given, XmR chart otherwise (SPC.md §2.3, §3.4).
     """
     # Checked whatever the length, so bad settings fail before there is enough data too.
-    parse_choice(Direction, direction, "direction")
-    RuleSettings.build(shift, trend, two_of_three, conflict)
+    way = parse_choice(Direction, direction, "direction")
+    settings = RuleSettings.build(shift, trend, two_of_three, conflict)
     if (numerators is None) != (denominators is None):
         raise ValueError("numerators and denominators must be given together")
     if (values is None) == (numerators is None):
@@ -125,18 +125,15 @@ def assess_series(
         assert values is not None
         active = _active_points(values, ghosts)
         if active >= MIN_SPC_POINTS:
-            chart = analyse_xmr(
+            chart = checked_xmr(
                 values,
-                direction=direction,
+                direction=way,
                 target=target,
                 baseline=baseline,
                 recalc_at=recalc_at,
                 ghosts=ghosts,
                 labels=labels,
-                shift=shift,
-                trend=trend,
-                two_of_three=two_of_three,
-                conflict=conflict,
+                settings=settings,
             )
             return SeriesAssessment(Method.XMR, active, chart)
         to_decimals(values, "values")
@@ -152,6 +149,8 @@ def assess_series(
 
 def _active_points(given: Sequence[Number], ghosts: Collection[int]) -> int:
     """The number of points that count: those not ghosted."""
-    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+    if type(given) is not list and (
+        isinstance(given, str | bytes) or not isinstance(given, Sequence)
+    ):
         raise ValueError(f"expected a sequence of measurements, got {given!r}")
     return len(given) - len(check_indices(ghosts, len(given), "ghosts"))

@@ -6,6 +6,8 @@ with four significant figures unless that would make a point look equal to the l
 was judged against.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -47,11 +49,70 @@ def _clash(lines: set[float], values: set[float], digits: int) -> bool:
     return False
 
 
-def point_names(count: int, labels: Sequence[str] | None, prefix: str = "point") -> list[str]:
-    """Display names, 1-based: "point 3", or "point 3 (2021-01-18)" when labels are given."""
-    if labels is None:
-        return [f"{prefix} {i + 1}" for i in range(count)]
-    return [f"{prefix} {i + 1} ({label})" for i, label in enumerate(labels)]
+def point_names(count: int, labels: Sequence[str] | None, prefix: str = "point") -> Names:
+    """Display names, 1-based: "point 3", or "point 3 (2021-01-18)" when labels are given.
+    Each name is written when it is first read (a chart names only its flagged points)."""
+    return Names(count, labels, prefix)
+
+
+_POINT = [f"point {number}" for number in range(1001)]  # "point 0" is never used
+
+
+class Names(Sequence[str]):
+    """The names of `count` points, made on demand; slices and `+` give more Names."""
+
+    __slots__ = ("_count", "_labels", "_prefix", "_start", "_parts")
+
+    def __init__(
+        self,
+        count: int,
+        labels: Sequence[str] | None,
+        prefix: str = "point",
+        start: int = 0,
+        parts: tuple[Names, ...] = (),
+    ) -> None:
+        self._count, self._labels, self._prefix, self._start = count, labels, prefix, start
+        self._parts = parts
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            first, last, step = index.indices(self._count)
+            if step == 1 and not self._parts:
+                labels = None if self._labels is None else self._labels[first:last]
+                return Names(max(last - first, 0), labels, self._prefix, self._start + first)
+            return [self[i] for i in range(first, last, step)]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        for part in self._parts:
+            if index < part._count:
+                return part[index]
+            index -= part._count
+        number = self._start + index + 1
+        if self._labels is None:
+            return f"{self._prefix} {number}"
+        return f"{self._prefix} {number} ({self._labels[index]})"
+
+    def take(self, indices: Sequence[int]) -> tuple[str, ...]:
+        """The names at `indices`, as a tuple."""
+        if self._labels is None and not self._parts and self._prefix == "point":
+            start = self._start + 1
+            if start + self._count <= len(_POINT):
+                return tuple([_POINT[start + i] for i in indices])
+        return tuple([self[i] for i in indices])
+
+    def __add__(self, other: Names) -> Names:  # type: ignore[override]
+        return Names(self._count + other._count, None, parts=(self, other))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def join_names(names: Sequence[str]) -> str:

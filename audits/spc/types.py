@@ -7,11 +7,14 @@ indices are 0-based; explanations name points 1-based, as a reader counts them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from decimal import localcontext
 from enum import StrEnum
-from typing import TypeVar
+from functools import cache, lru_cache
+from typing import Any, TypeVar
 
-from .arithmetic import check_length
+from .arithmetic import _EXACT, check_length
 from .text import Formatter, format_number, formatter_for, join_names, plural, span
 
 E = TypeVar("E", bound=StrEnum)
@@ -20,11 +23,16 @@ E = TypeVar("E", bound=StrEnum)
 def parse_choice(kind: type[E], value: E | str, what: str) -> E:
     """`value` as a member of `kind`, accepting any letter case ("Up", "up", Direction.UP)."""
     if isinstance(value, str):
-        for member in kind:
-            if member.value.lower() == value.lower():
-                return member
+        found = _choices(kind).get(value) or _choices(kind).get(value.lower())
+        if found is not None:
+            return found  # type: ignore[return-value]
     choices = ", ".join(member.value for member in kind)
     raise ValueError(f"{what} must be one of {choices}; got {value!r}")
+
+
+@cache
+def _choices(kind: type[StrEnum]) -> dict[str, StrEnum]:
+    return {member.value.lower(): member for member in kind}
 
 
 class Direction(StrEnum):
@@ -117,6 +125,34 @@ class RuleSettings:
         two_of_three: TwoOfThree | str,
         conflict: ConflictRule | str,
     ) -> RuleSettings:
+        """Checked settings. Parsed once for each distinct set of arguments (`typed`, so
+        that 7.0 or True is still refused where 7 is accepted)."""
+        key = (shift, trend, two_of_three, conflict)
+        known = _SETTINGS.get(key)
+        # The types are part of the key's check, so 7.0 or True is still refused.
+        if known is not None and known[1] == (
+            type(shift),
+            type(trend),
+            type(two_of_three),
+            type(conflict),
+        ):
+            return known[0]
+        settings = cls._checked(shift, trend, two_of_three, conflict)
+        if len(_SETTINGS) < 512 and all(type(v) in _HASHABLE for v in key):
+            _SETTINGS[key] = (
+                settings,
+                (type(shift), type(trend), type(two_of_three), type(conflict)),
+            )
+        return settings
+
+    @classmethod
+    def _checked(
+        cls,
+        shift: int,
+        trend: int,
+        two_of_three: TwoOfThree | str,
+        conflict: ConflictRule | str,
+    ) -> RuleSettings:
         return cls(
             shift=check_length(shift, "shift", 2),
             trend=check_length(trend, "trend", 2),
@@ -125,12 +161,36 @@ class RuleSettings:
         )
 
     def warnings(self) -> list[str]:
-        return [
+        known = _WARNINGS.get(id(self))
+        if known is None or known[0] is not self:
+            if len(_WARNINGS) > 1024:
+                _WARNINGS.clear()
+            known = _WARNINGS[id(self)] = (self, _settings_warnings(self))
+        return list(known[1])
+
+
+# Settings are built once per distinct arguments (see `build`), so their warnings are
+# looked up by identity; the entry keeps its settings alive, so an id is never reused.
+_WARNINGS: dict[int, tuple[RuleSettings, tuple[str, ...]]] = {}
+
+
+_HASHABLE = frozenset({int, str, TwoOfThree, ConflictRule})
+
+
+# Settings already checked, by their arguments (and the arguments' types).
+_SETTINGS: dict[tuple, tuple[RuleSettings, tuple[type, ...]]] = {}
+
+
+@lru_cache(maxsize=512)
+def _settings_warnings(settings: RuleSettings) -> tuple[str, ...]:
+    return tuple(
+        [
             f"A {name} length of {length} is outside the 6 to 8 points that Making Data "
             "Count recommends."
-            for name, length in (("shift", self.shift), ("trend", self.trend))
+            for name, length in (("shift", settings.shift), ("trend", settings.trend))
             if length not in _MDC_LENGTHS
         ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +256,13 @@ _EFFECT_SENTENCES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Signal:
-    """One detected pattern: which rule, on which side, which points, against which lines."""
+    """One detected pattern: which rule, on which side, which points, against which lines.
+
+    The engine may make `lines` when first read (`lazy`): the exact float of a p-chart's
+    limit takes decimal square roots, and a sweep reading only the codes never needs it.
+    """
 
     rule: Rule
     side: Side | None  # None only for too few crossings, which has no side
@@ -211,6 +275,30 @@ class Signal:
     lines: tuple[float, ...]  # the line each point was judged against (none for a trend)
     count: int | None = None  # run length, or crossings
     count_limit: int | None = None  # the length needed, or the fewest crossings expected
+
+    @classmethod
+    def lazy(cls, lines: Callable[[], tuple[float, ...]], **given: Any) -> Signal:
+        """A signal whose `lines` are made by `lines()` when first read."""
+        signal = object.__new__(cls)
+        state = signal.__dict__
+        state.update(given)
+        state["_lines"] = lines
+        return signal
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for attributes not yet set: `lines` of a lazy signal, on first use.
+        make = self.__dict__.get("_lines")
+        if make is None or name != "lines":
+            raise AttributeError(name)
+        with localcontext(_EXACT):
+            value = self.__dict__["lines"] = make()
+        return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @property
     def code(self) -> str:
@@ -339,9 +427,17 @@ _CHART_TITLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+_LAZY_FIELDS = frozenset({"points", "partitions", "assurance"})
+
+
+@dataclass(frozen=True)
 class ChartResult:
-    """An XmR chart or p-chart with its signals, icons and warnings."""
+    """An XmR chart or p-chart with its signals, icons and warnings.
+
+    The engine builds `points`, `partitions` and `assurance` on first use (`lazy`): a
+    sweep that reads only the signals never pays for 36 points it does not look at.
+    Equality, `dataclasses.asdict`, pickling and repr see every field as usual.
+    """
 
     kind: ChartKind
     direction: Direction
@@ -354,9 +450,37 @@ class ChartResult:
     assurance: Assurance | None
     warnings: tuple[str, ...]
 
+    @classmethod
+    def lazy(cls, later: Any, **given: Any) -> ChartResult:
+        """A result whose `points`, `partitions` and `assurance` are made by
+        `later.build(name)` when first read; `later.latest()` gives the latest point on
+        its own."""
+        result = object.__new__(cls)
+        state = result.__dict__
+        state.update(given)
+        state["_later"] = later
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for attributes not yet set: the lazy fields, on first use.
+        later = self.__dict__.get("_later")
+        if later is None or name not in _LAZY_FIELDS:
+            raise AttributeError(name)
+        value = self.__dict__[name] = later.build(name)
+        return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     @property
     def latest(self) -> Point:
         """The latest non-ghosted point, which sets the icons."""
+        later = self.__dict__.get("_later")
+        if "points" not in self.__dict__ and later is not None:
+            return later.latest()
         return next(point for point in reversed(self.points) if not point.ghost)
 
     @property

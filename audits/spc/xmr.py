@@ -4,26 +4,31 @@ own non-ghosted points, a frozen baseline extended forward."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from decimal import Decimal
-from itertools import pairwise
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Collection, Sequence
+from decimal import Decimal, localcontext
+from itertools import pairwise, repeat
+from operator import add, ge, gt, sub
 
 from .arithmetic import (
+    _EXACT,
+    Measures,
     Number,
     check_indices,
     check_labels,
     exact,
-    to_decimal,
-    to_decimals,
+    read_measures,
+    read_target,
 )
-from .chart import MIN_PARTITION_POINTS, build_chart, plan_partitions, span_warnings
-from .rules import Lines, SeriesView
+from .chart import MIN_PARTITION_POINTS, Span, build_chart, plan_partitions, span_warnings
+from .rules import Lines, Marks, SeriesView
 from .text import point_names
 from .types import (
     ChartKind,
     ChartResult,
     ConflictRule,
     Direction,
+    Limits,
     Partition,
     RuleSettings,
     TwoOfThree,
@@ -33,6 +38,7 @@ from .types import (
 # 2.66 = 3/d2 with d2 = 1.128 for moving ranges of two points, rounded as Making Data
 # Count and NHSRplotthedots round it, so that limits match MDC's (SPC.md §3.1).
 XMR_CONSTANT = Decimal("2.66")
+XMR_FLOAT = 2.66
 
 
 def xmr_lines(values: Sequence[Decimal]) -> tuple[Lines, Decimal] | None:
@@ -42,6 +48,15 @@ def xmr_lines(values: Sequence[Decimal]) -> tuple[Lines, Decimal] | None:
     mean = sum(values, Decimal(0)) / len(values)
     mr_mean = sum((abs(b - a) for a, b in pairwise(values)), Decimal(0)) / (len(values) - 1)
     return Lines.around(mean, XMR_CONSTANT * mr_mean), mr_mean
+
+
+def _partition_lines(x: Measures, members: list[int]) -> tuple[Lines, Decimal] | None:
+    """`xmr_lines` of the points at `members`, from exact sums (the same decimals)."""
+    if len(members) < 2:
+        return None
+    total, ranges = x.sums(members)
+    mr_mean = ranges / (len(members) - 1)
+    return Lines.around(total / len(members), XMR_CONSTANT * mr_mean), mr_mean
 
 
 @exact
@@ -66,21 +81,57 @@ def analyse_xmr(
     0-based indices of points that are plotted but left out of limits and rules;
     `labels` (e.g. dates) name the points in explanations. Raises ValueError on bad input.
     """
-    x = to_decimals(values, "values")
+    return checked_xmr(
+        values,
+        direction=direction,
+        target=target,
+        baseline=baseline,
+        recalc_at=recalc_at,
+        ghosts=ghosts,
+        labels=labels,
+        settings=lambda: RuleSettings.build(shift, trend, two_of_three, conflict),
+    )
+
+
+def checked_xmr(
+    values: Sequence[Number],
+    *,
+    direction: Direction | str,
+    target: Number | None,
+    baseline: int | None,
+    recalc_at: Collection[int],
+    ghosts: Collection[int],
+    labels: Sequence[str] | None,
+    settings: RuleSettings | Callable[[], RuleSettings],
+) -> ChartResult:
+    """`analyse_xmr` with the settings already parsed (or a function parsing them, so
+    that errors come in the same order), in the 40-digit context."""
+    x = read_measures(values, "values")
+    count = len(x)
+    names = point_names(count, check_labels(labels, count))
+    way = parse_choice(Direction, direction, "direction")
+    goal = read_target(target)
+    if baseline is None and recalc_at == () and ghosts == () and count >= 2:
+        # The usual call: nothing more to check.
+        return _one_partition(
+            x, names, way, goal, settings if isinstance(settings, RuleSettings) else settings()
+        )
+    recalc = check_indices(recalc_at, count, "recalc_at")
+    ghosted = check_indices(ghosts, count, "ghosts")
     return xmr_chart(
         x,
-        names=point_names(len(x), check_labels(labels, len(x))),
-        direction=parse_choice(Direction, direction, "direction"),
-        target=None if target is None else to_decimal(target, "target"),
+        names=names,
+        direction=way,
+        target=goal,
         baseline=baseline,
-        recalc_at=check_indices(recalc_at, len(x), "recalc_at"),
-        ghosts=check_indices(ghosts, len(x), "ghosts"),
-        settings=RuleSettings.build(shift, trend, two_of_three, conflict),
+        recalc_at=recalc,
+        ghosts=ghosted,
+        settings=settings if isinstance(settings, RuleSettings) else settings(),
     )
 
 
 def xmr_chart(
-    x: list[Decimal],
+    x: Measures,
     *,
     names: Sequence[str],
     direction: Direction,
@@ -90,47 +141,233 @@ def xmr_chart(
     ghosts: frozenset[int],
     settings: RuleSettings,
 ) -> ChartResult:
-    """`analyse_xmr` on checked, exact input (the lifecycle functions call this too)."""
+    """`analyse_xmr` on checked input (the lifecycle functions call this too)."""
     count = len(x)
-    active = [i not in ghosts for i in range(count)]
+    if baseline is None and not recalc_at and not ghosts and count >= 2:
+        return _one_partition(x, names, direction, target, settings)
+    with localcontext(_EXACT):
+        return _partitioned(x, names, direction, target, baseline, recalc_at, ghosts, settings)
+
+
+def _partitioned(
+    x: Measures,
+    names: Sequence[str],
+    direction: Direction,
+    target: Decimal | None,
+    baseline: int | None,
+    recalc_at: frozenset[int],
+    ghosts: frozenset[int],
+    settings: RuleSettings,
+) -> ChartResult:
+    count = len(x)
+    active = [i not in ghosts for i in range(count)] if ghosts else [True] * count
     if not any(active):
         raise ValueError("every point is ghosted: at least one point must be analysed")
     spans = plan_partitions(count, baseline, recalc_at)
 
     partition_of = [0] * count
     lines_of: list[Lines | None] = [None] * count
+    limits_of: list[Limits | None] = [None] * count
     partitions: list[Partition] = []
-    by_number: dict[int, tuple[tuple[Lines, Decimal] | None, int]] = {}
+    facts: list[tuple[bool, int, bool]] = []
+    by_number: dict[int, tuple[tuple[Lines, Decimal] | None, Limits | None, int]] = {}
     for span in spans:
-        own = [x[i] for i in range(span.first, span.last + 1) if active[i]]
+        members = range(span.first, span.last + 1)
+        own = [i for i in members if active[i]] if ghosts else list(members)
         if span.inherits is None:
-            by_number[span.number] = (xmr_lines(own), len(own))
+            result = _partition_lines(x, own)
+            by_number[span.number] = (
+                result,
+                None if result is None else result[0].public(),
+                len(own),
+            )
         else:
             by_number[span.number] = by_number[span.inherits]
-        result, setting_points = by_number[span.number]
+        result, limits, setting_points = by_number[span.number]
         lines, mr_mean = (None, None) if result is None else result
-        for i in range(span.first, span.last + 1):
-            partition_of[i], lines_of[i] = span.number, lines
+        partition_of[span.first : span.last + 1] = [span.number] * len(members)
+        lines_of[span.first : span.last + 1] = [lines] * len(members)
+        limits_of[span.first : span.last + 1] = [limits] * len(members)
+        trial = lines is not None and setting_points < MIN_PARTITION_POINTS
+        facts.append((lines is not None, len(own), trial))
         partitions.append(
             Partition(
                 number=span.number,
                 first=span.first,
                 last=span.last,
                 n_points=len(own),
-                limits=None if lines is None else lines.public(),
+                limits=limits,
                 inherited_from=span.inherits,
-                trial=lines is not None and setting_points < MIN_PARTITION_POINTS,
+                trial=trial,
                 mr_mean=None if mr_mean is None else float(mr_mean),
             )
         )
 
-    latest = max(i for i in range(count) if active[i])
-    view = SeriesView(x, active, partition_of, lines_of, names, direction, settings)
+    latest = next(i for i in range(count - 1, -1, -1) if active[i])
+    view = SeriesView(
+        x,
+        active,
+        partition_of,
+        limits_of,
+        lines_of.__getitem__,  # type: ignore[arg-type]
+        names,
+        direction,
+        settings,
+    )
+    frozen = tuple(partitions)
+    return build_chart(
+        view,
+        kind=ChartKind.XMR,
+        partitions=lambda: frozen,
+        target=target,
+        assurance_lines=lambda: lines_of[latest],
+        point_limits=limits_of.__getitem__,
+        warnings=span_warnings(spans, facts, baseline, count),
+    )
+
+
+# Estimated lines are trusted only this far from every point, relative to their size:
+# the float estimate is good to a few units in the 16th digit.
+_ROOM = 1e-12
+# The estimate's floats are exact for a mean of integers on a decimal scale up to this.
+_SCALE_LIMIT = 10**15
+_HAS_LINES = object()  # stands for a point's limits where only their presence matters
+
+
+class _ExactLines:
+    """A single partition's exact lines, made (with the engine's decimals) only when
+    something reads them."""
+
+    __slots__ = ("_x", "_result", "_limits")
+
+    def __init__(self, x: Measures) -> None:
+        self._x = x
+        self._result: tuple[Lines, Decimal] | None = None
+        self._limits: Limits | None = None
+
+    def result(self) -> tuple[Lines, Decimal]:
+        if self._result is None:
+            with localcontext(_EXACT):
+                result = _partition_lines(self._x, range(len(self._x)))
+            assert result is not None
+            self._result = result
+        return self._result
+
+    def lines(self, i: int = 0) -> Lines:
+        return self.result()[0]
+
+    def limits(self, i: int = 0) -> Limits:
+        if self._limits is None:
+            self._limits = self.result()[0].public()
+        return self._limits
+
+
+def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float] | None:
+    """The marks of a one-partition series from float estimates of its lines, and the
+    exact float of its mean; None when a point is too close to a line (or on its mean)
+    for the estimate to decide, or the values are not on a decimal scale."""
+    k = x._k
+    count = len(k) if k is not None else 0
+    scale = 10**x._d
+    if k is None or count * scale > _SCALE_LIMIT:
+        return None
+    # The mean and the mean moving range as single correctly rounded divisions of exact
+    # integers: the floats of the engine's 40-digit quotients (no rounding of a fraction
+    # with so small a denominator to 40 digits can cross a float's rounding boundary).
+    total = sum(k)
+    if abs(total) >= 2**53:  # (so that the mean can never be a float's rounding midpoint)
+        return None
+    mean = total / (count * scale)
+    f = x.f
+    if mean in f:
+        return None
+    width = XMR_FLOAT * (sum(map(abs, map(sub, k[1:], k))) / ((count - 1) * scale))
+    two = width * 2 / 3
+    room = _ROOM * (abs(mean) + width)
+    upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
+    ordered = sorted(f)
+    for line in (upper, lower, upper_2, lower_2):
+        if bisect_left(ordered, line - room) != bisect_right(ordered, line + room):
+            return None
+    astro, zone = [0] * count, [0] * count
+    high, low = ordered[-1] > upper_2, ordered[0] < lower_2
+    if high or low:
+        every = settings.two_of_three is TwoOfThree.MDC2023
+        if high:
+            for i in [i for i, a in enumerate(f) if a > upper_2]:
+                beyond = f[i] > upper
+                astro[i] = 1 if beyond else 0
+                zone[i] = 1 if every or not beyond else 0
+        if low:
+            for i in [i for i, a in enumerate(f) if a < lower_2]:
+                beyond = f[i] < lower
+                astro[i] = -1 if beyond else 0
+                zone[i] = -1 if every or not beyond else 0
+    at_mean = repeat(mean)
+    above = bytes(map(add, map(gt, f, at_mean), map(ge, f, at_mean)))  # 0, 1 or 2
+    return Marks(list(map(sub, above, repeat(1))), astro, zone, above), mean
+
+
+def _one_partition(
+    x: Measures,
+    names: Sequence[str],
+    direction: Direction,
+    target: Decimal | float | None,
+    settings: RuleSettings,
+) -> ChartResult:
+    """`xmr_chart` of a series with no baseline, recalculation or ghosted point: one
+    partition (numbered 1, as MDC numbers it) whose limits every point shares. Its exact
+    lines are made only if a point is too close to one for floats to decide, or when a
+    signal, a point, the partition or the assurance is read."""
+    count = len(x)
+    exact = _ExactLines(x)
+    trial = count < MIN_PARTITION_POINTS
+    estimated = _estimated_marks(x, settings)
+    if estimated is None:
+        limits = exact.limits()
+        view = SeriesView(
+            x,
+            [True] * count,
+            [1] * count,
+            [limits] * count,
+            exact.lines,
+            names,
+            direction,
+            settings,
+        )
+    else:
+        marks, mean = estimated
+        view = SeriesView(
+            x,
+            [True] * count,
+            [1] * count,
+            [_HAS_LINES] * count,  # type: ignore[list-item]
+            exact.lines,
+            names,
+            direction,
+            settings,
+            marks=marks,
+            mean=mean,
+        )
+
+    def partitions() -> tuple[Partition, ...]:
+        mr_mean = exact.result()[1]
+        return (Partition(1, 0, count - 1, count, exact.limits(), None, trial, float(mr_mean)),)
+
     return build_chart(
         view,
         kind=ChartKind.XMR,
         partitions=partitions,
         target=target,
-        assurance_lines=lines_of[latest],
-        warnings=span_warnings(spans, partitions, baseline, count),
+        assurance_lines=exact.lines,
+        point_limits=exact.limits,
+        warnings=_TRIAL_WARNING[count] if trial else [],
     )
+
+
+class _TrialWarnings(dict[int, list[str]]):
+    def __missing__(self, count: int) -> list[str]:
+        return span_warnings([Span(1, 0, count - 1, None)], [(True, count, True)], None, count)
+
+
+_TRIAL_WARNING = _TrialWarnings()

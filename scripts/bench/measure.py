@@ -239,10 +239,7 @@ def measure_sweeps(*, log=print) -> dict:
                     "result": str(outcome)[:160],
                 }
             )
-            log(
-                f"    {run} {job.name}: {elapsed:.2f} s, "
-                f"{ctx['n']} queries: {outcome}"
-            )
+            log(f"    {run} {job.name}: {elapsed:.2f} s, {ctx['n']} queries: {outcome}")
         runs[run] = {
             "queries_counted_by": "execute_wrapper",
             "jobs": rows,
@@ -256,29 +253,10 @@ def measure_sweeps(*, log=print) -> dict:
 
 
 def measure_spc(n: int, *, seed: int = 2024) -> dict:
-    from audits.spc import assess_series
+    """The engine and the frozen engine it replaced on the same series, same run."""
     from scripts import bench_spc
 
-    elapsed = 0.0
-    methods: Counter[str] = Counter()
-    for series in bench_spc.generate(n, seed):
-        started = time.perf_counter()
-        result = assess_series(
-            series.values,
-            numerators=series.numerators,
-            denominators=series.denominators,
-            direction=series.direction,
-            target=series.target,
-        )
-        elapsed += time.perf_counter() - started
-        methods[result.method.value] += 1
-    return {
-        "series": n,
-        "points_per_series": bench_spc.POINTS,
-        "seconds": round(elapsed, 2),
-        "series_per_second": round(n / elapsed) if elapsed else None,
-        "methods": dict(methods),
-    }
+    return bench_spc.compare_engines(n, seed)
 
 
 # --- Import ----------------------------------------------------------------------------

@@ -376,11 +376,21 @@ def render(results: Path) -> str:
     other = []
     if "spc" in m:
         s = m["spc"]
-        other.append(
-            f"| SPC engine alone (`scripts/bench_spc.py` series) | {s['series']:,} series of "
-            f"{s['points_per_series']} points in {s['seconds']} s: **{s['series_per_second']:,} "
-            f"series/s** ({s['methods']}) | no budget |"
-        )
+        if "ratio" in s:
+            verdict = "pass" if s["ratio"] >= 8 else "**FAIL**"
+            other.append(
+                f"| SPC engine alone (`scripts/bench_spc.py` series, CPU time) | "
+                f"{s['series']:,} series of {s['points_per_series']} points: "
+                f"**{s['series_per_second']:,} series/s** against the replaced engine's "
+                f"{s['reference_series_per_second']:,} in the same run: **{s['ratio']}x** "
+                f"(wall-clock {s['wall_ratio']}x) ({s['methods']}) | 8x: {verdict} |"
+            )
+        else:
+            other.append(
+                f"| SPC engine alone (`scripts/bench_spc.py` series) | {s['series']:,} series of "
+                f"{s['points_per_series']} points in {s['seconds']} s: "
+                f"**{s['series_per_second']:,} series/s** ({s['methods']}) | no budget |"
+            )
     if "import" in m:
         i = m["import"]
         if "error" in i:
@@ -559,9 +569,7 @@ def mix_costs(load: dict) -> dict:
     time = {page: share / alone[page] for page, share in shares.items()}
     whole = sum(time.values())
     return {
-        "pages": {
-            page: {"requests": shares[page], "time": time[page] / whole} for page in shares
-        },
+        "pages": {page: {"requests": shares[page], "time": time[page] / whole} for page in shares},
         "predicted_rps": round(1 / whole, 1),
     }
 

@@ -186,3 +186,66 @@ def test_kept_dates_follow_criteria_revisions_and_are_repaired_nightly(
     run(sweeps.reaudits_due)
     stale.refresh_from_db()
     assert stale.last_measured_on == _days_ago(2)
+
+
+def _monitoring_periods(count, *, quality_lead, manager, oakfield):
+    periods = []
+    for n in range(count):
+        plan = factories.live_plan(
+            owner=quality_lead, locations=[oakfield], opened_on=_days_ago(400), title=f"P{n}"
+        )
+        for i in range(3):
+            measure(plan, by=manager, on=_days_ago(30 * (3 - i)))
+        plan.status = Plan.Status.MONITORING
+        plan_services._save(plan, by=quality_lead)
+        periods.append(
+            services.start_monitoring(
+                plan=plan,
+                by=quality_lead,
+                floors={plan.indicators.get().pk: Decimal("85")},
+                end_date=TODAY + datetime.timedelta(days=30),
+                escalate_to=[],
+            )
+        )
+    return periods
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("n_periods", [1, 50])
+def test_monitoring_sweeps_run_the_same_queries_for_1_or_50_periods(
+    n_periods,
+    frozen,
+    quality_lead,
+    manager,
+    oakfield,
+    run,
+    mailoutbox,
+    django_assert_max_num_queries,
+):
+    """The deterioration pass looks at every open period in a fixed number of queries
+    (it was four per period), and locks and records only where something is new; ending
+    monitoring is a fixed number of queries however many periods end."""
+    periods = _monitoring_periods(
+        n_periods, quality_lead=quality_lead, manager=manager, oakfield=oakfield
+    )
+    # One result below its floor, logged without its after-commit check (a lost task).
+    measure(periods[0].plan, by=manager, on=TODAY, numerator=10, denominator=20)
+    mailoutbox.clear()
+    with django_assert_max_num_queries(40):  # the one period with news: recorded, escalated
+        assert run(sweeps.deterioration).startswith(f"{n_periods} monitoring period(s) checked")
+    assert len(mailoutbox) == 1
+    with django_assert_max_num_queries(5):  # nothing new anywhere
+        assert run(sweeps.deterioration).endswith(", 0 new deterioration(s)")
+    frozen.move_to(NOW + datetime.timedelta(days=31))
+    with django_assert_max_num_queries(12):
+        assert run(sweeps.monitoring_ended) == f"{n_periods - 1} monitoring period(s) ended"
+    assert MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.ENDED).count() == (
+        n_periods - 1
+    )
+    ended = MonitoringPeriod.objects.filter(status=MonitoringPeriod.Status.ENDED).first()
+    if ended is not None:
+        assert ended.history.first().history_change_reason == (
+            "Monitoring period ended without deterioration"
+        )
+    with django_assert_max_num_queries(8):  # the one with its open deterioration stays open
+        assert run(sweeps.monitoring_ended) == "0 monitoring period(s) ended"

@@ -1,0 +1,157 @@
+"""One call that picks the right analysis for however many points a measure has."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .arithmetic import Number, check_indices, to_decimals
+from .chart import MIN_SPC_POINTS
+from .pchart import analyse_p_chart, check_counts
+from .runchart import analyse_run_chart
+from .text import Formatter, plural
+from .types import (
+    ChartResult,
+    ConflictRule,
+    Direction,
+    Effect,
+    RuleSettings,
+    RunChartResult,
+    Signal,
+    TwoOfThree,
+    parse_choice,
+)
+from .xmr import analyse_xmr
+
+# Run-chart rules and their tables start at 10 useful observations (Perla 2011; Anhøj
+# 2014); below that the product makes no statistical judgement (SPC.md §3.4 policy).
+MIN_RUN_CHART_POINTS = 10
+
+NOT_ENOUGH_DATA = "not enough data for statistical confirmation"
+
+
+class Method(StrEnum):
+    INSUFFICIENT_DATA = "insufficient_data"
+    RUN_CHART = "run_chart"
+    XMR = "xmr"
+    P_CHART = "p_chart"
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesAssessment:
+    """The statistical assurance shown beside a chart: which method the number of points
+    allows, and its result (None when there are too few points for any)."""
+
+    method: Method
+    n_points: int  # non-ghosted points
+    result: ChartResult | RunChartResult | None
+
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        return () if self.result is None else self.result.signals
+
+    @property
+    def has_concern(self) -> bool:
+        return any(signal.effect is Effect.CONCERN for signal in self.signals)
+
+    def explain(self, fmt: Formatter | None = None) -> str:
+        if self.result is None:
+            return (
+                f"Only {plural(self.n_points, 'measurement')}: {NOT_ENOUGH_DATA}. Run-chart "
+                f"rules need at least {MIN_RUN_CHART_POINTS} points and control limits at "
+                f"least {MIN_SPC_POINTS}."
+            )
+        if self.method is Method.RUN_CHART:
+            return (
+                f"{self.n_points} points are too few for control limits (at least "
+                f"{MIN_SPC_POINTS} are needed), so run-chart rules are used.\n"
+                + self.result.explain(fmt)
+            )
+        return self.result.explain(fmt)
+
+
+def assess_series(
+    values: Sequence[Number] | None = None,
+    *,
+    numerators: Sequence[Number] | None = None,
+    denominators: Sequence[Number] | None = None,
+    direction: Direction | str,
+    target: Number | None = None,
+    baseline: int | None = None,
+    recalc_at: Collection[int] = (),
+    ghosts: Collection[int] = (),
+    labels: Sequence[str] | None = None,
+    shift: int = 7,
+    trend: int = 7,
+    two_of_three: TwoOfThree | str = TwoOfThree.MDC2023,
+    conflict: ConflictRule | str = ConflictRule.CONCERN,
+) -> SeriesAssessment:
+    """Assess `values`, or `numerators` out of `denominators` for audit proportions.
+
+    Fewer than 10 non-ghosted points: not enough data for statistical confirmation.
+    10 to 14: run chart (Anhøj rules; `target` and `recalc_at` do not apply). 15 or more:
+    p-chart when denominators are given, XmR chart otherwise (SPC.md §2.3, §3.4).
+    """
+    # Checked whatever the length, so bad settings fail before there is enough data too.
+    parse_choice(Direction, direction, "direction")
+    RuleSettings.build(shift, trend, two_of_three, conflict)
+    if (numerators is None) != (denominators is None):
+        raise ValueError("numerators and denominators must be given together")
+    if (values is None) == (numerators is None):
+        raise ValueError("give either values, or numerators with denominators, not both")
+
+    if numerators is not None and denominators is not None:
+        active = _active_points(numerators, ghosts)
+        if active >= MIN_SPC_POINTS:
+            chart = analyse_p_chart(
+                numerators,
+                denominators,
+                direction=direction,
+                target=target,
+                baseline=baseline,
+                recalc_at=recalc_at,
+                ghosts=ghosts,
+                labels=labels,
+                shift=shift,
+                trend=trend,
+                two_of_three=two_of_three,
+                conflict=conflict,
+            )
+            return SeriesAssessment(Method.P_CHART, active, chart)
+        x, n = check_counts(numerators, denominators)
+        series: Sequence[Number] = [xi / ni for xi, ni in zip(x, n, strict=True)]
+    else:
+        assert values is not None
+        active = _active_points(values, ghosts)
+        if active >= MIN_SPC_POINTS:
+            chart = analyse_xmr(
+                values,
+                direction=direction,
+                target=target,
+                baseline=baseline,
+                recalc_at=recalc_at,
+                ghosts=ghosts,
+                labels=labels,
+                shift=shift,
+                trend=trend,
+                two_of_three=two_of_three,
+                conflict=conflict,
+            )
+            return SeriesAssessment(Method.XMR, active, chart)
+        to_decimals(values, "values")
+        series = values
+
+    if active < MIN_RUN_CHART_POINTS:
+        return SeriesAssessment(Method.INSUFFICIENT_DATA, active, None)
+    run = analyse_run_chart(
+        series, direction=direction, baseline=baseline, ghosts=ghosts, labels=labels
+    )
+    return SeriesAssessment(Method.RUN_CHART, active, run)
+
+
+def _active_points(given: Sequence[Number], ghosts: Collection[int]) -> int:
+    """The number of points that count: those not ghosted."""
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        raise ValueError(f"expected a sequence of measurements, got {given!r}")
+    return len(given) - len(check_indices(ghosts, len(given), "ghosts"))
