@@ -4,12 +4,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core import security, stuck
+from core.storage import download_response
 from governance import access, renders, services
 from governance.forms import (
     AgendaForm,
@@ -339,11 +340,8 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     security.record(
         "file_download", request=request, detail=f"Closure report PDF {report.plan.reference}"
     )
-    response = FileResponse(
-        report.pdf.open("rb"),
-        as_attachment=True,
+    return download_response(
+        report.pdf,
         filename=f"closure-report-{report.plan.reference}-{report.sha256[:8]}.pdf",
         content_type="application/pdf",
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.storage import download_response
 from governance.access import visible_meetings
 from governance.models import Meeting
 from learning import services
@@ -263,14 +264,11 @@ def embedding_file(request: HttpRequest, reference: str, pk: int) -> FileRespons
     embedding = get_object_or_404(Embedding, pk=pk, summary=access.summary)
     if not embedding.has_file:
         raise Http404("No file.")
-    response = FileResponse(
-        embedding.file.open("rb"),
-        as_attachment=True,
+    return download_response(
+        embedding.file,
         filename=embedding.download_name(),
         content_type=embedding.content_type or "application/octet-stream",
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 def to_read(request: HttpRequest) -> HttpResponse:

@@ -12,7 +12,7 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from qip_portal.env import read_bool, read_int, read_list
+from qip_portal.env import read_bool, read_int, read_list, read_storage_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -166,8 +166,16 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+# Where those files live (core/files.py, core/s3.py): MEDIA_ROOT on this server's disk, or, when
+# STORAGE_URL is set, an S3-compatible bucket that every web node and worker shares
+# (format: qip_portal/env.py, read_storage_url). Either way they have no URL.
+STORAGE_OPTIONS = read_storage_url("STORAGE_URL")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        {"BACKEND": "core.s3.PrivateS3Storage", "OPTIONS": STORAGE_OPTIONS}
+        if STORAGE_OPTIONS
+        else {"BACKEND": "core.files.PrivateStorage"}
+    ),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
