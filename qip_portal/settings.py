@@ -329,6 +329,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 # password or deactivating the account ends every session (Django checks the password
 # hash and is_active on each request).
 SESSION_COOKIE_AGE = read_int("SESSION_IDLE_MINUTES", default=30, minimum=1) * 60
+# Read from Redis, written to the database (core/sessions.py): no session query per
+# request. Only with the shared Redis cache; without it, the database alone.
+SESSION_ENGINE = "core.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
 # The idle clock restarts when the session is saved: at most once a minute, not on
 # every request (a database write per page view), so "idle" is exact to within a minute.
 SESSION_SAVE_EVERY_REQUEST = False
