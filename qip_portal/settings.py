@@ -121,6 +121,22 @@ if DATABASES["default"].get("ENGINE") not in {
     raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or sqlite:// URL.")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = read_int("DB_CONN_MAX_AGE", default=0)
+# A pool of at most this many PostgreSQL connections per process (Django's psycopg pool),
+# instead of one kept per thread (DB_CONN_MAX_AGE). For web nodes (gunicorn); 0: none.
+DB_POOL_MAX_SIZE = read_int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DB_POOL_MAX_SIZE needs PostgreSQL (DATABASE_URL).")
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DB_POOL_MAX_SIZE and DB_CONN_MAX_AGE cannot both be set: the pool keeps the "
+            "connections. Set DB_CONN_MAX_AGE to 0."
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let runserver and the in-process jobs share the file.
     DATABASES["default"]["OPTIONS"] = {
