@@ -121,6 +121,11 @@ if DATABASES["default"].get("ENGINE") not in {
     raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or sqlite:// URL.")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = read_int("DB_CONN_MAX_AGE", default=0)
+# Behind pgbouncer in transaction-pooling mode a cursor cannot stay open across
+# statements: the exports' chunked reads (.iterator()) then fetch without one.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = read_bool(
+    "DB_BEHIND_PGBOUNCER", default=False
+)
 # A pool of at most this many PostgreSQL connections per process (Django's psycopg pool),
 # instead of one kept per thread (DB_CONN_MAX_AGE). For web nodes (gunicorn); 0: none.
 DB_POOL_MAX_SIZE = read_int("DB_POOL_MAX_SIZE", default=0)
