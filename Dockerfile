@@ -1,4 +1,5 @@
-# The one image behind every service in docker-compose.yml (web, worker, beat, migrate).
+# The one image behind every service in docker-compose.yml (web, worker, beat, migrate,
+# prepare-storage).
 FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app

@@ -239,3 +239,46 @@ def _tasks_run_in_process(request):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+# --- Object storage (S3) -------------------------------------------------------------
+# Tests of the bucket storage (STORAGE_URL) run against a local S3-compatible server:
+# moto_server, which this process starts the first time a test asks for it
+# (tests/s3_server.py), or TEST_STORAGE_SERVER's. Like the other services: skipped
+# without it locally, a failure under REQUIRE_SERVICES=1.
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    from tests.s3_server import S3Server
+
+    server = S3Server.from_environment()
+    if server is None:
+        server = S3Server.start_moto(tmp_path_factory.getbasetemp() / "moto")
+    _require("an S3-compatible server (moto_server: pip install -e '.[dev]')", server is not None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server):
+    """An empty bucket of this test's own (``.url`` is its STORAGE_URL)."""
+    from tests.s3_server import Bucket
+
+    with Bucket(s3_server) as made:
+        yield made
+
+
+@pytest.fixture
+def bucket_storage(settings, bucket):
+    """The portal's private files in ``bucket``, as STORAGE_URL would put them."""
+    from qip_portal.env import parse_storage_url
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "core.s3.PrivateS3Storage",
+            "OPTIONS": parse_storage_url(bucket.url),
+        },
+    }
+    return bucket

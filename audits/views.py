@@ -41,8 +41,9 @@ from audits.verdicts import PlanVerdicts, plan_verdicts
 from core import freshness, security
 from core.dates import day
 from core.exports import csv_response, xlsx_response
-from core.files import TEXT, get_private_storage
+from core.files import TEXT
 from core.forms import FormError, error_summary
+from core.storage import download_response
 from core.thresholds import DUE_SOON_DAYS
 from plans import lifecycle
 from plans.access import get_plan_for_user
@@ -431,12 +432,11 @@ def download_evidence(request: HttpRequest, pk: int) -> FileResponse:
     item = get_evidence_for_user(request.user, pk)
     if not item.file:
         raise Http404("This evidence has no file.")
-    handle = get_private_storage().open(item.file.name, "rb")
-    content_type = item.content_type or TEXT.content_type
-    response = FileResponse(
-        handle, as_attachment=True, filename=item.download_name(), content_type=content_type
+    response = download_response(
+        item.file,
+        filename=item.download_name(),
+        content_type=item.content_type or TEXT.content_type,
     )
-    response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["Cache-Control"] = "private, no-store"
     security.record(

@@ -18,21 +18,28 @@ from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
 
 
 class PrivateStorage(FileSystemStorage):
-    """``MEDIA_ROOT``, with no URL: files leave only through views that check access."""
+    """``MEDIA_ROOT``, with no URL: files leave only through views that check access.
+    The default storage unless ``STORAGE_URL`` names a bucket (``core/storage.py``)."""
 
     def url(self, name):
         raise NotImplementedError("Private files have no URL; stream them through a view.")
 
+    def open_stream(self, name: str) -> tuple[IO[bytes], int]:
+        """The file opened for reading, and its size (``core.storage.open_stream``)."""
+        handle = self.open(name, "rb")
+        return handle, handle.size
 
-_private_storage = PrivateStorage()
 
-
-def get_private_storage() -> PrivateStorage:
-    return _private_storage
+def get_private_storage() -> Storage:
+    """Where evidence, imports, packs and report PDFs live: Django's default storage,
+    which ``STORAGES`` makes a ``PrivateStorage`` or a ``core.s3.PrivateS3Storage``.
+    Model fields hold this lazy object, so a change of ``STORAGES`` (a test's) reaches
+    them."""
+    return default_storage
 
 
 @dataclass(frozen=True)

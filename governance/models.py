@@ -25,11 +25,11 @@ from plans.models import Plan, SignOffLevel
 
 
 def get_private_storage():
-    """Snapshots live beside evidence in private storage: never served directly, only
-    streamed by a view that checks access."""
-    from django.core.files.storage import storages
+    """Snapshots live beside evidence in private storage (``core.files``): never served
+    directly, only through the access-checked download view."""
+    from core.files import get_private_storage as private_storage
 
-    return storages["default"]
+    return private_storage()
 
 
 class GovernanceGroup(models.Model):

@@ -4,12 +4,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core import security, stuck
+from core.storage import download_response
 from governance import access, renders, services
 from governance.forms import (
     AgendaForm,
@@ -348,12 +349,8 @@ def report_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(report)
 
 
-def _pdf_response(file, filename: str) -> FileResponse:
-    response = FileResponse(
-        file.open("rb"), as_attachment=True, filename=filename, content_type="application/pdf"
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+def _pdf_response(file, filename: str) -> HttpResponse:
+    return download_response(file, filename=filename, content_type="application/pdf")
 
 
 def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:

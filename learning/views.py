@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core import security
+from core.storage import download_response
 from governance.access import visible_meetings
 from governance.models import Meeting
 from learning import services
@@ -264,9 +265,8 @@ def embedding_file(request: HttpRequest, reference: str, pk: int) -> FileRespons
     embedding = get_object_or_404(Embedding, pk=pk, summary=access.summary)
     if not embedding.has_file:
         raise Http404("No file.")
-    response = FileResponse(
-        embedding.file.open("rb"),
-        as_attachment=True,
+    response = download_response(
+        embedding.file,
         filename=embedding.download_name(),
         content_type=embedding.content_type or "application/octet-stream",
     )

@@ -48,6 +48,7 @@ from core.dates import day as _day
 from core.exports import neutralise
 from core.history import save_with_history as _save
 from core.queueing import after_commit
+from core.storage import open_stream
 from governance.models import ClosureReport, Decision
 from learning.models import (
     Acknowledgement,
@@ -161,7 +162,8 @@ def file_digest(file: PackFile) -> tuple[str, int] | None:
     digest = hashlib.sha256()
     size = 0
     try:
-        with file.storage.open(file.storage_name, "rb") as handle:
+        handle, _ = open_stream(file.storage, file.storage_name)
+        with handle:
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -223,7 +225,7 @@ def stream_zip(plan: Plan, files: list[PackFile]) -> Iterator[bytes]:
             digest = hashlib.sha256()
             size = 0
             try:
-                handle = file.storage.open(file.storage_name, "rb")
+                handle, _ = open_stream(file.storage, file.storage_name)
             except (FileNotFoundError, OSError):
                 rows.append(_manifest_row(file, size="", sha="missing from storage"))
                 continue

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core import security, stuck
 from core.forms import DateInput, ModelChoiceField
+from core.storage import download_response
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
@@ -207,14 +208,9 @@ def pack_pdf(request: HttpRequest, pk: int) -> FileResponse:
         request=request,
         detail=f"Evidence pack PDF, {what}, SHA-256 {pack.pdf_sha256[:16]}",
     )
-    response = FileResponse(
-        pack.pdf.open("rb"),
-        as_attachment=True,
-        filename=pack.download_name(),
-        content_type="application/pdf",
+    return download_response(
+        pack.pdf, filename=pack.download_name(), content_type="application/pdf"
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 # --- Register packs ---------------------------------------------------------------------

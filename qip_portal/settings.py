@@ -12,7 +12,7 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from qip_portal.env import read_bool, read_int, read_list
+from qip_portal.env import read_bool, read_int, read_list, read_storage_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -123,6 +123,27 @@ if DATABASES["default"].get("ENGINE") not in {
     raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or sqlite:// URL.")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = read_int("DB_CONN_MAX_AGE", default=0)
+# Behind pgbouncer in transaction-pooling mode a cursor cannot stay open across
+# statements: the exports' chunked reads (.iterator()) then fetch without one.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = read_bool(
+    "DB_BEHIND_PGBOUNCER", default=False
+)
+# A pool of at most this many PostgreSQL connections per process (Django's psycopg pool),
+# instead of one kept per thread (DB_CONN_MAX_AGE). For web nodes (gunicorn); 0: none.
+DB_POOL_MAX_SIZE = read_int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DB_POOL_MAX_SIZE needs PostgreSQL (DATABASE_URL).")
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DB_POOL_MAX_SIZE and DB_CONN_MAX_AGE cannot both be set: the pool keeps the "
+            "connections. Set DB_CONN_MAX_AGE to 0."
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let runserver and the in-process jobs share the file.
     DATABASES["default"]["OPTIONS"] = {
@@ -168,8 +189,16 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+# Where those files live (core/files.py, core/s3.py): MEDIA_ROOT on this server's disk, or, when
+# STORAGE_URL is set, an S3-compatible bucket that every web node and worker shares
+# (format: qip_portal/env.py, read_storage_url). Either way they have no URL.
+STORAGE_OPTIONS = read_storage_url("STORAGE_URL")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        {"BACKEND": "core.s3.PrivateS3Storage", "OPTIONS": STORAGE_OPTIONS}
+        if STORAGE_OPTIONS
+        else {"BACKEND": "core.files.PrivateStorage"}
+    ),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -331,6 +360,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 # password or deactivating the account ends every session (Django checks the password
 # hash and is_active on each request).
 SESSION_COOKIE_AGE = read_int("SESSION_IDLE_MINUTES", default=30, minimum=1) * 60
+# Read from Redis, written to the database (core/sessions.py): no session query per
+# request. Only with the shared Redis cache; without it, the database alone.
+SESSION_ENGINE = "core.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
 # The idle clock restarts when the session is saved: at most once a minute, not on
 # every request (a database write per page view), so "idle" is exact to within a minute.
 SESSION_SAVE_EVERY_REQUEST = False

@@ -15,18 +15,16 @@ threshold). Every wait is bounded and every process is killed at the end."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
 import re
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
 from tests.core.smtp_server import SMTPServer
-from tests.core.worker import Browser, RedisServer, Stack, wait
+from tests.core.worker import Browser, RedisServer, Stack, private_database, wait
 from tests.factories import PASSWORD
 
 # A live plan at Oakfield (opened 400 days ago, so 300 daily results fit), with Tom, a
@@ -140,30 +138,6 @@ def test_redis_stopped_during_an_upload_no_error_page_and_checked_once_it_is_bac
         assert browser.statuses.count(302) >= 2  # signed in, uploaded
 
 
-@contextlib.contextmanager
-def _private_database(suffix: str):
-    """A PostgreSQL database of the test's own beside the configured one, dropped at the
-    end (with anyone still connected)."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    name = f"{parts.path.lstrip('/') or 'qip'}_{suffix}"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-
-    def run(statement):
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as db:
-            db.execute(statement)
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    run(drop)
-    run(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        run(drop)
-
-
 TRAVELLED_SWEEP = """
 import datetime, time_machine
 from django.utils import timezone
@@ -180,7 +154,7 @@ def test_the_commit_loses_its_database_connection_nothing_imported_then_tried_ag
 
     rows = 300
     with (
-        _private_database("worker_commit") as database,
+        private_database("worker_commit") as database,
         SMTPServer() as smtp,
         RedisServer(tmp_path) as broker,
         Stack(tmp_path, smtp, name="commit-cut", redis_server=broker.url, database=database)

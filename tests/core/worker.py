@@ -149,6 +149,30 @@ def migrated_database(target: Path, *, tmp_path: Path, env: dict) -> None:
         source.backup(target_db)
 
 
+@contextlib.contextmanager
+def private_database(suffix: str):
+    """A PostgreSQL database of the test's own beside the configured one (DATABASE_URL's
+    name and ``suffix``), dropped at the end (with anyone still connected)."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    name = f"{parts.path.lstrip('/') or 'qip'}_{suffix}"
+    admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+
+    def run(statement):
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as db:
+            db.execute(statement)
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    run(drop)
+    run(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        run(drop)
+
+
 class Stack:
     """One test's processes. Use as a context manager: on exit every process it started
     is killed (its whole process group), the Celery client is closed and its Redis
@@ -317,6 +341,39 @@ class Stack:
         wait(answers, "the web server to answer", timeout=START_TIMEOUT, every=0.3)
         return base
 
+    def start_gunicorn(self, name: str, *, workers: int = 2, threads: int = 2) -> str:
+        """A web node as deployed (gunicorn, as docker-compose.yml runs it) on a free port;
+        returns its base URL once it answers. ``name`` tells the nodes' logs apart."""
+        port = free_port()
+        web = self._start(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "qip_portal.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--timeout",
+                "60",
+            ],
+            f"gunicorn-{name}.log",
+        )
+        base = f"http://127.0.0.1:{port}"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        def answers():
+            self._alive(web, f"web node {name}")
+            try:
+                with opener.open(f"{base}/healthz", timeout=5) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait(answers, f"web node {name} to answer", timeout=START_TIMEOUT, every=0.3)
+        return base
+
     def stop(self, process: subprocess.Popen) -> None:
         """Ask the main process politely (a worker's warm shutdown lets its pool finish
         their tasks), then kill whatever is left of the group."""
@@ -483,15 +540,20 @@ class Browser:
         the page that holds the form."""
         return self._open(path, {**data, "csrfmiddlewaretoken": self.token(page)})
 
-    def upload(self, path: str, field: str, filename: str, content: bytes) -> tuple[int, str, str]:
-        """Load the form at ``path`` and post one file to it, as a browser does
-        (multipart/form-data, with the page's CSRF token)."""
+    def upload(
+        self, path: str, field: str, filename: str, content: bytes, data: dict | None = None
+    ) -> tuple[int, str, str]:
+        """Load the form at ``path`` and post one file to it, with the form's other
+        ``data``, as a browser does (multipart/form-data, with the page's CSRF token)."""
         status, _, page = self.get(path)
         assert status == 200, f"GET {path}: {status}\n{page[:2000]}"
         boundary = f"----qip{os.getpid()}{time.monotonic_ns()}"
-        body = (
+        fields = {"csrfmiddlewaretoken": self.token(page), **(data or {})}
+        body = "".join(
             f"--{boundary}\r\nContent-Disposition: form-data; "
-            f'name="csrfmiddlewaretoken"\r\n\r\n{self.token(page)}\r\n'
+            f'name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in fields.items()
+        ).encode() + (
             f"--{boundary}\r\nContent-Disposition: form-data; "
             f'name="{field}"; filename="{filename}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"

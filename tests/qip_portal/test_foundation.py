@@ -41,6 +41,18 @@ def test_production_settings_pass_check_deploy_with_no_warnings():
     assert "no issues" in result.stdout
 
 
+def test_behind_pgbouncer_server_side_cursors_are_off_and_otherwise_on():
+    script = (
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'])"
+    )
+    result = _django({**PROD_ENV, "DB_BEHIND_PGBOUNCER": "true"}, "shell", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True"
+    result = _django(PROD_ENV, "shell", "-c", script)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -52,6 +64,16 @@ def test_production_settings_pass_check_deploy_with_no_warnings():
         ({"EMAIL_URL": "pigeon://loft"}, "EMAIL_URL"),
         ({"ALLOWED_HOSTS": "a.example,,b.example"}, "ALLOWED_HOSTS"),
         ({"EVIDENCE_MAX_UPLOAD_MB": "ten"}, "EVIDENCE_MAX_UPLOAD_MB must be a whole number"),
+        ({"STORAGE_URL": "s3://key:secret@s3.example"}, "STORAGE_URL names no bucket"),
+        ({"DB_POOL_MAX_SIZE": "4"}, "DB_POOL_MAX_SIZE needs PostgreSQL"),
+        (
+            {
+                "DATABASE_URL": "postgres://qip@127.0.0.1:5432/qip",
+                "DB_POOL_MAX_SIZE": "4",
+                "DB_CONN_MAX_AGE": "60",
+            },
+            "cannot both be set",
+        ),
     ],
 )
 def test_malformed_settings_fail_loudly_at_start(overrides, message):
