@@ -83,7 +83,7 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
     for pk in services.periods_needing_a_check(periods):
         services.check_monitoring(period_id=pk)
     if not periods:
-        return "0 monitoring period(s) ended"
+        return "0 monitoring period(s) ended, 0 without enough monitoring data"
     with transaction.atomic():
         ending = list(
             MonitoringPeriod.objects.select_for_update(of=("self",))
