@@ -51,8 +51,12 @@ from tests.factories import PASSWORD
 from tests.learning.helpers import close_plan, write_summary
 
 SEED = 18  # issue 18: the same requests, in the same order, on every run
-# A request that takes longer than this in all stops the test (it must stay bounded).
-DEADLINE_SECONDS = 300
+# The run must cost under two minutes of this process's CPU (the client and the portal
+# both run in it), measured, since wall-clock time on a shared machine says more about the
+# neighbours than about us. A run still going after DEADLINE_SECONDS of wall-clock time is
+# stopped (it must stay bounded even on a machine loaded many times over).
+CPU_BUDGET_SECONDS = 120
+DEADLINE_SECONDS = 900
 
 TODAY = datetime.date.today()
 
@@ -866,6 +870,7 @@ def test_every_form_and_url_answers_hostile_input(world, quiet_not_found):
     assert counts() == run.baseline  # nothing outlived its request
     assert run.sent >= 3000
     assert not any(status >= 500 for status in run.by_status)
+    assert cpu < CPU_BUDGET_SECONDS, f"{run.sent} requests took {cpu:.0f} s of CPU"
 
 
 PER_FORM = 42
