@@ -28,7 +28,7 @@ from audits.forms import (
 )
 from audits.models import ImportBatch, Measurement, MonitoringPeriod, next_due_on
 from audits.verdicts import PlanVerdicts, plan_verdicts
-from core import freshness, security
+from core import security
 from core.exports import csv_response, xlsx_response
 from core.files import TEXT, get_private_storage
 from core.forms import FormError, error_summary
@@ -116,11 +116,10 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     """The plan page's "Sustained improvement", "Monitoring" and "Re-audits and
     evidence" sections. A fixed number of queries (about a dozen), whatever the number
     of indicators, results or evidence items; none for the verdicts and charts while
-    nothing has changed (``core.freshness``)."""
+    nothing has changed: the plan page caches this section's HTML under the plan's version
+    (``qip_portal/plan_pages.py``, ``core.freshness``)."""
     today = timezone.localdate()
-    figures = freshness.cached(
-        f"plan-figures:{plan.pk}:{today.isoformat()}", lambda: _plan_figures(plan)
-    )
+    figures = _plan_figures(plan)
     verdicts, monitoring_data = figures["verdicts"], figures["monitoring"]
     indicators = list(plan.indicators.all())
     for indicator in indicators:

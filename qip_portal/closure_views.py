@@ -61,11 +61,14 @@ def _render_plan_report(
         "governance/plan_report.html",
         {
             "plan": plan,
-            # Compiled afresh after any change to the data (core.freshness); submitting
-            # compiles and freezes its own.
+            # Compiled afresh after any change to this plan (core.freshness: a plain
+            # dict, cached under the plan's version); submitting compiles and freezes
+            # its own.
             "report": freshness.cached(
                 f"plan-report:{plan.pk}:{timezone.localdate().isoformat()}",
-                lambda: closure.compile_report(plan),
+                # Read afresh inside: the version is held from before (core.freshness).
+                lambda: closure.compile_report(type(plan).objects.get(pk=plan.pk)),
+                scopes=[f"plan:{plan.pk}"],
             ),
             "risks": ResidualRisk.objects.filter(plan=plan).select_related("recorded_by"),
             "can_prepare": can_prepare,
