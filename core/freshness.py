@@ -389,6 +389,7 @@ def _wrap_bulk_paths() -> None:
     original_update = QuerySet.update
     original_bulk_create = QuerySet.bulk_create
     original_bulk_update = QuerySet.bulk_update
+    original_delete = QuerySet.delete
 
     @functools.wraps(original_update)
     def update(self, **kwargs):
@@ -427,11 +428,20 @@ def _wrap_bulk_paths() -> None:
             move(_touched_by_objects(self.model, objs) - before)
         return count
 
-    for func in (update, bulk_create, bulk_update):
+    @functools.wraps(original_delete)
+    def delete(self):
+        # Many-to-many tables send no delete signals (Django sends none for auto-created
+        # models); a direct delete of their rows moves what they touched.
+        if self.model._meta.auto_created and affects(self.model) is not None:
+            move(_touched_by_queryset(self))
+        return original_delete(self)
+
+    for func in (update, bulk_create, bulk_update, delete):
         func._freshness = True
     QuerySet.update = update
     QuerySet.bulk_create = bulk_create
     QuerySet.bulk_update = bulk_update
+    QuerySet.delete = delete
 
 
 def connect() -> None:
