@@ -463,10 +463,8 @@ def pinned(*scopes: str):
     Enter before reading the rows the cached values will be computed from."""
     held = dict(_pinned.get() or {})
     read = versions([s for s in scopes if s not in held])
-    if read is None:
-        token = _pinned.set({"__outage__": ""})
-    else:
-        token = _pinned.set({**read, **held})  # what an outer pin holds stays held
+    # What an outer pin holds stays held.
+    token = _pinned.set({"__outage__": ""} if read is None else {**read, **held})
     try:
         yield
     finally:
@@ -518,10 +516,15 @@ def cached(key: str, compute, scopes: Iterable[str] = (ALL,)):
     return value
 
 
-def viewer_scopes(user) -> list[str]:
-    """The scopes of what ``user`` sees: every plan, or their locations' plans; and their
-    own rows."""
+def plan_scopes_of(user) -> list[str]:
+    """The scopes of the plans ``user`` sees: every plan, or their locations' plans (as
+    ``plans.access.visible_plans``). The scope names are part of the key, so two
+    managers of the same locations share what is cached."""
     if user.sees_all_locations:
-        return [ALL, f"user:{user.pk}"]
-    location_ids = sorted(user.locations.values_list("pk", flat=True))
-    return [*(f"loc:{i}" for i in location_ids), f"user:{user.pk}"]
+        return [ALL]
+    return [f"loc:{i}" for i in sorted(user.locations.values_list("pk", flat=True))]
+
+
+def viewer_scopes(user) -> list[str]:
+    """The scopes of what ``user`` sees (``plan_scopes_of``) and of their own rows."""
+    return [*plan_scopes_of(user), f"user:{user.pk}"]
