@@ -93,8 +93,19 @@ class RedisServer:
         assert self.process is None or self.process.poll() is not None, "already running"
         with (self.tmp_path / f"redis-{self.port}.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.tmp_path)],
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.tmp_path),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -490,12 +501,16 @@ class Browser:
         assert status == 200, f"GET {path}: {status}\n{page[:2000]}"
         boundary = f"----qip{os.getpid()}{time.monotonic_ns()}"
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; "
-            f'name="csrfmiddlewaretoken"\r\n\r\n{self.token(page)}\r\n'
-            f"--{boundary}\r\nContent-Disposition: form-data; "
-            f'name="{field}"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="csrfmiddlewaretoken"\r\n\r\n{self.token(page)}\r\n'
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="{field}"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         return self._open(path, body, headers)
 
