@@ -50,7 +50,7 @@ from plans.forms import (
     WithdrawForm,
     filled,
 )
-from plans.models import Action, Location, Plan, Trigger
+from plans.models import Action, Location, Plan, QualityStatement, Regulation, Trigger
 
 REGISTER_COLUMNS = (
     "reference",
@@ -326,9 +326,10 @@ def detail_context(request: HttpRequest, reference: str) -> dict:
     )
     prefetch_related_objects(
         [plan],
-        "locations",
-        "quality_statements",
-        "regulations",
+        # Only the columns the page shows (it is rendered once per version, then cached).
+        Prefetch("locations", queryset=Location.objects.only("id", "name")),
+        Prefetch("quality_statements", queryset=QualityStatement.objects.only("id", "name")),
+        Prefetch("regulations", queryset=Regulation.objects.only("id", "number", "title")),
         "triggers",
         "indicators",
         Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
