@@ -80,6 +80,8 @@ class Affects:
     user: str | None = None  # user:<id>
     gov: bool = False  # gov
     everything: bool = False  # epoch: reference data every page may show
+    # Columns no cached page shows (progress counters): a write of only these moves nothing.
+    unshown: frozenset[str] = frozenset()
 
     @property
     def paths(self) -> dict[str, str]:
@@ -118,7 +120,9 @@ DECLARED: dict[str, Affects] = {
     "audits.IndicatorSchedule": Affects(plan="indicator__plan"),
     "audits.Measurement": Affects(plan="indicator__plan"),
     "audits.EvidenceItem": Affects(plan="plan"),
-    "audits.ImportBatch": Affects(plan="plan"),
+    "audits.ImportBatch": Affects(
+        plan="plan", unshown=frozenset({"processed_rows", "total_rows", "progress_at"})
+    ),
     "audits.MonitoringPeriod": Affects(plan="plan"),
     "audits.MonitoredIndicator": Affects(plan="period__plan"),
     "audits.Deterioration": Affects(plan="period__plan"),
@@ -330,8 +334,13 @@ def _touched_by_queryset(qs) -> set[str]:
 _BOOKKEEPING = frozenset({"last_login"})
 
 
+def _only_unshown(declaration: Affects, fields) -> bool:
+    return bool(fields) and set(fields) <= _BOOKKEEPING | declaration.unshown
+
+
 def _on_save(sender, instance, update_fields=None, raw=False, **kwargs) -> None:
-    if update_fields and set(update_fields) <= _BOOKKEEPING:
+    declaration = affects(sender)
+    if declaration is None or _only_unshown(declaration, update_fields):
         return
     if affects(sender) is not None:
         move(_touched_by_objects(sender, [instance]))
@@ -394,7 +403,7 @@ def _wrap_bulk_paths() -> None:
     @functools.wraps(original_update)
     def update(self, **kwargs):
         declaration = affects(self.model)
-        if declaration is None or (set(kwargs) <= _BOOKKEEPING):
+        if declaration is None or _only_unshown(declaration, kwargs):
             return original_update(self, **kwargs)
         moved_paths = {p.split("__")[0] for p in declaration.paths.values()} & set(kwargs)
         pks = list(self.order_by().values_list("pk", flat=True)) if moved_paths else None
@@ -417,6 +426,8 @@ def _wrap_bulk_paths() -> None:
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         declaration = affects(self.model)
+        if declaration is not None and _only_unshown(declaration, fields):
+            declaration = None
         before = set()
         if declaration is not None and objs:
             before = _touched_by_queryset(
