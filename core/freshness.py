@@ -47,6 +47,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import os
 import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -190,12 +191,15 @@ def code_version() -> str:
         return hashlib.sha256(configured.encode()).hexdigest()[:12]
     base = Path(settings.BASE_DIR)
     digest = hashlib.sha256()
-    skip = {".venv", "node_modules", "tests", ".git", "staticfiles", "media", "__pycache__"}
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base)
-        if skip & set(rel.parts) or path.suffix not in (".py", ".html") or not path.is_file():
-            continue
-        digest.update(str(rel).encode())
+    skip = {"node_modules", "tests", "staticfiles", "media", "private-media", "__pycache__"}
+    skip |= {"scripts", "docs", "venv", "env", "site-packages"}
+    found = []
+    for folder, dirs, files in os.walk(base):
+        # Pruned as it goes: never into the virtualenv, .git or other hidden folders.
+        dirs[:] = [d for d in dirs if d not in skip and not d.startswith(".")]
+        found += [Path(folder) / f for f in files if f.endswith((".py", ".html"))]
+    for path in sorted(found):
+        digest.update(str(path.relative_to(base)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
