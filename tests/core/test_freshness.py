@@ -92,14 +92,20 @@ def test_a_change_to_one_plan_moves_its_versions_and_not_another_plans(
 
 @pytest.mark.django_db
 def test_signing_in_leaves_the_version_alone(client, quality_lead):
-    before = freshness.data_version()
+    scopes = [f"user:{quality_lead.pk}", "all", "epoch"]
+    before = freshness.versions(scopes)
     response = client.post(
         reverse("login"), {"username": quality_lead.username, "password": factories.PASSWORD}
     )
     assert response.status_code == 302
     quality_lead.refresh_from_db()
     assert quality_lead.last_login is not None
-    assert freshness.data_version() == before
+    assert freshness.versions(scopes) == before
+    quality_lead.job_title = "Head of Quality"  # a real change to the person does move them
+    quality_lead.save()
+    assert (
+        freshness.versions(scopes)[f"user:{quality_lead.pk}"] != before[f"user:{quality_lead.pk}"]
+    )
 
 
 @pytest.mark.django_db
