@@ -81,8 +81,6 @@ class Affects:
     user: str | None = None  # user:<id>
     gov: bool = False  # gov
     everything: bool = False  # epoch: reference data every page may show
-    # Columns no cached page shows (progress counters): a write of only these moves nothing.
-    unshown: frozenset[str] = frozenset()
 
     @property
     def paths(self) -> dict[str, str]:
@@ -121,9 +119,9 @@ DECLARED: dict[str, Affects] = {
     "audits.IndicatorSchedule": Affects(plan="indicator__plan"),
     "audits.Measurement": Affects(plan="indicator__plan"),
     "audits.EvidenceItem": Affects(plan="plan"),
-    "audits.ImportBatch": Affects(
-        plan="plan", unshown=frozenset({"processed_rows", "total_rows", "progress_at"})
-    ),
+    # A spreadsheet between upload and commit: shown only on its own import page, which
+    # is never cached. The results it imports are Measurements (bulk_create moves them).
+    "audits.ImportBatch": NOT_SHOWN,
     "audits.MonitoringPeriod": Affects(plan="plan"),
     "audits.MonitoredIndicator": Affects(plan="period__plan"),
     "audits.Deterioration": Affects(plan="period__plan"),
@@ -338,13 +336,13 @@ def _touched_by_queryset(qs) -> set[str]:
 _BOOKKEEPING = frozenset({"last_login"})
 
 
-def _only_unshown(declaration: Affects, fields) -> bool:
-    return bool(fields) and set(fields) <= _BOOKKEEPING | declaration.unshown
+def _only_bookkeeping(fields) -> bool:
+    return bool(fields) and set(fields) <= _BOOKKEEPING
 
 
 def _on_save(sender, instance, update_fields=None, raw=False, **kwargs) -> None:
     declaration = affects(sender)
-    if declaration is None or _only_unshown(declaration, update_fields):
+    if declaration is None or _only_bookkeeping(update_fields):
         return
     if affects(sender) is not None:
         move(_touched_by_objects(sender, [instance]))
@@ -407,7 +405,7 @@ def _wrap_bulk_paths() -> None:
     @functools.wraps(original_update)
     def update(self, **kwargs):
         declaration = affects(self.model)
-        if declaration is None or _only_unshown(declaration, kwargs):
+        if declaration is None or _only_bookkeeping(kwargs):
             return original_update(self, **kwargs)
         moved_paths = {p.split("__")[0] for p in declaration.paths.values()} & set(kwargs)
         pks = list(self.order_by().values_list("pk", flat=True)) if moved_paths else None
@@ -430,7 +428,7 @@ def _wrap_bulk_paths() -> None:
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         declaration = affects(self.model)
-        if declaration is not None and _only_unshown(declaration, fields):
+        if declaration is not None and _only_bookkeeping(fields):
             declaration = None
         before = set()
         if declaration is not None and objs:
