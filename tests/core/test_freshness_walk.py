@@ -218,7 +218,7 @@ def test_every_writer_of_every_model_moves_the_versions_of_what_it_changes(setti
             continue
         rows = list(model._base_manager.order_by("pk")[:2])
         if not rows:
-            failures.append(f"{label}: no row in the test's world to write")
+            failures.append(f"{label}: no row to write: add one in _complete_the_world()")
             continue
         field = _writable_field(model)
         manager = model._base_manager
