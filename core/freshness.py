@@ -228,12 +228,6 @@ def versions(scopes: Iterable[str]) -> dict[str, str] | None:
     return {s: found[PREFIX + s] for s in wanted}
 
 
-def data_version() -> str | None:
-    """The epoch's version (every key holds it); None when the cache cannot be reached."""
-    found = versions(())
-    return found[EPOCH] if found else None
-
-
 def _move(scopes: Iterable[str]) -> None:
     keys = _keys(set(scopes))
     if not keys:
@@ -270,10 +264,6 @@ def plan_scopes(plan_ids: Iterable[int]) -> set[str]:
         through.objects.filter(plan_id__in=ids).values_list("location_id", flat=True).distinct()
     )
     return {ALL, *(f"plan:{i}" for i in ids), *(f"loc:{i}" for i in locations)}
-
-
-def plans_changed(plan_ids: Iterable[int]) -> None:
-    move(plan_scopes(plan_ids))
 
 
 def _scopes_for(declaration: Affects, values: dict[str, set]) -> set[str]:
