@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.db.models import prefetch_related_objects
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -138,19 +139,17 @@ def _plan_figures(plan: Plan) -> dict:
 
 
 def plan_figures(plan: Plan) -> dict:
-    """The plan page's verdicts, monitoring and charts, cached until data change: the
-    plan page and the register's detail of a plan read the same."""
-    today = timezone.localdate()
-    return freshness.cached(
-        f"plan-figures:{plan.pk}:{today.isoformat()}", lambda: _plan_figures(plan)
-    )
+    """The plan page's verdicts, monitoring and charts (computed: the plan page caches
+    its HTML, and the register's detail of a plan its own, under the plan's version)."""
+    return _plan_figures(plan)
 
 
 def plan_panel_context(plan: Plan, user: User) -> dict:
     """The plan page's "Sustained improvement", "Monitoring" and "Re-audits and
     evidence" sections. A fixed number of queries (about a dozen), whatever the number
     of indicators, results or evidence items; none for the verdicts and charts while
-    nothing has changed (``core.freshness``)."""
+    nothing has changed: the plan page caches this section's HTML under the plan's version
+    (``qip_portal/plan_pages.py``, ``core.freshness``)."""
     today = timezone.localdate()
     figures = plan_figures(plan)
     verdicts, monitoring_data = figures["verdicts"], figures["monitoring"]
@@ -730,6 +729,15 @@ def plan_icons(request: HttpRequest, reference: str) -> HttpResponse:
     """Each indicator of a plan with its Making Data Count icons: the detail the register
     shows when a plan's row is hovered or opened. The figures are the plan page's own."""
     plan = get_plan_for_user(request.user, reference, related=("criteria",))
-    prefetch_related_objects([plan], "indicators", "actions")
-    figures = plan_figures(plan)
-    return render(request, "audits/_icons_panel.html", {"plan": plan, "charts": figures["charts"]})
+    scopes = [f"plan:{plan.pk}"]
+
+    def panel() -> str:
+        prefetch_related_objects([plan], "indicators", "actions")
+        charts = plan_figures(plan)["charts"]
+        return render_to_string("audits/_icons_panel.html", {"plan": plan, "charts": charts})
+
+    today = timezone.localdate().isoformat()
+    # Held from before the panel's rows are read (core.freshness.pinned).
+    with freshness.pinned(*scopes):
+        html = freshness.cached(f"plan-icons:{plan.pk}:{today}", panel, scopes=scopes)
+    return HttpResponse(html)

@@ -5,11 +5,8 @@ them all once."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from core.freshness import data_changed
 
 
 @dataclass(frozen=True)
@@ -23,21 +20,15 @@ JOBS: list[Job] = []
 
 
 def register(name: str, description: str) -> Callable:
-    """Register a sweep. Sweeps write in bulk (``QuerySet.update()``, no model signals),
-    so each run ends by changing the data version (``core.freshness``)."""
+    """Register a sweep. Sweeps write in bulk (``QuerySet.update()``, ``bulk_create``):
+    those move the versions of the plans and scopes whose rows they touch
+    (``core.freshness``), so a run changes no cached page it did not change."""
 
     def decorator(func: Callable[[], object]) -> Callable[[], object]:
         if any(job.name == name for job in JOBS):
             raise ValueError(f"Job {name!r} is registered twice.")
 
-        @functools.wraps(func)
-        def run() -> object:
-            try:
-                return func()
-            finally:
-                data_changed()
-
-        JOBS.append(Job(name=name, run=run, description=description))
-        return run
+        JOBS.append(Job(name=name, run=func, description=description))
+        return func
 
     return decorator

@@ -6,10 +6,12 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from core import security, stuck
+from core import freshness, security, stuck
 from core.storage import download_response
 from governance import access, renders, services
 from governance.forms import (
@@ -50,12 +52,11 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not (access.sees_all_governance(user) or access.groups_for_user(user).exists()):
         raise Http404("No such page.")
-    visible = access.visible_reports(user)
     today = timezone.localdate()
-    return render(
-        request,
-        "governance/home.html",
-        {
+
+    def render_body() -> str:
+        visible = access.visible_reports(user)
+        context = {
             "awaiting": Paginator(
                 # Longest waiting first, as on the home page.
                 _report_rows(visible.awaiting_decision()).order_by("submitted_at", "pk"),
@@ -71,8 +72,18 @@ def home(request: HttpRequest) -> HttpResponse:
             ),
             "signing_groups": access.signing_group_ids(user),
             "can_prepare": access.can_prepare_reports(user),
-        },
-    )
+        }
+        return str(render_to_string("governance/_home_body.html", context, request=request))
+
+    # Cached as HTML for this person (their groups, what they sign) until governance,
+    # any plan (titles are listed) or the person changes (core.freshness).
+    scopes = [freshness.GOV, freshness.ALL, f"user:{user.pk}"]
+    page = request.GET.get("page", "")[:12]
+    with freshness.pinned(*scopes):
+        body = freshness.cached(
+            f"governance-home:{user.pk}:{today.isoformat()}:{page}", render_body, scopes=scopes
+        )
+    return render(request, "governance/home.html", {"body": mark_safe(body)})  # noqa: S308  # nosec B308 B703 - our own template
 
 
 # --- Groups ---------------------------------------------------------------------------

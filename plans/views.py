@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -16,9 +19,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
-from core import security
+from core import freshness, security
 from core.exports import csv_response, xlsx_response
 from core.forms import error_summary
 from plans import lifecycle, services
@@ -45,7 +50,21 @@ from plans.forms import (
     WithdrawForm,
     filled,
 )
-from plans.models import Action, Location, Plan, Trigger
+from plans.models import Action, Location, Plan, QualityStatement, Regulation, Trigger
+
+REGISTER_COLUMNS = (
+    "reference",
+    "title",
+    "status",
+    "risk_score",
+    "opened_on",
+    "target_date",
+    "last_activity_at",
+    "theme__name",
+    "owner__first_name",
+    "owner__last_name",
+    "owner__username",
+)
 
 
 def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[Plan]:
@@ -53,6 +72,8 @@ def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[
     plans = (
         visible_plans(user)
         .select_related("theme", "owner")
+        # Only what the rows (and the export) show: no summary, key questions or history.
+        .only(*REGISTER_COLUMNS)
         .prefetch_related(Prefetch("locations", queryset=Location.objects.only("id", "name")))
     )
     # A correlated subquery, evaluated only for the rows on the page (a joined Count
@@ -62,9 +83,7 @@ def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[
     )
     plans = plans.annotate(
         overdue_actions=Coalesce(
-            Subquery(
-                overdue.order_by().values("plan").annotate(n=Count("pk")).values("n")[:1]
-            ),
+            Subquery(overdue.order_by().values("plan").annotate(n=Count("pk")).values("n")[:1]),
             0,
         )
     )
@@ -111,6 +130,13 @@ def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[
     return plans.order_by(sort, "-reference")
 
 
+def _normalised_query(query) -> str:
+    """The register's query string, as a key: every parameter with a value, sorted (the
+    same filters in another order, or with empty fields, are the same query)."""
+    pairs = sorted((k, v) for k in query for v in query.getlist(k) if v.strip())
+    return hashlib.sha256(urlencode(pairs).encode()).hexdigest()[:24]
+
+
 def register(
     request: HttpRequest, *, flags: dict | None = None, row_detail: str = ""
 ) -> HttpResponse:
@@ -118,32 +144,68 @@ def register(
     ``label`` and ``apply(queryset)``) that the composing page offers: "ready for
     closure review" is the closure workflow's (qip_portal/plan_pages.py).
     ``row_detail``: the name of a URL (taking a plan's reference) whose page is each
-    row's detail, loaded when the row's detail is hovered or opened."""
+    row's detail, loaded when the row's detail is hovered or opened.
+
+    Both parts are cached as HTML (``core.freshness``) per normalised query: the filter
+    form (its owner choices are every plan's owners) under the version of all plans; the
+    count and rows under the versions of the plans the viewer sees (their locations',
+    or all), so a change at one location leaves the other locations' registers cached."""
     flags = flags or {}
-    form = RegisterFilterForm(
-        request.GET or None, user=request.user, flags={k: f.label for k, f in flags.items()}
-    )
-    plans = _register_queryset(request.user, form, flags)
+    user = request.user
     export = request.GET.get("export")
     if export in ("csv", "xlsx"):
+        form = RegisterFilterForm(
+            request.GET or None, user=user, flags={k: f.label for k, f in flags.items()}
+        )
         security.record("export", request=request, detail=f"plan register as {export}")
-        return _export(plans, export)
-    page = Paginator(plans, settings.REGISTER_PAGE_SIZE).get_page(request.GET.get("page"))
-    filtered = form.is_bound and any(
-        v for k, v in (form.cleaned_data.items() if form.is_valid() else []) if k != "sort"
-    )
-    return render(
-        request,
-        "plans/register.html",
-        {
-            "form": form,
+        return _export(_register_queryset(user, form, flags), export)
+    query = _normalised_query(request.GET)
+    scopes = freshness.plan_scopes_of(user)
+    built = {}
+
+    def form() -> RegisterFilterForm:
+        if "form" not in built:
+            built["form"] = RegisterFilterForm(
+                request.GET or None, user=user, flags={k: f.label for k, f in flags.items()}
+            )
+        return built["form"]
+
+    def filtered() -> bool:
+        f = form()
+        return f.is_bound and any(
+            v for k, v in (f.cleaned_data.items() if f.is_valid() else []) if k != "sort"
+        )
+
+    def render_form() -> str:
+        context = {"form": form(), "filtered": filtered(), "can_open": can_open_plans(user)}
+        return str(render_to_string("plans/_register_form.html", context, request=request))
+
+    def render_results() -> str:
+        plans = _register_queryset(user, form(), flags)
+        page = Paginator(plans, settings.REGISTER_PAGE_SIZE).get_page(request.GET.get("page"))
+        context = {
             "page": page,
-            "filtered": filtered,
-            "can_open": can_open_plans(request.user),
+            "filtered": filtered(),
+            "can_open": can_open_plans(user),
             "now": timezone.now(),
             "stale_days": settings.STALE_PLAN_DAYS,
             "row_detail": row_detail,
-        },
+        }
+        return str(render_to_string("plans/_register_results.html", context, request=request))
+
+    today = timezone.localdate().isoformat()
+    with freshness.pinned(freshness.ALL, *scopes):  # held from before the rows are read
+        form_html = freshness.cached(
+            f"register-form:{user.role}:{query}", render_form, scopes=[freshness.ALL, *scopes]
+        )
+        results_html = freshness.cached(
+            f"register-rows:{user.role}:{row_detail}:{today}:{query}", render_results, scopes=scopes
+        )
+    return render(
+        request,
+        "plans/register.html",
+        # Our own templates, rendered above.
+        {"form_html": mark_safe(form_html), "results_html": mark_safe(results_html)},  # noqa: S308  # nosec B308 B703
     )
 
 
@@ -271,9 +333,10 @@ def detail_context(request: HttpRequest, reference: str) -> dict:
     )
     prefetch_related_objects(
         [plan],
-        "locations",
-        "quality_statements",
-        "regulations",
+        # Only the columns the page shows (it is rendered once per version, then cached).
+        Prefetch("locations", queryset=Location.objects.only("id", "name")),
+        Prefetch("quality_statements", queryset=QualityStatement.objects.only("id", "name")),
+        Prefetch("regulations", queryset=Regulation.objects.only("id", "number", "title")),
         "triggers",
         "indicators",
         Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),

@@ -51,7 +51,22 @@ def _render_plan_report(
 ) -> HttpResponse:
     """The live report page; bound forms are passed back so what was typed is kept."""
     submit_name = lifecycle.SUBMIT_TRANSITIONS.get(plan.status, "submit_for_closure")
-    blockers = closure.closure_blockers(plan)
+    today = timezone.localdate().isoformat()
+    scopes = [f"plan:{plan.pk}"]
+    with freshness.pinned(*scopes):  # held from before the rows are read
+        # Blockers (plain frozen dataclasses, no model) and the report (a plain dict),
+        # computed afresh after any change to this plan (core.freshness).
+        blockers = freshness.cached(
+            f"plan-blockers:{plan.pk}:{today}",
+            lambda: closure.closure_blockers(type(plan).objects.get(pk=plan.pk)),
+            scopes=scopes,
+        )
+        report = freshness.cached(
+            f"plan-report:{plan.pk}:{today}",
+            # Read afresh inside: the version is held from before (core.freshness).
+            lambda: closure.compile_report(type(plan).objects.get(pk=plan.pk)),
+            scopes=scopes,
+        )
     can_prepare = access.can_prepare_reports(request.user) and (
         plan.status in lifecycle.SUBMIT_TRANSITIONS
     )
@@ -67,12 +82,8 @@ def _render_plan_report(
         "governance/plan_report.html",
         {
             "plan": plan,
-            # Compiled afresh after any change to the data (core.freshness); submitting
-            # compiles and freezes its own.
-            "report": freshness.cached(
-                f"plan-report:{plan.pk}:{timezone.localdate().isoformat()}",
-                lambda: closure.compile_report(plan),
-            ),
+            # Submitting compiles and freezes its own.
+            "report": report,
             "risks": ResidualRisk.objects.filter(plan=plan).select_related("recorded_by"),
             "can_prepare": can_prepare,
             "risk_form": risk_form or ResidualRiskForm(),

@@ -155,7 +155,28 @@ def my_work(user: User, today: datetime.date) -> dict:
         .select_related("summary__plan")
         .order_by("shared_at")[:5]
     )
-    return {"my_actions": list(actions), "to_read": list(to_read)}
+    # Plain values (cached: core.freshness caches no model instance).
+    return {
+        "my_actions": [
+            {
+                "plan": {
+                    "reference": a.plan.reference,
+                    "get_absolute_url": a.plan.get_absolute_url(),
+                },
+                "description": a.description,
+                "due_date": a.due_date,
+            }
+            for a in actions
+        ],
+        "to_read": [
+            {
+                "summary": {
+                    "plan": {"reference": k.summary.plan.reference, "title": k.summary.plan.title}
+                }
+            }
+            for k in to_read
+        ],
+    }
 
 
 def governance_work(user: User, today: datetime.date) -> dict:
@@ -173,4 +194,17 @@ def governance_work(user: User, today: datetime.date) -> dict:
         .select_related("group")
         .order_by("held_on")[:5]
     )
-    return {"awaiting_reports": list(reports), "next_meetings": list(meetings)}
+    return {
+        "awaiting_reports": [
+            {
+                "pk": r.pk,
+                "plan": {"reference": r.plan.reference, "title": r.plan.title},
+                "group": str(r.group),
+                "submitted_at": r.submitted_at,
+            }
+            for r in reports
+        ],
+        "next_meetings": [
+            {"pk": m.pk, "group": str(m.group), "held_on": m.held_on} for m in meetings
+        ],
+    }

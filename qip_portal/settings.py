@@ -6,6 +6,7 @@ process at start rather than running half-configured.
 """
 
 import datetime
+import os
 from pathlib import Path
 
 import environ
@@ -460,6 +461,9 @@ REGISTER_PAGE_SIZE = 25
 # version that every change moves on (core/freshness.py), and expire after this long
 # in any case.
 DERIVED_CACHE_SECONDS = read_int("DERIVED_CACHE_SECONDS", default=60)
+# Part of every cached key (core.freshness.code_version): e.g. the image's commit. When
+# unset, a digest of the project's Python files and templates (no .git needed).
+CODE_VERSION = os.environ.get("CODE_VERSION", "")
 
 LOGGING = {
     "version": 1,

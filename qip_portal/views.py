@@ -24,12 +24,15 @@ from qip_portal import alerts, dashboard
 def home(request: HttpRequest) -> HttpResponse:
     """What needs my attention now, first; then what is mine to do; then (for quality
     leads and administrators) the shape of the register. The figures are counted over
-    every plan the user can see, so they are cached until any data changes
-    (``core.freshness``)."""
+    every plan the user can see, so they are cached (as plain values) until something
+    they are counted over changes: the plans of the user's locations (or every plan),
+    governance, or the user's own rows (``core.freshness``)."""
     user = request.user
     today = timezone.localdate()
     figures = freshness.cached(
-        f"home:{user.pk}:{today.isoformat()}", lambda: dashboard.home_figures(user, today)
+        f"home:{user.pk}:{today.isoformat()}",
+        lambda: dashboard.home_figures(user, today),
+        scopes=[*freshness.viewer_scopes(user), freshness.GOV],
     )
     context = {
         "today": today,

@@ -29,7 +29,6 @@ from audits.services.measurements import (
     refresh_last_measured,
 )
 from core.files import get_private_storage
-from core.freshness import data_changed
 from core.history import save_with_history as _save
 from core.queueing import after_commit
 from plans.models import Plan, User
@@ -327,7 +326,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
                 default_user=by,
                 default_change_reason=f"Imported from {batch.original_name}",
             )
-            data_changed()  # bulk writes send no model signals (core.freshness)
+            # bulk_create moved the plan's versions (core.freshness wraps the bulk paths)
             refresh_last_measured({m.indicator_id for m in measurements})
             refresh_criteria_met(plan)
             _finish(

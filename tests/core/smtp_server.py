@@ -74,6 +74,7 @@ class SMTPServer:
             if hold == moment:
                 self.holding.set()
                 self.release.wait(timeout=120)
+
         try:
             if self.refusing:
                 reply("421 Service not available, try again later")

@@ -1,5 +1,7 @@
-"""Cached figures (core.freshness): kept until any domain data changes, never longer
-than DERIVED_CACHE_SECONDS, and the home page serves them without counting again."""
+"""Cached figures (core.freshness): kept until what they are computed from changes (the
+plan's version, a scope's, or everything's), never longer than DERIVED_CACHE_SECONDS,
+and the home page serves them without counting again. Every writer of every model is
+walked in tests/core/test_freshness_walk.py."""
 
 import datetime
 
@@ -8,7 +10,6 @@ import time_machine
 from django.urls import reverse
 
 from core import freshness
-from core.jobs import JOBS
 from plans.models import Action, Plan
 from tests import factories
 
@@ -50,59 +51,61 @@ def test_figures_computed_inside_pinned_are_kept_under_the_version_read_on_entry
 
 @pytest.mark.django_db
 def test_pinned_without_a_cache_computes_afresh(monkeypatch):
-    monkeypatch.setattr(freshness, "data_version", lambda: None)
-    with freshness.pinned():
+    monkeypatch.setattr(freshness, "versions", lambda scopes: None)
+    with freshness.pinned("plan:1"):
         assert freshness.cached("k", lambda: 1) == 1
         assert freshness.cached("k", lambda: 2) == 2
 
 
 @pytest.mark.django_db
-def test_saves_deletes_and_relations_of_domain_models_change_the_version(
+def test_a_change_to_one_plan_moves_its_versions_and_not_another_plans(
     quality_lead, oakfield, riverside, django_capture_on_commit_callbacks
 ):
-    seen = {freshness.data_version()}
+    a = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    b = factories.live_plan(owner=quality_lead, locations=[riverside], title="Another")
+    scopes = [f"plan:{a.pk}", f"plan:{b.pk}", f"loc:{oakfield.pk}", f"loc:{riverside.pk}"]
+    scopes += ["all", "epoch"]
+    seen = freshness.versions(scopes)
 
-    def changed() -> bool:
-        version = freshness.data_version()
-        new = version not in seen
-        seen.add(version)
-        return new
+    def moved() -> set[str]:
+        nonlocal seen
+        now = freshness.versions(scopes)
+        changed = {s for s in scopes if now[s] != seen[s]}
+        seen = now
+        return changed
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
-    assert changed() and callbacks  # and again when the transaction commits
-    plan.title = "Renamed"
-    plan.save()
-    assert changed()
-    plan.locations.add(riverside)
-    assert changed()
-    plan.actions.all().delete()
-    assert changed()
-    quality_lead.locations.add(oakfield)  # who sees what
-    assert changed()
-    quality_lead.role = "manager"
-    quality_lead.save()
-    assert changed()
+        a.title = "Renamed"
+        a.save()
+    assert callbacks  # and again when the transaction commits
+    assert moved() == {f"plan:{a.pk}", f"loc:{oakfield.pk}", "all"}
+    a.locations.add(riverside)  # both locations' registers now list it
+    assert moved() == {f"plan:{a.pk}", f"loc:{oakfield.pk}", f"loc:{riverside.pk}", "all"}
+    b.actions.all().delete()
+    assert moved() == {f"plan:{b.pk}", f"loc:{riverside.pk}", "all"}
+    Action.objects.filter(plan=a).update(description="Bulk")
+    assert moved() == {f"plan:{a.pk}", f"loc:{oakfield.pk}", f"loc:{riverside.pk}", "all"}
+    oakfield.name = "Oakfield House"  # reference data: every page may show it
+    oakfield.save()
+    assert "epoch" in moved()
 
 
 @pytest.mark.django_db
 def test_signing_in_leaves_the_version_alone(client, quality_lead):
-    before = freshness.data_version()
+    scopes = [f"user:{quality_lead.pk}", "all", "epoch"]
+    before = freshness.versions(scopes)
     response = client.post(
         reverse("login"), {"username": quality_lead.username, "password": factories.PASSWORD}
     )
     assert response.status_code == 302
     quality_lead.refresh_from_db()
     assert quality_lead.last_login is not None
-    assert freshness.data_version() == before
-
-
-@pytest.mark.django_db
-def test_every_scheduled_job_changes_the_version_when_it_finishes():
-    for job in JOBS:
-        before = freshness.data_version()
-        job.run()
-        assert freshness.data_version() != before, job.name
+    assert freshness.versions(scopes) == before
+    quality_lead.job_title = "Head of Quality"  # a real change to the person does move them
+    quality_lead.save()
+    assert (
+        freshness.versions(scopes)[f"user:{quality_lead.pk}"] != before[f"user:{quality_lead.pk}"]
+    )
 
 
 @pytest.mark.django_db

@@ -1,124 +1,95 @@
-"""Cached figures across processes (issue #21, item 10). Under `make run` the scheduled
-jobs run in a second process beside the web server; a change one of them makes (here:
-a monitoring period that has passed its end date is ended) must be on the plan page at
-the next view, not up to ``DERIVED_CACHE_SECONDS`` later. Without Redis the cache is a
-folder of files that both processes share (``CACHE_DIR``)."""
+"""No page shows figures older than the last change to its plan, across processes: two
+portal processes (tests/core/freshness_driver.py), as two web nodes or a web node and a
+worker, share one database and one Redis. Each caches the plan page's content; a change
+made by the other is shown by the next view."""
+
+from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.core.worker import ROOT, migrated_database
-
-# The web process: builds a plan in monitoring, then shows the plan page (the test
-# client, in this process, with this process's cache) each time it reads a line.
-WEB = r"""
-import datetime, json, sys
-from decimal import Decimal
-import django
-django.setup()
-from django.conf import settings
-if sys.argv[1] == "memory":
-    # Before anything has used the cache: the per-process memory cache of old.
-    settings.CACHES["default"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-from django.test import Client
-from django.utils import timezone
-from audits import services
-from plans import services as plan_services
-from plans.models import Plan
-from tests import factories
-from tests.audits.factories import measure
-
-today = timezone.localdate()
-oakfield = factories.LocationFactory(name="Oakfield")
-lead = factories.UserFactory(username="priya", role="quality_lead")
-manager = factories.UserFactory(username="tom", role="manager")
-manager.locations.add(oakfield)
-plan = factories.live_plan(owner=lead, locations=[oakfield],
-                           opened_on=today - datetime.timedelta(days=400))
-for i in range(6):
-    measure(plan, by=manager, on=today - datetime.timedelta(days=30 * (6 - i)),
-            numerator=19, denominator=20)
-plan.status = Plan.Status.CLOSURE_REVIEW
-plan_services._save(plan, by=lead, reason="test: in closure review")
-period = services.start_monitoring(
-    plan=plan, by=lead, floors={plan.indicators.get().pk: Decimal("85")}, escalate_to=[],
-    starts_on=today - datetime.timedelta(days=100))
-plan.status = Plan.Status.MONITORING
-plan_services._save(plan, by=lead, reason="test: stepped down")
-client = Client(HTTP_HOST="127.0.0.1")
-client.force_login(lead)
-print(json.dumps({"period": period.pk}), flush=True)
-for line in sys.stdin:
-    html = client.get(plan.get_absolute_url()).content.decode()
-    state = "open" if "Monitoring: " in html else "ended" if "Ended without" in html else "?"
-    print(json.dumps({"state": state}), flush=True)
-"""
+from tests.core.worker import ROOT, RedisServer, migrated_database
 
 
-def _env(tmp_path: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    return dict(
-        env,
-        DEBUG="true",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
-        CACHE_DIR=str(tmp_path / "cache"),
-        DJANGO_SETTINGS_MODULE="qip_portal.settings",
-        PYTHONUNBUFFERED="1",
-    )
-
-
-def _plan_page_after_a_job(tmp_path: Path, cache: str) -> tuple[str, str]:
-    env = _env(tmp_path)
-    migrated_database(tmp_path / "portal.sqlite3", tmp_path=tmp_path, env=env)
-    web = subprocess.Popen(
-        [sys.executable, "-c", WEB, cache],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        period = json.loads(web.stdout.readline())["period"]
-        web.stdin.write("view\n")
-        web.stdin.flush()
-        before = json.loads(web.stdout.readline())["state"]
-        # Time passes behind the portal's back: the period's end date is now behind us.
-        with sqlite3.connect(tmp_path / "portal.sqlite3") as db:
-            db.execute(
-                "UPDATE audits_monitoringperiod SET ends_on = date('now', '-2 days') WHERE id = ?",
-                (period,),
-            )
-        # The scheduler, in its own process, as `make run` runs it.
-        done = subprocess.run(
-            [sys.executable, "manage.py", "run_scheduled_jobs"]
-            + ["--only", "audits_monitoring_ended"],
+class Portal:
+    def __init__(self, env: dict):
+        self.process = subprocess.Popen(
+            [sys.executable, "tests/core/freshness_driver.py"],
             cwd=ROOT,
             env=env,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
-            timeout=240,
+            start_new_session=True,
         )
-        assert done.returncode == 0, done.stderr
-        assert "1 monitoring period(s) ended" in done.stdout, done.stdout
-        web.stdin.write("view\n")
-        web.stdin.flush()
-        after = json.loads(web.stdout.readline())["state"]
-    finally:
-        web.stdin.close()
-        web.wait(timeout=60)
-    return before, after
+
+    def __call__(self, **command) -> dict:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, "the portal process ended"
+        answer = json.loads(line)
+        assert "error" not in answer, answer["error"]
+        return answer
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
 
 
-def test_the_plan_page_shows_what_a_job_in_another_process_changed(tmp_path):
-    assert _plan_page_after_a_job(tmp_path, "default") == ("open", "ended")
+def test_a_change_in_one_process_is_shown_at_once_by_the_other(tmp_path):
+    database = tmp_path / "two.sqlite3"
+    env = dict(
+        os.environ,
+        DEBUG="true",
+        DATABASE_URL=f"sqlite:///{database}",
+        MEDIA_ROOT=str(tmp_path / "media"),
+        PYTHONUNBUFFERED="1",
+        DERIVED_CACHE_SECONDS="3600",  # only the versions can make a view see the change
+    )
+    env.pop("REDIS_URL", None)
+    migrated_database(database, tmp_path=tmp_path, env=env)
+    with RedisServer(tmp_path) as redis_server:
+        env["REDIS_URL"] = redis_server.url
+        a, b = Portal(env), Portal(env)
+        try:
+            first, second = a(op="setup")["references"]
+            page = f"/plans/{first}/"
+            other = f"/plans/{second}/"
+            view = {"op": "view", "username": "lead"}
 
+            computed = b(**view, path=page, needles=["Restock the night kit"])
+            cached = b(**view, path=page)
+            assert computed["status"] == cached["status"] == 200
+            assert cached["queries"] < computed["queries"] / 2  # served from the cache
+            b(**view, path=other)
+            other_cached = b(**view, path=other)["queries"]
 
-def test_a_cache_of_each_process_would_have_shown_the_old_state(tmp_path):
-    """What the shared cache fixes: with a per-process memory cache (the old default)
-    the web process keeps showing the period open after the job ended it."""
-    assert _plan_page_after_a_job(tmp_path, "memory") == ("open", "open")
+            # Process A changes the first plan; B's next view shows it.
+            a(op="add_action", reference=first, description="Restock the night kit")
+            seen = b(**view, path=page, needles=["Restock the night kit"])
+            assert seen["found"]["Restock the night kit"], "B showed the page from before"
+            # ...and B's cache of the other plan was not emptied by it.
+            assert b(**view, path=other)["queries"] == other_cached
+
+            # The other way round, through a bulk path (QuerySet.update: no signals).
+            a(**view, path=page)
+            b(op="rename_indicator", reference=first, name="Falls per 1,000 bed days")
+            seen = a(**view, path=page, needles=["Falls per 1,000 bed days"])
+            assert seen["found"]["Falls per 1,000 bed days"], "A showed the page from before"
+
+            # The register and the closure report too.
+            b(**view, path="/plans/")
+            a(op="add_action", reference=second, description="Second plan action")
+            assert b(
+                **view, path=f"/governance/plans/{second}/report/", needles=["Second plan action"]
+            )["found"]["Second plan action"]
+        finally:
+            a.close()
+            b.close()

@@ -41,9 +41,7 @@ def _object_stream(*objects: bytes, filters: bytes = b"/Filter /FlateDecode") ->
         data = zlib.compress(data)
     elif b"ASCIIHex" in filters:
         data = data.hex().encode() + b">"
-    return _stream(
-        b"/Type /ObjStm /N %d /First %d %s" % (len(objects), len(header), filters), data
-    )
+    return _stream(b"/Type /ObjStm /N %d /First %d %s" % (len(objects), len(header), filters), data)
 
 
 CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"

@@ -60,15 +60,11 @@ def test_a_worker_killed_mid_send_is_restarted_and_the_alert_arrives_once(
         # Ten minutes on, beat's ticks reach a new worker.
         stack.sql("UPDATE core_alert SET claimed_at = datetime(claimed_at, '-11 minutes')")
         stack.start_worker(2)
-        assert stack.call("core.tasks.recover_stuck_claims") == (
-            "1 stuck alert(s) put back"
-        )
+        assert stack.call("core.tasks.recover_stuck_claims") == ("1 stuck alert(s) put back")
         assert stack.call("core.tasks.deliver_due") == "1 of 1 due alert(s) sent"
         assert alerts() == [("sent", 2)]
         # More ticks, doubled, and the sweep again: nothing more.
-        assert stack.call("core.tasks.recover_stuck_claims") == (
-            "0 stuck alert(s) put back"
-        )
+        assert stack.call("core.tasks.recover_stuck_claims") == ("0 stuck alert(s) put back")
         ticks = [stack.send("core.tasks.deliver_due") for _ in range(2)]
         assert [tick.get(timeout=120) for tick in ticks] == ["0 of 0 due alert(s) sent"] * 2
         assert stack.call("plans.tasks.overdue_actions") == (

@@ -157,8 +157,9 @@ def test_the_commit_loses_its_database_connection_nothing_imported_then_tried_ag
         private_database("worker_commit") as database,
         SMTPServer() as smtp,
         RedisServer(tmp_path) as broker,
-        Stack(tmp_path, smtp, name="commit-cut", redis_server=broker.url, database=database)
-        as stack,
+        Stack(
+            tmp_path, smtp, name="commit-cut", redis_server=broker.url, database=database
+        ) as stack,
     ):
         plan = stack.setup(SETUP)
         stack.purge()
