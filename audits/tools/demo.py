@@ -7,12 +7,14 @@ from decimal import Decimal
 
 from audits.tools.models import AuditTool, ToolQuestion
 from audits.tools.services import QuestionSpec, SectionSpec, create_tool
+from plans.models import Theme
 
 Q = QuestionSpec
 NUMBER, CHOICE, TEXT = ToolQuestion.Kind.NUMBER, ToolQuestion.Kind.CHOICE, ToolQuestion.Kind.TEXT
 
 DEMO_TOOLS = {
     "Safeguarding records": {
+        "theme": "Safeguarding",
         "description": "Records of safeguarding concerns: escalation, recording and follow-up.",
         "suggest_plan_below": Decimal("80"),
         "sections": [
@@ -52,6 +54,7 @@ DEMO_TOOLS = {
         ],
     },
     "Care plan quality": {
+        "theme": "Care planning",
         "description": "Care plans: person-centred, current and reviewed.",
         "sections": [
             SectionSpec(
@@ -76,6 +79,7 @@ DEMO_TOOLS = {
         ],
     },
     "Medication administration records": {
+        "theme": "Medicines",
         "description": "MAR charts: complete, legible and with gaps explained.",
         "sections": [
             SectionSpec(
@@ -104,7 +108,9 @@ def install_demo_tools(*, by) -> list[AuditTool]:
     for name, spec in DEMO_TOOLS.items():
         tool = AuditTool.objects.filter(name=name).first()
         if tool is None:
-            details = {k: v for k, v in spec.items() if k != "sections"}
+            details = {k: v for k, v in spec.items() if k not in ("sections", "theme")}
+            # The plan theme of the same name, where the portal has it (seed_demo does).
+            details["theme"] = Theme.objects.filter(name=spec["theme"]).first()
             tool = create_tool(by=by, name=name, sections=spec["sections"], **details)
         tools.append(tool)
     return tools

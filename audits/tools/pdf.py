@@ -61,11 +61,12 @@ def _refuse_all():
 def render_audit_pdf(*, pdf_id: int) -> AuditPdf:
     """The render task. Safe to run any number of times: only a queued render is
     claimed; anything else is left as it is."""
-    claimed = AuditPdf.objects.filter(pk=pdf_id, status=AuditPdf.Status.PENDING).update(
+    waiting = AuditPdf.objects.filter(pk=pdf_id, status=AuditPdf.Status.PENDING)
+    claimed = waiting.update(  # history-safe: operational fields, excluded from history
         status=AuditPdf.Status.RENDERING,
         attempts=F("attempts") + 1,
         progress_at=timezone.now(),
-    )  # operational fields, excluded from history: a plain UPDATE is right
+    )
     pdf = AuditPdf.objects.select_related("audit").get(pk=pdf_id)
     if not claimed:
         return pdf
@@ -81,7 +82,7 @@ def render_audit_pdf(*, pdf_id: int) -> AuditPdf:
         ).write_pdf()
     except Exception as exc:  # noqa: BLE001 - any failure is the person's to see and retry
         logger.exception("Audit PDF %s failed", pdf_id)
-        AuditPdf.objects.filter(pk=pdf_id).update(
+        AuditPdf.objects.filter(pk=pdf_id).update(  # history-safe: operational fields
             status=AuditPdf.Status.FAILED, error=str(exc)[:300], progress_at=timezone.now()
         )
         pdf.refresh_from_db()

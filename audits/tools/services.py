@@ -579,7 +579,10 @@ def correct_audit(
     )
     for result in results:
         measurement = result.measurement
-        feed = measurement.indicator.feed
+        try:
+            feed = measurement.indicator.feed
+        except IndicatorFeed.DoesNotExist:
+            continue  # no longer fed by the tool: the result stays as it was written
         tally = scores.for_scope(feed.scope, feed.key)
         if tally is None or not tally.counted:
             continue
@@ -590,9 +593,18 @@ def correct_audit(
         ) and (fields["value"] is None or measurement.value == fields["value"]):
             continue
         fields.pop("notes")
-        measurement_services.correct_measurement(
-            measurement=measurement, by=by, fields=fields, reason=f"Audit #{locked.pk}: {reason}"
-        )
+        try:
+            measurement_services.correct_measurement(
+                measurement=measurement,
+                by=by,
+                fields=fields,
+                reason=f"Audit #{locked.pk}: {reason}",
+            )
+        except measurement_services.MeasurementRefused as refused:
+            # e.g. the plan has closed since: its results no longer change, nor the audit.
+            raise AuditRefused(
+                [*refused.reasons, "Nothing was corrected: the audit's results could not be."]
+            ) from None
     _save(locked, by=by, reason=f"Corrected: {reason}")
     return changes
 

@@ -181,3 +181,22 @@ def test_the_closure_report_and_evidence_pack_list_the_audits_behind_results(
     assert len(audits) == 1 and audits[0].startswith(f"Audit #{audit.pk}: Safeguarding records v1")
     html = render_plan_pack_html(compile_plan_pack(plan))
     assert f"Audit #{audit.pk}: Safeguarding records v1, 2 records" in html
+
+
+def test_an_audit_whose_plan_has_closed_is_not_corrected(plan, quality_lead, manager, oakfield):
+    from tests.learning.helpers import close_plan
+
+    tool = safeguarding_tool(quality_lead)
+    _feed(plan, tool, quality_lead)
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{"S1.Q1": "no"}])
+    close_plan(plan, by=quality_lead)
+    question = audit.version.questions.get(key="S1.Q1")
+    with pytest.raises(AuditRefused, match="Nothing was corrected"):
+        services.correct_audit(
+            audit=audit,
+            record=audit.records.get(),
+            by=manager,
+            values={question.pk: "yes"},
+            reason="Found later",
+        )
+    assert Answer.objects.get(record__audit=audit, question=question).value == "no"

@@ -84,6 +84,8 @@ def _keyboard_record(page, identifier: str) -> None:
         if focused[0] == "submit" and "Save and go" in (focused[2] or ""):
             break
     assert answered == len(YES_NO)
+    for key in YES_NO:  # each answer saved as given, before moving on
+        expect(question(page, key).locator(".save-status")).to_contain_text("Saved")
     page.keyboard.press("Enter")
 
 
