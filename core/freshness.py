@@ -128,6 +128,23 @@ DECLARED: dict[str, Affects] = {
     "audits.MonitoringPeriod": Affects(plan="plan"),
     "audits.MonitoredIndicator": Affects(plan="period__plan"),
     "audits.Deterioration": Affects(plan="period__plan"),
+    "audits.Annotation": Affects(plan="indicator__plan"),
+    # Audit tools: a tool's name, sections and questions are shown wherever a plan is fed
+    # by it (rarely edited, so any change moves everything).
+    "audits.AuditTool": Affects(everything=True),
+    "audits.ToolVersion": Affects(everything=True),
+    "audits.ToolSection": Affects(everything=True),
+    "audits.ToolQuestion": Affects(everything=True),
+    "audits.IndicatorFeed": Affects(plan="indicator__plan"),
+    "audits.Audit": Affects(plan="plan"),
+    # An audit's records and answers are shown only on its own pages, never cached; what
+    # reaches a plan's pages are its results (Measurements) and findings.
+    "audits.AuditRecord": NOT_SHOWN,
+    "audits.Answer": NOT_SHOWN,
+    "audits.AuditResult": Affects(plan="measurement__indicator__plan"),
+    "audits.Finding": Affects(plan="plan"),
+    "audits.ToolImport": NOT_SHOWN,
+    "audits.AuditPdf": NOT_SHOWN,
     # governance
     "governance.GovernanceGroup": Affects(gov=True, everything=True),
     "governance.Membership": Affects(user="user", gov=True),
@@ -146,6 +163,8 @@ DECLARED: dict[str, Affects] = {
     "core.SecurityEvent": NOT_SHOWN,
     "core.Alert": NOT_SHOWN,  # the failed-email count is read live, never cached
     "qip_portal.EvidencePack": Affects(plan="plan"),
+    "qip_portal.PackShare": Affects(plan="plan"),
+    "qip_portal.PackShareAccess": Affects(plan="share__plan"),
 }
 
 

@@ -66,6 +66,11 @@ def test_a_model_linked_to_a_plan_declares_that_plan():
     # Rows of a plan that no cached page shows, each with its reason:
     allowed_not_shown = {
         "audits.ImportBatch",  # shown only on its import page, never cached
+        # An audit's records, answers and PDF: shown only on the audit's own pages, never
+        # cached (its results and findings are what a plan's pages show).
+        "audits.AuditRecord",
+        "audits.Answer",
+        "audits.AuditPdf",
     }
     for model in freshness.project_models():
         path = _plan_path(model)
@@ -164,7 +169,64 @@ def _complete_the_world() -> None:
         signature_meaning="Walk",
         snapshot_sha256="0" * 64,
     )
-    EvidencePack.objects.create(kind=EvidencePack.Kind.PLAN, plan=plan, requested_by=lead)
+    pack = EvidencePack.objects.create(kind=EvidencePack.Kind.PLAN, plan=plan, requested_by=lead)
+    _complete_the_newer_models(plan, lead, pack)
+
+
+def _complete_the_newer_models(plan, lead, pack) -> None:
+    import datetime
+
+    from django.utils import timezone
+
+    from audits.models import (
+        Annotation,
+        Answer,
+        Audit,
+        AuditRecord,
+        AuditResult,
+        Finding,
+        IndicatorFeed,
+        Measurement,
+        ToolVersion,
+    )
+    from qip_portal.models import PackShare, PackShareAccess
+
+    today = timezone.localdate()
+    indicator = plan.indicators.order_by("pk").first()
+    version = ToolVersion.objects.order_by("pk").first()
+    question = version.questions.order_by("pk").first()
+    Annotation.objects.create(
+        indicator=indicator, noted_on=today, text="Walk note", created_by=lead
+    )
+    IndicatorFeed.objects.filter(indicator=indicator).delete()
+    IndicatorFeed.objects.create(indicator=indicator, tool=version.tool)
+    audit = Audit.objects.create(
+        version=version,
+        location=plan.locations.first(),
+        plan=plan,
+        audited_on=today,
+        sample_size=1,
+        started_by=lead,
+    )
+    record = AuditRecord.objects.create(audit=audit, position=1, identifier="R1")
+    answer = Answer.objects.create(record=record, question=question, value="no", answered_by=lead)
+    Finding.objects.create(
+        audit=audit, answer=answer, plan=plan, kind=Finding.Kind.REPEAT, created_by=lead
+    )
+    measurement = Measurement.objects.filter(indicator__plan=plan, audit_result=None).first()
+    AuditResult.objects.create(audit=audit, measurement=measurement)
+    share = PackShare.objects.create(
+        plan=plan,
+        pack=pack,
+        recipient="Walk Inspector",
+        selector="w" * PackShare.SELECTOR_CHARS,
+        verifier_sha256="0" * 64,
+        created_by=lead,
+        expires_at=timezone.now() + datetime.timedelta(days=7),
+    )
+    PackShareAccess.objects.create(
+        share=share, what=PackShareAccess.What.PAGE, outcome=PackShareAccess.Outcome.SERVED
+    )
 
 
 def _m2m_relation(through):
