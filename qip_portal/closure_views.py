@@ -19,6 +19,7 @@ from audits import services as audit_services
 from audits import views as audit_views
 from audits.forms import ReopenForm
 from audits.monitoring import reopen_gaps
+from audits.tools import views as audit_tool_views
 from core import freshness, security
 from core.forms import error_summary
 from governance import access, reports
@@ -341,3 +342,37 @@ def _announcing_readiness(view):
 log_measurement = _announcing_readiness(audit_views.log_measurement)
 edit_measurement = _announcing_readiness(audit_views.edit_measurement)
 add_evidence = _announcing_readiness(audit_views.add_evidence)
+log_audit = _announcing_readiness(audit_views.log_audit)
+
+
+def _announcing_readiness_of_audit(view):
+    """audits' view that submits or corrects an audit conducted with a tool, with the
+    closure workflow's part: every plan whose results the audit wrote, once it is
+    ready for closure review, is announced at once, in the audit's transaction (as
+    ``_announcing_readiness``)."""
+
+    def wrapped(request: HttpRequest, pk: int, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, pk, *args, **kwargs)
+        from audits.models import Audit
+        from plans.models import Plan
+
+        with transaction.atomic():
+            response = view(request, pk, *args, **kwargs)
+            if response.status_code == 302:
+                audit = Audit.objects.filter(pk=pk).first()
+                if audit is not None and audit.is_submitted:
+                    plans = Plan.objects.filter(
+                        indicators__measurements__audit_result__audit=audit
+                    ).distinct()
+                    for plan in plans:
+                        closure.announce_if_ready(plan)
+        return response
+
+    wrapped.__doc__ = view.__doc__
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+audit_submit = _announcing_readiness_of_audit(audit_tool_views.audit_submit)
+audit_correct = _announcing_readiness_of_audit(audit_tool_views.audit_correct)

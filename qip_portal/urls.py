@@ -67,6 +67,13 @@ audit_patterns = (
             closure_views.add_evidence,
             name="add_evidence",
         ),
+        path("plans/<plan_ref:reference>/audit/", closure_views.log_audit, name="log_audit"),
+        path("conduct/<int:pk>/submit/", closure_views.audit_submit, name="audit_submit"),
+        path(
+            "conduct/<int:pk>/records/<int:position>/correct/",
+            closure_views.audit_correct,
+            name="audit_correct",
+        ),
         *audits_urls.urlpatterns,
         path("plans/<plan_ref:reference>/reopen/", closure_views.reopen, name="reopen"),
     ],

@@ -108,3 +108,39 @@ def test_a_correction_that_makes_the_plan_ready_announces_it_too(almost_ready, c
         )
         assert response.status_code == 302
         assert Alert.objects.filter(kind="audits-ready-for-review").count() == 1
+
+
+def test_an_audit_conducted_with_a_tool_that_makes_a_plan_ready_emails_at_once(
+    almost_ready, client, manager, quality_lead, mailoutbox, django_capture_on_commit_callbacks
+):
+    """The audit tool's submission writes the plan's result through the same service:
+    its transaction carries the readiness email too (not the nightly sweep)."""
+    from audits.tools import services as tools
+    from tests.audits.tool_helpers import conduct, safeguarding_tool
+
+    plan = almost_ready
+    with time_machine.travel(NOW, tick=False):
+        tool = safeguarding_tool(quality_lead)
+        tools.feed_indicator(
+            indicator=plan.indicators.get(), tool=tool, scope="overall", key="", by=quality_lead
+        )
+        audit = conduct(
+            tool,
+            location=plan.locations.get(),
+            by=manager,
+            answers=[{} for _ in range(10)],
+            on=TODAY,
+            plan=plan,
+            submit=False,
+        )
+        client.force_login(manager)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("audits:audit_submit", args=[audit.pk]))
+        assert response.status_code == 302
+        audit.refresh_from_db()
+        assert audit.is_submitted
+        (alert,) = Alert.objects.filter(kind="audits-ready-for-review")
+        assert alert.recipients == [quality_lead.email]
+        with django_capture_on_commit_callbacks(execute=True):
+            closure.announce_ready_plans()
+        assert Alert.objects.filter(kind="audits-ready-for-review").count() == 1
