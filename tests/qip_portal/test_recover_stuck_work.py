@@ -18,7 +18,7 @@ from audits.services import imports as audit_imports
 from core import jobs, stuck
 from governance import renders
 from governance import services as governance
-from governance.models import ClosureReport
+from governance.models import ClosureReport, Decision
 from qip_portal import evidence_pack, recovery
 from qip_portal.celery import app
 from qip_portal.models import EvidencePack
@@ -35,7 +35,8 @@ def broker(monkeypatch, settings) -> Broker:
 QUEUED, STARTED = 60, 120
 NOTHING = (
     "import(s): 0 queued again, 0 failed; evidence pack(s): 0 queued again, 0 failed; "
-    "closure report PDF(s): 0 queued again, 0 failed"
+    "closure report PDF(s): 0 queued again, 0 failed; "
+    "signed record(s): 0 queued again, 0 failed"
 )
 
 
@@ -172,6 +173,7 @@ def _summary(rows) -> str:
         ("import(s)", ImportBatch),
         ("evidence pack(s)", EvidencePack),
         ("closure report PDF(s)", ClosureReport),
+        ("signed record(s)", Decision),  # recovered in tests/governance/test_signed_record.py
     ):
         done = [outcome for row, outcome in rows if isinstance(row, model)]
         parts.append(
@@ -182,10 +184,11 @@ def _summary(rows) -> str:
 
 # The whole job, whatever the rows: per kind a savepoint and its release, a SELECT ...
 # FOR UPDATE SKIP LOCKED and an UPDATE per outcome, plus the failed batches' history
-# rows (one INSERT); and for the packs' and reports' UPDATEs, which plans they touch and
+# rows (one INSERT); for the packs' and reports' UPDATEs, which plans they touch and
 # those plans' locations (two queries each, whatever the rows: core.freshness moves
-# those plans' cached pages on). Measured: 16 with 1 row of each kind, 24 with 50.
-QUERIES = 24
+# those plans' cached pages on); and three for the signed records, of which there are
+# none here. Measured: 16 with 1 row of each kind, 24 with 50, before the signed records.
+QUERIES = 27
 
 
 @pytest.mark.parametrize("n", [1, 50])
@@ -240,7 +243,8 @@ def test_started_work_is_given_longer_than_work_that_never_started(
         ]
     assert summary == (
         "import(s): 2 queued again, 0 failed; evidence pack(s): 1 queued again, 0 failed; "
-        "closure report PDF(s): 1 queued again, 0 failed"
+        "closure report PDF(s): 1 queued again, 0 failed; "
+        "signed record(s): 0 queued again, 0 failed"
     )
     with later(STARTED - 1):
         assert recovery.recover_stuck_work() == NOTHING
