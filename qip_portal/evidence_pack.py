@@ -400,10 +400,12 @@ def _learning(plan: Plan) -> dict:
     }
 
 
-def compile_plan_pack(plan: Plan) -> dict:
+def compile_plan_pack(plan: Plan, *, for_share: PackShare | None = None) -> dict:
     """Everything the plan pack shows, read now. A fixed number of queries (about
     thirty) whatever the number of evidence items, results, actions or history rows;
-    stored files are read (to hash them) but not the database."""
+    stored files are read (to hash them) but not the database. A copy made for a share
+    link (``for_share``) names that link alone: never the other people the pack was
+    shared with."""
     plan = (
         Plan.objects.select_related("theme", "owner", "merged_into", "recurrence_of")
         .prefetch_related("locations", "regulations", "quality_statements")
@@ -473,7 +475,9 @@ def compile_plan_pack(plan: Plan) -> dict:
             reports=[row["report"] for row in governance],
             learning=learning,
             shares=list(
-                PackShare.objects.filter(plan=plan).select_related("created_by", "revoked_by")
+                PackShare.objects.filter(
+                    plan=plan, **({"pk": for_share.pk} if for_share else {})
+                ).select_related("created_by", "revoked_by")
             ),
         ),
         "compiled_at": _moment(timezone.now()),
@@ -679,10 +683,10 @@ def _claim(pack_id: int) -> int | None:
 def pack_html(pack: EvidencePack) -> str:
     """The pack's HTML, compiled from the database now."""
     if pack.kind == EvidencePack.Kind.PLAN:
-        context = compile_plan_pack(pack.plan)
         # A copy made for a share link names its recipient and the link's expiry on
         # every page.
         shared = PackShare.objects.filter(pack=pack).first()
+        context = compile_plan_pack(pack.plan, for_share=shared)
         return render_plan_pack_html(
             {**context, "prepared_by": pack.requested_by, "shared_with": shared}
         )

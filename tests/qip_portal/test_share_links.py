@@ -244,3 +244,19 @@ def test_the_share_page_costs_the_same_queries_for_1_and_20_links(
     client.force_login(quality_lead)
     with django_assert_max_num_queries(16):
         assert client.get(reverse("packs:shares", args=[plan.reference])).status_code == 200
+
+
+def test_a_recipients_copy_never_names_the_other_recipients(
+    client, plan, shared, django_capture_on_commit_callbacks
+):
+    """Each copy names its own link: a commissioner's copy does not tell them an
+    inspector was sent the pack too (nor the reverse)."""
+    from qip_portal.evidence_pack import pack_html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = create_link(client, plan, recipient="Mr Cai Commissioner", organisation="ICB")
+    assert response.status_code == 302
+    first, second = PackShare.objects.order_by("pk")
+    first_copy, second_copy = pack_html(first.pack), pack_html(second.pack)
+    assert "Dr Ann Inspector" in first_copy and "Mr Cai Commissioner" not in first_copy
+    assert "Mr Cai Commissioner" in second_copy and "Dr Ann Inspector" not in second_copy
