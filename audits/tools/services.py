@@ -583,6 +583,8 @@ def correct_audit(
             feed = measurement.indicator.feed
         except IndicatorFeed.DoesNotExist:
             continue  # no longer fed by the tool: the result stays as it was written
+        if feed.tool_id != locked.version.tool_id:
+            continue  # fed by another tool since: this audit no longer speaks for it
         tally = scores.for_scope(feed.scope, feed.key)
         if tally is None or not tally.counted:
             continue
