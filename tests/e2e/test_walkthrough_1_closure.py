@@ -113,23 +113,6 @@ def _log(page, plan, indicator: str, *, numerator=None, denominator=None, value=
     success_message(page, f"Result logged for “{indicator}”")
 
 
-def _log_audit(page, plan, results: dict, *, evidence: str, screenshot=None):
-    """One re-audit on one form: the two recording indicators' results and the
-    audit's evidence, in one trip (the count of repeat alerts comes from the panel)."""
-    page.goto(page.base + plan.get_absolute_url())
-    page.locator("#audits").get_by_role("link", name="Log a re-audit").click()
-    for name, (met, checked) in results.items():
-        row = page.get_by_role("group", name=re.compile(re.escape(name)))
-        row.get_by_label("Met the standard").fill(str(met))
-        row.get_by_label("Checked").fill(str(checked))
-    page.get_by_label("Title").fill(evidence)
-    page.get_by_label("Description").fill("20 records checked.")
-    if screenshot:
-        screenshot()
-    page.get_by_role("button", name="Save the audit").click()
-    success_message(page, "logged with its evidence")
-
-
 def _evidence(page, plan, kind: str, title: str, description: str):
     page.goto(page.base + plan.get_absolute_url())
     page.locator("#evidence").get_by_role("link", name="Add evidence").click()
