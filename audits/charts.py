@@ -357,6 +357,16 @@ def _icons(
     chart shows it (SPC.md §5): its special-cause state, and the target against the
     process limits it is judged by (the frozen reference in monitoring). None until the
     latest result has control limits: MDC shows no icons on a run chart."""
+    if reference is not None and len(reference.reference_values) < MIN_PARTITION_POINTS:
+        # Limits frozen from too few results are not Making Data Count limits (nor
+        # drawn: audits.monitoring.limits_apply).
+        return (
+            None,
+            None,
+            "No variation or assurance icons: the frozen reference has "
+            f"{len(reference.reference_values)} results, and Making Data Count sets limits "
+            f"from at least {MIN_PARTITION_POINTS}.",
+        )
     latest = points[-1] if points else None
     if latest is None or latest.lower is None or latest.upper is None:
         if len(points) < MIN_SPC_POINTS:
@@ -367,15 +377,6 @@ def _icons(
         else:
             why = "No variation or assurance icons: the latest result has no control limits."
         return None, None, why
-    if reference is not None and len(reference.reference_values) < MIN_PARTITION_POINTS:
-        # Limits frozen from too few results are not Making Data Count limits.
-        return (
-            None,
-            None,
-            "No variation or assurance icons: the frozen reference has "
-            f"{len(reference.reference_values)} results, and Making Data Count sets limits "
-            f"from at least {MIN_PARTITION_POINTS}.",
-        )
     ind = verdict.indicator
     higher = ind.direction == Indicator.Direction.HIGHER
     if latest.effect == "improvement":

@@ -421,7 +421,8 @@ def test_the_closure_report_freezes_the_icons(quality_lead, improved):
 def test_notes_and_recalculations_change_the_cached_figures(client, quality_lead, improved):
     client.force_login(quality_lead)
     client.get(improved.get_absolute_url())  # cached
-    version = freshness.data_version()
+    scopes = [f"plan:{improved.pk}"]
+    version = freshness.versions(scopes)
     services.add_annotation(
         indicator=improved.indicators.get(),
         by=quality_lead,
@@ -429,7 +430,7 @@ def test_notes_and_recalculations_change_the_cached_figures(client, quality_lead
         kind="change",
         text="Huddle moved to 8am",
     )
-    assert freshness.data_version() != version
+    assert freshness.versions(scopes) != version
     assert "Huddle moved to 8am" in client.get(improved.get_absolute_url()).content.decode()
 
 

@@ -302,8 +302,12 @@ def test_a_wrong_code_or_an_absent_chair_changes_nothing(short, chair, group, qu
             outcome="close",
             rationale="Enough.",
         )
+    # A meeting the chair did not attend (the day before: a group meets once a day).
     elsewhere = governance.schedule_meeting(
-        group=group, held_on=clock_today(), by=quality_lead, attendees=[]
+        group=group,
+        held_on=clock_today() - datetime.timedelta(days=1),
+        by=quality_lead,
+        attendees=[],
     )
     with pytest.raises(TransitionRefused) as refused:
         closure.decide_monitoring(

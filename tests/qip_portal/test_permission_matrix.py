@@ -472,6 +472,7 @@ def signing_world(quality_lead, administrator, oakfield, settings):
         by=quality_lead,
         attendees=[people[n] for n in ["clean", "owner", "action_owner", "logger", "no_two_step"]],
     )
+    governance.put_on_agenda(meeting=meeting, report=report, by=quality_lead)
     return {"people": people, "report": report, "meeting": meeting, "plan": plan}
 
 
