@@ -178,6 +178,8 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
         "evidence": evidence,
         "can_log": can_log(user, plan),
         "can_annotate": can_annotate(user, plan),
+        # Feeding an indicator from an audit tool: the quality leads' (audits.tools).
+        "can_feed": user.is_organisation_lead and not plan.is_final,
         "can_rebase": can_recalculate_limits(user, plan),
         "scheduled": plan.status in (Plan.Status.LIVE, Plan.Status.MONITORING),
         "today": today,

@@ -364,3 +364,26 @@ def test_the_code_version_needs_no_git(settings, tmp_path):
         assert freshness.code_version() != first
     finally:
         freshness.code_version.cache_clear()
+
+
+def test_the_cached_plan_content_reads_nothing_of_the_viewer_but_its_context():
+    """The plan page's content is cached per viewer class and rendered without the
+    request: a template in it that read ``user`` or ``request`` would show one viewer's
+    buttons to another (or none), and a CSRF token would be another person's. What
+    depends on the viewer comes in the context, computed from the viewer class."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "templates"
+    seen, todo, offences = set(), ["plans/_body.html"], []
+    while todo:
+        name = todo.pop()
+        if name in seen or not (root / name).exists():
+            continue
+        seen.add(name)
+        text = (root / name).read_text()
+        if re.search(r"csrf_token|\{\{\s*(user|request)\b|\{%[^%]*\b(user|request)\.", text):
+            offences.append(name)
+        todo.extend(re.findall(r'\{%\s*include\s+"([^"]+)"', text))
+    assert len(seen) > 5  # the walk found the sections
+    assert offences == []
