@@ -102,6 +102,11 @@ class Marks:
     astro: list[int]
     zone: list[int]
     mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
+    # Set together by a chart that marks a one-partition series itself (`mean`, `astro`
+    # and `zone` are then left empty): `astro` as bytes 0, 1, 2, and the indices marked
+    # +1 and -1 in `zone`, in order.
+    astro_bytes: bytes | None = None
+    zone_hits: tuple[list[int], list[int]] | None = None
 
 
 @dataclass(slots=True)
@@ -289,10 +294,13 @@ def _runs_of(length: int) -> re.Pattern[bytes]:
 
 def _runs_beyond_limits(view: SeriesView, marks: Marks) -> list[Signal]:
     """`_beyond_limits` for one partition without ghosted points."""
-    if not any(marks.astro):
-        return []
+    astro = marks.astro_bytes
+    if astro is None:
+        if not any(marks.astro):
+            return []
+        astro = bytes(map(_ONE_UP, marks.astro))
     found = []
-    for match in _ANY_RUN.finditer(bytes(map(_ONE_UP, marks.astro))):
+    for match in _ANY_RUN.finditer(astro):
         run = list(range(match.start(), match.end()))
         high = match.group()[0] == 2
         found.append(
@@ -352,14 +360,25 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
 
 def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
     """`_two_of_three` for one partition without ghosted points."""
-    zones = marks.zone
-    if not any(zones) or view.limits[0] is None:
+    hits_of = marks.zone_hits
+    if hits_of is None:
+        zones = marks.zone
+        if not any(zones):
+            return []
+        hits_of = (
+            [k for k, zone in enumerate(zones) if zone == 1],
+            [k for k, zone in enumerate(zones) if zone == -1],
+        )
+    elif not (hits_of[0] or hits_of[1]):
         return []
-    sides = marks.mean
-    last_window = len(zones) - 3
+    if view.limits[0] is None:
+        return []
+    sides = marks.mean_bytes or bytes(map(_ONE_UP, marks.mean))  # 2 above, 0 below
+    last_window = len(sides) - 3
     found = []
-    for side, sign in ((Side.HIGH, 1), (Side.LOW, -1)):
-        hits = [k for k, zone in enumerate(zones) if zone == sign]
+    for side, sign, hits in ((Side.HIGH, 2, hits_of[0]), (Side.LOW, 0, hits_of[1])):
+        if len(hits) < 2:
+            continue
         # A window of three holds two hits only where two hits are at most 2 apart.
         starts = sorted(
             {
@@ -374,7 +393,7 @@ def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
         for start in starts:
             if not sides[start] == sides[start + 1] == sides[start + 2] == sign:
                 continue
-            window = [k for k in range(start, start + 3) if zones[k] == sign]
+            window = [k for k in hits if start <= k <= start + 2]
             if start - last_start > 2 and flagged:  # no overlap: the last signal is over
                 found.append(_two_of_three_signal(view, side, flagged, detected_at))
                 flagged = set()

@@ -8,7 +8,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
 from itertools import pairwise, repeat
-from operator import add, ge, gt, sub
+from operator import gt, lt, sub
 
 from .arithmetic import (
     _EXACT,
@@ -232,6 +232,19 @@ _ROOM = 1e-12
 # The estimate's floats are exact for a mean of integers on a decimal scale up to this.
 _SCALE_LIMIT = 10**15
 _HAS_LINES = object()  # stands for a point's limits where only their presence matters
+_DOUBLED = bytes.maketrans(b"\x01", b"\x02")
+_NO_MARKS: list[int] = []  # the list marks of a series marked as bytes and hits
+
+
+class _Repeated(dict[int, bytes]):
+    def __missing__(self, count: int) -> bytes:
+        value = b"\x01" * count
+        if len(self) < 256:
+            self[count] = value
+        return value
+
+
+_LEVEL = _Repeated()
 
 
 class _ExactLines:
@@ -289,23 +302,38 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     for line in (upper, lower, upper_2, lower_2):
         if bisect_left(ordered, line - room) != bisect_right(ordered, line + room):
             return None
-    astro, zone = [0] * count, [0] * count
-    high, low = ordered[-1] > upper_2, ordered[0] < lower_2
-    if high or low:
+    hits_high: list[int] = []
+    hits_low: list[int] = []
+    astro = None
+    if ordered[-1] > upper_2 or ordered[0] < lower_2:
         every = settings.two_of_three is TwoOfThree.MDC2023
-        if high:
-            for i in [i for i, a in enumerate(f) if a > upper_2]:
-                beyond = f[i] > upper
-                astro[i] = 1 if beyond else 0
-                zone[i] = 1 if every or not beyond else 0
-        if low:
-            for i in [i for i, a in enumerate(f) if a < lower_2]:
-                beyond = f[i] < lower
-                astro[i] = -1 if beyond else 0
-                zone[i] = -1 if every or not beyond else 0
-    at_mean = repeat(mean)
-    above = bytes(map(add, map(gt, f, at_mean), map(ge, f, at_mean)))  # 0, 1 or 2
-    return Marks(list(map(sub, above, repeat(1))), astro, zone, above), mean
+        marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
+        if ordered[-1] > upper_2:
+            found = bytes(map(gt, f, repeat(upper_2)))
+            i = found.find(1)
+            while i >= 0:
+                if f[i] > upper:
+                    marked[i] = 2
+                    if every:
+                        hits_high.append(i)
+                else:
+                    hits_high.append(i)
+                i = found.find(1, i + 1)
+        if ordered[0] < lower_2:
+            found = bytes(map(lt, f, repeat(lower_2)))
+            i = found.find(1)
+            while i >= 0:
+                if f[i] < lower:
+                    marked[i] = 0
+                    if every:
+                        hits_low.append(i)
+                else:
+                    hits_low.append(i)
+                i = found.find(1, i + 1)
+        astro = bytes(marked)
+    # No point is on the mean (see above): each is above (2) or below (0) it.
+    above = bytes(map(gt, f, repeat(mean))).translate(_DOUBLED)
+    return Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low)), mean
 
 
 def _one_partition(
