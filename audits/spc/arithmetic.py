@@ -141,7 +141,7 @@ def _scaled(values: list[float]) -> tuple[list[int], int] | None:
     rounds to v; with |k| < 2**50 it is the only decimal of d places that does, and the
     shortest repr of v (which has no more significant digits) names the same number.
     """
-    biggest = max(map(abs, values))
+    biggest = max(max(values), -min(values))
     for d in _SCALES:
         p = 10.0**d
         if biggest * p >= _SCALE_BOUND:

@@ -22,7 +22,7 @@ from .types import (
     TwoOfThree,
     parse_choice,
 )
-from .xmr import checked_xmr
+from .xmr import checked_xmr, usual_xmr
 
 # Run-chart rules and their tables start at 10 useful observations (Perla 2011; Anhøj
 # 2014); below that the product makes no statistical judgement (SPC.md §3.4 policy).
@@ -101,6 +101,19 @@ def assess_series(
     if (values is None) == (numerators is None):
         raise ValueError("give either values, or numerators with denominators, not both")
 
+    if (
+        numerators is None
+        and type(values) is list
+        and len(values) >= MIN_SPC_POINTS
+        and baseline is None
+        and labels is None
+        and type(ghosts) is tuple
+        and not ghosts
+        and type(recalc_at) is tuple
+        and not recalc_at
+    ):
+        # The usual call: an XmR chart of one partition, nothing more to check.
+        return SeriesAssessment(Method.XMR, len(values), usual_xmr(values, way, target, settings))
     if numerators is not None and denominators is not None:
         active = _active_points(numerators, ghosts)
         if active >= MIN_SPC_POINTS:

@@ -4,7 +4,7 @@ own non-ghosted points, a frozen baseline extended forward."""
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
 from itertools import pairwise, repeat
@@ -130,6 +130,15 @@ def checked_xmr(
     )
 
 
+def usual_xmr(
+    values: list[Number], direction: Direction, target: Number | None, settings: RuleSettings
+) -> ChartResult:
+    """`checked_xmr` of at least two values without baseline, recalculation, ghosts or
+    labels, the direction and settings parsed (the same checks, in the same order)."""
+    x = read_measures(values, "values")
+    return _one_partition(x, point_names(len(x), None), direction, read_target(target), settings)
+
+
 def xmr_chart(
     x: Measures,
     *,
@@ -247,6 +256,20 @@ class _Repeated(dict[int, bytes]):
 _LEVEL = _Repeated()
 
 
+class _Shared(dict[int, tuple[list[bool], list[int], list[object]]]):
+    """For a single partition of `count` points with no ghost: every point active, in
+    partition 1, with lines (lists only ever read)."""
+
+    def __missing__(self, count: int) -> tuple[list[bool], list[int], list[object]]:
+        value = ([True] * count, [1] * count, [_HAS_LINES] * count)
+        if len(self) < 256:
+            self[count] = value
+        return value
+
+
+_SHARED = _Shared()
+
+
 class _ExactLines:
     """A single partition's exact lines, made (with the engine's decimals) only when
     something reads them."""
@@ -292,15 +315,18 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         return None
     mean = total / (count * scale)
     f = x.f
-    if mean in f:
+    ordered = sorted(f)
+    j = bisect_left(ordered, mean)
+    if j < count and ordered[j] == mean:  # a point on the mean
         return None
     width = XMR_FLOAT * (sum(map(abs, map(sub, k[1:], k))) / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
-    ordered = sorted(f)
     for line in (upper, lower, upper_2, lower_2):
-        if bisect_left(ordered, line - room) != bisect_right(ordered, line + room):
+        # The first point at or beyond the line's lower margin must lie beyond its upper.
+        j = bisect_left(ordered, line - room)
+        if j < count and ordered[j] <= line + room:
             return None
     hits_high: list[int] = []
     hits_low: list[int] = []
@@ -365,11 +391,12 @@ def _one_partition(
         )
     else:
         marks, mean = estimated
+        active, partition, has_lines = _SHARED[count]
         view = SeriesView(
             x,
-            [True] * count,
-            [1] * count,
-            [_HAS_LINES] * count,  # type: ignore[list-item]
+            active,
+            partition,
+            has_lines,  # type: ignore[arg-type]
             exact.lines,
             names,
             direction,
