@@ -63,7 +63,7 @@ class _Proportions:
         # x / n of ints is correctly rounded, and with n < 2**40 no 40-digit rounding of a
         # proportion can cross a float rounding boundary, so it is float(the decimal).
         if biggest < 2**40:
-            self.f = [a / b for a, b in zip(x, n, strict=True)]
+            self.f = list(map(truediv, x, n))
         else:
             self.f = [float(Decimal(a) / b) for a, b in zip(x, n, strict=True)]
         # Different fractions with n < 2**20 differ by more than a float can blur.

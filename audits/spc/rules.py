@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from itertools import groupby, pairwise
-from operator import add, ge, gt
 from typing import Protocol
 
 from .text import Names
@@ -259,8 +258,7 @@ def find_signals(view: SeriesView) -> list[Signal]:
     if False not in active and partition[0] == partition[-1]:
         # One partition and no ghosted point, the usual case: the runs are found by
         # regular expressions over the points' marks, in C.
-        order = list(range(count))
-        marks = mark_points(view, order)
+        marks = view.marks or mark_points(view, list(range(count)))
         found = [
             *_runs_beyond_limits(view, marks),
             *_runs_shifts(view, marks),
@@ -336,8 +334,7 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     if len(f) < needed:
         return []
     # Each move as a byte: 0 down, 1 level, 2 up.
-    later = f[1:]
-    moves = bytes(map(add, map(gt, later, f), map(ge, later, f)))  # up: 1 + 1, level: 0 + 1
+    moves = bytes([(b > a) + (b >= a) for a, b in pairwise(f)])  # up: 1 + 1, level: 0 + 1
     if not view.x.faithful and 1 in moves:
         exact = view.x.exact
         settled = bytearray(moves)

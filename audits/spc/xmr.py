@@ -7,8 +7,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
-from itertools import pairwise, repeat
-from operator import gt, lt, sub
+from itertools import pairwise
 
 from .arithmetic import (
     _EXACT,
@@ -241,7 +240,6 @@ _ROOM = 1e-12
 # The estimate's floats are exact for a mean of integers on a decimal scale up to this.
 _SCALE_LIMIT = 10**15
 _HAS_LINES = object()  # stands for a point's limits where only their presence matters
-_DOUBLED = bytes.maketrans(b"\x01", b"\x02")
 _NO_MARKS: list[int] = []  # the list marks of a series marked as bytes and hits
 
 
@@ -315,11 +313,11 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         return None
     mean = total / (count * scale)
     f = x.f
-    ordered = sorted(f)
+    ordered = x.ordered or sorted(f)
     j = bisect_left(ordered, mean)
     if j < count and ordered[j] == mean:  # a point on the mean
         return None
-    width = XMR_FLOAT * (sum(map(abs, map(sub, k[1:], k))) / ((count - 1) * scale))
+    width = XMR_FLOAT * (sum([abs(b - a) for a, b in pairwise(k)]) / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
@@ -335,30 +333,24 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         every = settings.two_of_three is TwoOfThree.MDC2023
         marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
         if ordered[-1] > upper_2:
-            found = bytes(map(gt, f, repeat(upper_2)))
-            i = found.find(1)
-            while i >= 0:
+            for i in [i for i, a in enumerate(f) if a > upper_2]:
                 if f[i] > upper:
                     marked[i] = 2
                     if every:
                         hits_high.append(i)
                 else:
                     hits_high.append(i)
-                i = found.find(1, i + 1)
         if ordered[0] < lower_2:
-            found = bytes(map(lt, f, repeat(lower_2)))
-            i = found.find(1)
-            while i >= 0:
+            for i in [i for i, a in enumerate(f) if a < lower_2]:
                 if f[i] < lower:
                     marked[i] = 0
                     if every:
                         hits_low.append(i)
                 else:
                     hits_low.append(i)
-                i = found.find(1, i + 1)
         astro = bytes(marked)
     # No point is on the mean (see above): each is above (2) or below (0) it.
-    above = bytes(map(gt, f, repeat(mean))).translate(_DOUBLED)
+    above = bytes([2 if a > mean else 0 for a in f])
     return Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low)), mean
 
 
