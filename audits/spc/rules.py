@@ -162,14 +162,17 @@ class SeriesView:
             if isinstance(names, Names)
             else tuple([names[i] for i in points]),
             "values": tuple([f[i] for i in points]),
+            "lines": (),  # (in its place among the fields)
             "count": count,
             "count_limit": count_limit,
         }
         if line is None:
-            return Signal(lines=(), **given)
+            return Signal.made(given)
         if self.marks is None or (line == "mean" and self.mean is not None):
             # The floats are at hand and exact.
-            return Signal(lines=tuple([self.line(i, line) for i in points]), **given)
+            given["lines"] = tuple([self.line(i, line) for i in points])
+            return Signal.made(given)
+        del given["lines"]
         return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
 
 
