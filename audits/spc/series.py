@@ -31,6 +31,11 @@ MIN_RUN_CHART_POINTS = 10
 NOT_ENOUGH_DATA = "not enough data for statistical confirmation"
 
 
+_SEVEN = 7
+_DEFAULTS = RuleSettings.build(7, 7, TwoOfThree.MDC2023, ConflictRule.CONCERN)
+_DIRECTIONS = {member.value: member for member in Direction}  # the usual spellings
+
+
 class Method(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
     RUN_CHART = "run_chart"
@@ -94,8 +99,18 @@ def assess_series(
     p-chart when denominators are given, XmR chart otherwise (SPC.md §2.3, §3.4).
     """
     # Checked whatever the length, so bad settings fail before there is enough data too.
-    way = parse_choice(Direction, direction, "direction")
-    settings = RuleSettings.build(shift, trend, two_of_three, conflict)
+    way = _DIRECTIONS.get(direction) if type(direction) is str else None
+    if way is None:
+        way = parse_choice(Direction, direction, "direction")
+    if (
+        shift is _SEVEN
+        and trend is _SEVEN
+        and two_of_three is TwoOfThree.MDC2023
+        and conflict is ConflictRule.CONCERN
+    ):
+        settings = _DEFAULTS  # the defaults themselves (an int 7 is never True or 7.0)
+    else:
+        settings = RuleSettings.build(shift, trend, two_of_three, conflict)
     if (numerators is None) != (denominators is None):
         raise ValueError("numerators and denominators must be given together")
     if (values is None) == (numerators is None):
