@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import pairwise
 from operator import le, sub, truediv
 
 from .arithmetic import (
+    _EXACT,
     Number,
     check_indices,
     check_labels,
@@ -117,6 +118,9 @@ class _Model:
         else:
             self.laney, self.sz, self.sz_room = False, None, 0.0
         self.factor_f = self.sz if self.laney and self.sz is not None else 1.0
+        # min(p-bar, 1 - p-bar), set by the chart for `_Trusted`
+        self.q: Decimal = _ONE
+        self.qf = 1.0
 
     def sigma_z(self) -> Decimal | None:
         """Laney's sigma_z, with the engine's decimal steps; None under two points."""
@@ -172,7 +176,7 @@ class _Model:
         p: _Proportions,
         n: list[int],
         members: list[int],
-        trusted: list[bool],
+        trusted: Sequence[bool],
         every: bool,
         marks: Marks,
     ) -> None:
@@ -180,8 +184,13 @@ class _Model:
         where they are clear by more than the estimate's room, the decimals elsewhere."""
         pf, ff, pq = self.pf, self.factor_f, self._pq
         f = p.f
-        a = [f[i] for i in members]
-        w = [3 * math.sqrt(pq / n[i]) * ff for i in members]
+        first, last = members[0], members[-1]
+        contiguous = last - first + 1 == len(members)
+        if contiguous:
+            a, sizes = f[first : last + 1], n[first : last + 1]
+        else:
+            a, sizes = [f[i] for i in members], [n[i] for i in members]
+        w = [3 * math.sqrt(pq / b) * ff for b in sizes]
         rel = self.sz_room * 1e3
         mean, astro, zone = marks.mean, marks.astro, marks.zone
         side = [(ai > pf) - (ai < pf) for ai in a]
@@ -191,8 +200,11 @@ class _Model:
                     i = members[k]
                     exact = p.exact(i)
                     side[k] = (exact > self.pbar) - (exact < self.pbar)
-        for k, i in enumerate(members):
-            mean[i] = side[k]
+        if contiguous:
+            mean[first : last + 1] = side
+        else:
+            for k, i in enumerate(members):
+                mean[i] = side[k]
 
         def beyond(k: int, reach: float, sign: int, name: str) -> bool:
             wk = w[k]
@@ -228,6 +240,36 @@ class _Model:
                     astro[i] = -1
                 if every or not below:
                     zone[i] = -1
+
+
+_SURE, _UNSURE = 4 * (1 + _ROOM), 4 * (1 - _ROOM)
+
+
+class _Trusted(Sequence[bool]):
+    """Whether a point's sample is large enough for a single point beyond a limit to
+    count (n q >= 4, q of its partition's model), worked out only for the points read."""
+
+    __slots__ = ("_n", "_model_of")
+
+    def __init__(self, n: list[int], model_of: list[_Model | None]) -> None:
+        self._n, self._model_of = n, model_of
+
+    def __len__(self) -> int:
+        return len(self._n)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self._n)))]
+        model = self._model_of[i]
+        if model is None:
+            return True
+        nq = self._n[i] * model.qf
+        if nq > _SURE:
+            return True
+        if nq < _UNSURE:
+            return False
+        with localcontext(_EXACT):
+            return self._n[i] * model.q >= 4
 
 
 class _LinesAt:
@@ -344,7 +386,7 @@ def analyse_p_chart(
 
     partition_of = [0] * count
     model_of: list[_Model | None] = [None] * count
-    trusted = [True] * count
+    trusted = _Trusted(n, model_of)
     models: dict[int, _Model | None] = {}
     facts: list[tuple[bool, int, bool]] = []
     warnings: list[str] = []
@@ -373,17 +415,15 @@ def analyse_p_chart(
             model_of[span.first : span.last + 1] = [model] * len(members)
             q = min(model.pbar, 1 - model.pbar)
             qf = float(q)
-            sure, unsure = 4 * (1 + _ROOM), 4 * (1 - _ROOM)
-            trusted[span.first : span.last + 1] = [
-                True if (nq := n[i] * qf) > sure else False if nq < unsure else n[i] * q >= 4
-                for i in members
-            ]
+            model.q, model.qf = q, qf  # (trusted[i] reads them when a point needs it)
             near = 1 + _ROOM
-            too_small += [
-                names[i]
-                for i in members
-                if n[i] * qf < near and active[i] and not _at_least(n[i], q, qf, 1)
-            ]
+            # n * qf grows with n, so the smallest sample tells whether any is too small.
+            if min(n[span.first : span.last + 1]) * qf < near:
+                too_small += [
+                    names[i]
+                    for i in members
+                    if n[i] * qf < near and active[i] and not _at_least(n[i], q, qf, 1)
+                ]
             analysed = [i for i in members if active[i]] if ghosted else list(members)
             if analysed:
                 model.mark(props, n, analysed, trusted, every, marks)
