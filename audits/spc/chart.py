@@ -55,6 +55,8 @@ def plan_partitions(count: int, baseline: int | None, recalc_at: Collection[int]
     limits; each recalculation point starts a partition with its own limits, numbered
     1 + the recalculation points up to it. Without a baseline the series starts at 1.
     """
+    if baseline is None and not recalc_at and count > 0:
+        return [Span(1, 0, count - 1, None)]  # the usual case: one partition
     if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, int)):
         raise ValueError(f"baseline must be a number of points, got {baseline!r}")
     if baseline is not None and baseline < 1:
