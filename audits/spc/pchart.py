@@ -105,7 +105,9 @@ class _Model:
             estimate = sum(map(abs, map(sub, z[1:], z))) / (len(z) - 1) / 1.128
             # How wrong the estimate could be: each z is off by a few units in the last
             # place of the terms it was made from.
-            slack = sum(map(abs, z)) + sum((pi + pf) * si for pi, si in zip(p, scale, strict=True))
+            slack = sum(map(abs, z)) + sum(
+                [(pi + pf) * si for pi, si in zip(p, scale, strict=True)]
+            )
             error = 1e-13 * (slack / (len(z) - 1) + estimate)
             if estimate - error > 1:
                 self.laney = True
@@ -468,7 +470,8 @@ def analyse_p_chart(
     latest = next(i for i in range(count - 1, -1, -1) if active[i])
     latest_model = models[partition_of[latest]]
 
-    distinct = list({id(m): m for m in model_of}.values())
+    # (every span holds a point, so its models are the points' models, in the same order)
+    distinct = list({id(m): m for m in models.values()}.values())
     if any(m is None for m in distinct):
         distinct = []
 
