@@ -248,7 +248,8 @@ def build_chart(
     direction = view.direction
     active = view.active
     count = len(active)
-    latest = count - 1 if active[-1] else max(i for i in range(count) if active[i])
+    all_active = view.all_active
+    latest = count - 1 if all_active or active[-1] else max(i for i in range(count) if active[i])
     latest_hits = on_point.get(latest)
     if latest_hits:
         classification = _classify(latest_hits, direction, view.settings.conflict)[0]
@@ -269,7 +270,9 @@ def build_chart(
             "The baseline includes special cause variation, so it may not be a stable "
             "reference (Making Data Count warning)."
         )
-    active_count = count if active[0] and active[-1] and all(active) else sum(active)
+    active_count = (
+        count if all_active or (active[0] and active[-1] and all(active)) else sum(active)
+    )
     if active_count < MIN_SPC_POINTS:
         warnings.append(
             f"Only {active_count} non-ghosted points: Making Data Count shows fewer than "

@@ -493,6 +493,7 @@ def analyse_p_chart(
         marks=marks,
         # One p-bar for every point: its float is exact (see `Values`).
         mean=None if len(distinct) != 1 else distinct[0].pf,
+        all_active=not ghosted,
     )
     laney = any(model is not None and model.laney for model in models.values())
     return build_chart(

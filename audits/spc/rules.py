@@ -128,6 +128,7 @@ class SeriesView:
     # have lines, and `mean` may give the exact float of a single partition's mean.
     marks: Marks | None = None
     mean: float | None = None
+    all_active: bool = False  # True: `active` is known to hold no False (no ghost)
 
     def line(self, i: int, name: str) -> float:
         """float() of one of a point's exact lines."""
@@ -258,7 +259,7 @@ def find_signals(view: SeriesView) -> list[Signal]:
     """Every special-cause pattern in the series, ordered by the point completing it."""
     active, partition = view.active, view.partition
     count = len(active)
-    if False not in active and partition[0] == partition[-1]:
+    if (view.all_active or False not in active) and partition[0] == partition[-1]:
         # One partition and no ghosted point, the usual case: the runs are found by
         # regular expressions over the points' marks, in C.
         marks = view.marks or mark_points(view, list(range(count)))

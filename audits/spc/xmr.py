@@ -395,6 +395,7 @@ def _one_partition(
             settings,
             marks=marks,
             mean=mean,
+            all_active=True,
         )
 
     def partitions() -> tuple[Partition, ...]:
