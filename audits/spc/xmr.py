@@ -4,7 +4,7 @@ own non-ghosted points, a frozen baseline extended forward."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
 from itertools import pairwise
@@ -296,6 +296,19 @@ class _ExactLines:
         return self._limits
 
 
+def _indices_of(f: list[float], values: list[float]) -> list[int]:
+    """The indices in `f` of the (few) sorted `values` taken from it, in order."""
+    found: list[int] = []
+    previous, start = None, 0
+    for value in values:
+        start = f.index(value, start if value == previous else 0)
+        found.append(start)
+        start += 1
+        previous = value
+    found.sort()
+    return found
+
+
 def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float] | None:
     """The marks of a one-partition series from float estimates of its lines, and the
     exact float of its mean; None when a point is too close to a line (or on its mean)
@@ -333,7 +346,7 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         every = settings.two_of_three is TwoOfThree.MDC2023
         marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
         if ordered[-1] > upper_2:
-            for i in [i for i, a in enumerate(f) if a > upper_2]:
+            for i in _indices_of(f, ordered[bisect_right(ordered, upper_2) :]):
                 if f[i] > upper:
                     marked[i] = 2
                     if every:
@@ -341,7 +354,7 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
                 else:
                     hits_high.append(i)
         if ordered[0] < lower_2:
-            for i in [i for i, a in enumerate(f) if a < lower_2]:
+            for i in _indices_of(f, ordered[: bisect_left(ordered, lower_2)]):
                 if f[i] < lower:
                     marked[i] = 0
                     if every:
