@@ -21,7 +21,7 @@ from .arithmetic import (
 )
 from .chart import MIN_PARTITION_POINTS, Span, build_chart, plan_partitions, span_warnings
 from .rules import Lines, Marks, SeriesView
-from .text import point_names
+from .text import Names, point_names
 from .types import (
     ChartKind,
     ChartResult,
@@ -135,7 +135,20 @@ def usual_xmr(
     """`checked_xmr` of at least two values without baseline, recalculation, ghosts or
     labels, the direction and settings parsed (the same checks, in the same order)."""
     x = read_measures(values, "values")
-    return _one_partition(x, point_names(len(x), None), direction, read_target(target), settings)
+    return _one_partition(x, _NAMES[len(x)], direction, read_target(target), settings)
+
+
+class _PlainNames(dict[int, Names]):
+    """The names of n unlabelled points, for each n (Names are never changed)."""
+
+    def __missing__(self, count: int) -> Names:
+        names = point_names(count, None)
+        if len(self) < 256:
+            self[count] = names
+        return names
+
+
+_NAMES = _PlainNames()
 
 
 def xmr_chart(
