@@ -402,7 +402,10 @@ def analyse_p_chart(
         members = range(span.first, span.last + 1)
         setting = [i for i in members if active[i]] if ghosted else list(members)
         if span.inherits is None:
-            models[span.number] = _model([x[i] for i in setting], [n[i] for i in setting])
+            if len(setting) == count:  # every point sets the limits (x and n are never changed)
+                models[span.number] = _model(x, n)
+            else:
+                models[span.number] = _model([x[i] for i in setting], [n[i] for i in setting])
             if setting and models[span.number] is None:
                 warnings.append(
                     f"Every audited item in partition {span.number} met the standard, or "
