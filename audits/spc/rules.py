@@ -169,9 +169,12 @@ class SeriesView:
         }
         if line is None:
             return Signal.made(given)
-        if self.marks is None or (line == "mean" and self.mean is not None):
+        if self.marks is None:
             # The floats are at hand and exact.
             given["lines"] = tuple([self.line(i, line) for i in points])
+            return Signal.made(given)
+        if line == "mean" and self.mean is not None:
+            given["lines"] = (self.mean,) * len(points)  # one mean, exact, for every point
             return Signal.made(given)
         del given["lines"]
         return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
