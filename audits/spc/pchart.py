@@ -21,7 +21,7 @@ from .arithmetic import (
     check_indices,
     check_labels,
     exact,
-    to_decimal,
+    read_target,
     to_whole,
 )
 from .chart import MIN_PARTITION_POINTS, build_chart, plan_partitions, span_warnings
@@ -374,7 +374,9 @@ def analyse_p_chart(
     beyond-limit signal on their own (Hart & Hart, SPC.md §2.3).
     """
     x, n = check_counts(numerators, denominators)
-    goal = None if target is None else to_decimal(target, "target")
+    # A float target stays a float (its decimal is made when the assurance is read): it
+    # lies in [0, 1] exactly when the decimal its repr spells does.
+    goal = read_target(target)
     if goal is not None and not 0 <= goal <= 1:
         raise ValueError(f"a p-chart target is a proportion from 0 to 1, got {target!r}")
 
