@@ -106,6 +106,7 @@ class Marks:
     # +1 and -1 in `zone`, in order.
     astro_bytes: bytes | None = None
     zone_hits: tuple[list[int], list[int]] | None = None
+    moves: bytes | None = None  # the trend rule's moves (see `_runs_trends`), if known
 
 
 @dataclass(slots=True)
@@ -341,7 +342,10 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     if len(f) < needed:
         return []
     # Each move as a byte: 0 down, 1 level, 2 up.
-    moves = bytes([(b > a) + (b >= a) for a, b in pairwise(f)])  # up: 1 + 1, level: 0 + 1
+    if view.marks is not None and view.marks.moves is not None:
+        moves = view.marks.moves
+    else:
+        moves = bytes([(b > a) + (b >= a) for a, b in pairwise(f)])  # up: 1 + 1, level: 0 + 1
     if not view.x.faithful and 1 in moves:
         exact = view.x.exact
         settled = bytearray(moves)

@@ -343,7 +343,8 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     j = bisect_left(ordered, mean)
     if j < count and ordered[j] == mean:  # a point on the mean
         return None
-    width = XMR_FLOAT * (sum([abs(b - a) for a, b in pairwise(k)]) / ((count - 1) * scale))
+    steps = [b - a for a, b in pairwise(k)]
+    width = XMR_FLOAT * (sum(map(abs, steps)) / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
@@ -377,7 +378,11 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         astro = bytes(marked)
     # No point is on the mean (see above): each is above (2) or below (0) it.
     above = bytes([2 if a > mean else 0 for a in f])
-    return Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low)), mean
+    # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
+    # below 2**50 distinct decimals have distinct floats, in the same order.
+    moves = bytes([(d > 0) + (d >= 0) for d in steps])
+    marks = Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low), moves)
+    return marks, mean
 
 
 def _one_partition(
