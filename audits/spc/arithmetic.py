@@ -11,8 +11,8 @@ import math
 from collections.abc import Callable, Collection, Sequence
 from decimal import Context, Decimal, localcontext
 from functools import wraps
-from itertools import pairwise, repeat
-from operator import mul, sub, truediv
+from itertools import pairwise
+from operator import sub
 from typing import ParamSpec, TypeVar
 
 Number = int | float | Decimal
@@ -134,20 +134,22 @@ _FLOAT = {float}
 _SCALE_BOUND = 2.0**50
 
 
-def _scaled(values: list[float]) -> tuple[list[int], int] | None:
+def _scaled(values: list[float], biggest: float | None = None) -> tuple[list[int], int] | None:
     """Integers k and a scale d with value == k / 10**d exactly (as decimals), or None.
 
     k / 10**d is correctly rounded, so when it equals the float v, the decimal k·10^-d
     rounds to v; with |k| < 2**50 it is the only decimal of d places that does, and the
     shortest repr of v (which has no more significant digits) names the same number.
     """
-    biggest = max(map(abs, values))
+    if biggest is None:  # (the largest magnitude, when the caller has not found it)
+        biggest = max(map(abs, values))
     for d in _SCALES:
         p = 10.0**d
         if biggest * p >= _SCALE_BOUND:
             return None
-        ks = list(map(round, map(mul, values, repeat(p))))
-        if list(map(truediv, ks, repeat(10**d))) == values:
+        ks = [round(v * p) for v in values]
+        scale = 10**d
+        if [k / scale for k in ks] == values:
             return ks, d
     return None
 
@@ -157,9 +159,10 @@ class Measures:
 
     `f[i]` is float(the exact value of point i). `faithful` is True when equal floats
     always mean equal exact values (every value was a float, or an int the float holds).
+    `ordered` is `f` sorted, where it is at hand.
     """
 
-    __slots__ = ("_exact", "_given", "_k", "_d", "f", "faithful")
+    __slots__ = ("_exact", "_given", "_k", "_d", "f", "faithful", "ordered")
 
     def __init__(
         self,
@@ -174,6 +177,7 @@ class Measures:
         self._exact = exact
         self._k, self._d = scaled if scaled is not None else (None, 0)
         self.faithful = faithful
+        self.ordered: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.f)
@@ -244,7 +248,11 @@ def read_measures(values: Sequence[Number], what: str) -> Measures:
     if set(map(type, values)) == _FLOAT:
         floats = list(values)
         if math.isfinite(sum(floats)):  # a nan or an infinity would make the sum one too
-            return Measures(floats, floats, None, _scaled(floats), True)
+            ordered = sorted(floats)
+            biggest = max(-ordered[0], ordered[-1])
+            measures = Measures(floats, floats, None, _scaled(floats, biggest), True)
+            measures.ordered = ordered
+            return measures
     exact = to_decimals(values, what)
     faithful = all(type(v) is float or (type(v) is int and abs(v) <= 2**53) for v in values)
     return Measures([float(x) for x in exact], exact, list(exact), None, faithful)

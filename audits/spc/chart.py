@@ -55,6 +55,8 @@ def plan_partitions(count: int, baseline: int | None, recalc_at: Collection[int]
     limits; each recalculation point starts a partition with its own limits, numbered
     1 + the recalculation points up to it. Without a baseline the series starts at 1.
     """
+    if baseline is None and not recalc_at and count > 0:
+        return [Span(1, 0, count - 1, None)]  # the usual case: one partition
     if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, int)):
         raise ValueError(f"baseline must be a number of points, got {baseline!r}")
     if baseline is not None and baseline < 1:
@@ -168,7 +170,8 @@ class _Later:
 
     __slots__ = (
         "view",
-        "on_point",
+        "signals",
+        "_on_point",
         "partitions",
         "target",
         "assurance_lines",
@@ -178,9 +181,10 @@ class _Later:
         "latest_index",
     )
 
-    def __init__(self, view, on_point, partitions, target, assurance_lines, point_limits,
+    def __init__(self, view, signals, partitions, target, assurance_lines, point_limits,
                  numerators, denominators, latest_index) -> None:  # fmt: skip
-        self.view, self.on_point, self.partitions = view, on_point, partitions
+        self.view, self.signals, self.partitions = view, signals, partitions
+        self._on_point: dict[int, list[Signal]] | None = None
         self.target, self.assurance_lines, self.point_limits = target, assurance_lines, point_limits
         self.numerators, self.denominators = numerators, denominators
         self.latest_index = latest_index
@@ -202,7 +206,13 @@ class _Later:
 
     def point(self, i: int) -> Point:
         view = self.view
-        hits = self.on_point.get(i)
+        on_point = self._on_point
+        if on_point is None:  # each point's signals, in the order they were found
+            on_point = self._on_point = {}
+            for signal in self.signals:
+                for k in signal.points:
+                    on_point.setdefault(k, []).append(signal)
+        hits = on_point.get(i)
         if hits:
             hits = sorted(hits, key=_code_order)
             classification, conflict = _classify(hits, view.direction, view.settings.conflict)
@@ -239,15 +249,12 @@ def build_chart(
     """Find the signals, classify the latest point and set the icons; the points, the
     partitions and the assurance are built when first read."""
     signals = find_signals(view)
-    on_point: dict[int, list[Signal]] = {}
-    for signal in signals:
-        for i in signal.points:
-            on_point.setdefault(i, []).append(signal)
     direction = view.direction
     active = view.active
     count = len(active)
-    latest = count - 1 if active[-1] else max(i for i in range(count) if active[i])
-    latest_hits = on_point.get(latest)
+    all_active = view.all_active
+    latest = count - 1 if all_active or active[-1] else max(i for i in range(count) if active[i])
+    latest_hits = [s for s in signals if latest in s.points] if signals else None
     if latest_hits:
         classification = _classify(latest_hits, direction, view.settings.conflict)[0]
         sides = {s.side for s in latest_hits if s.side is not None}
@@ -267,14 +274,16 @@ def build_chart(
             "The baseline includes special cause variation, so it may not be a stable "
             "reference (Making Data Count warning)."
         )
-    active_count = count if active[0] and active[-1] and all(active) else sum(active)
+    active_count = (
+        count if all_active or (active[0] and active[-1] and all(active)) else sum(active)
+    )
     if active_count < MIN_SPC_POINTS:
         warnings.append(
             f"Only {active_count} non-ghosted points: Making Data Count shows fewer than "
             f"{MIN_SPC_POINTS} as a run chart, without limits or icons."
         )
     later = _Later(
-        view, on_point, partitions, target, assurance_lines, point_limits, numerators,
+        view, signals, partitions, target, assurance_lines, point_limits, numerators,
         denominators, latest,
     )  # fmt: skip
     return ChartResult.lazy(

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import pairwise
 from operator import le, sub, truediv
 
 from .arithmetic import (
+    _EXACT,
     Number,
     check_indices,
     check_labels,
     exact,
-    to_decimal,
+    read_target,
     to_whole,
 )
 from .chart import MIN_PARTITION_POINTS, build_chart, plan_partitions, span_warnings
@@ -63,7 +64,7 @@ class _Proportions:
         # x / n of ints is correctly rounded, and with n < 2**40 no 40-digit rounding of a
         # proportion can cross a float rounding boundary, so it is float(the decimal).
         if biggest < 2**40:
-            self.f = [a / b for a, b in zip(x, n, strict=True)]
+            self.f = list(map(truediv, x, n))
         else:
             self.f = [float(Decimal(a) / b) for a, b in zip(x, n, strict=True)]
         # Different fractions with n < 2**20 differ by more than a float can blur.
@@ -104,7 +105,9 @@ class _Model:
             estimate = sum(map(abs, map(sub, z[1:], z))) / (len(z) - 1) / 1.128
             # How wrong the estimate could be: each z is off by a few units in the last
             # place of the terms it was made from.
-            slack = sum(map(abs, z)) + sum((pi + pf) * si for pi, si in zip(p, scale, strict=True))
+            slack = sum(map(abs, z)) + sum(
+                [(pi + pf) * si for pi, si in zip(p, scale, strict=True)]
+            )
             error = 1e-13 * (slack / (len(z) - 1) + estimate)
             if estimate - error > 1:
                 self.laney = True
@@ -117,6 +120,9 @@ class _Model:
         else:
             self.laney, self.sz, self.sz_room = False, None, 0.0
         self.factor_f = self.sz if self.laney and self.sz is not None else 1.0
+        # min(p-bar, 1 - p-bar), set by the chart for `_Trusted`
+        self.q: Decimal = _ONE
+        self.qf = 1.0
 
     def sigma_z(self) -> Decimal | None:
         """Laney's sigma_z, with the engine's decimal steps; None under two points."""
@@ -172,7 +178,7 @@ class _Model:
         p: _Proportions,
         n: list[int],
         members: list[int],
-        trusted: list[bool],
+        trusted: Sequence[bool],
         every: bool,
         marks: Marks,
     ) -> None:
@@ -180,8 +186,13 @@ class _Model:
         where they are clear by more than the estimate's room, the decimals elsewhere."""
         pf, ff, pq = self.pf, self.factor_f, self._pq
         f = p.f
-        a = [f[i] for i in members]
-        w = [3 * math.sqrt(pq / n[i]) * ff for i in members]
+        first, last = members[0], members[-1]
+        contiguous = last - first + 1 == len(members)
+        if contiguous:
+            a, sizes = f[first : last + 1], n[first : last + 1]
+        else:
+            a, sizes = [f[i] for i in members], [n[i] for i in members]
+        w = [3 * math.sqrt(pq / b) * ff for b in sizes]
         rel = self.sz_room * 1e3
         mean, astro, zone = marks.mean, marks.astro, marks.zone
         side = [(ai > pf) - (ai < pf) for ai in a]
@@ -191,8 +202,11 @@ class _Model:
                     i = members[k]
                     exact = p.exact(i)
                     side[k] = (exact > self.pbar) - (exact < self.pbar)
-        for k, i in enumerate(members):
-            mean[i] = side[k]
+        if contiguous:
+            mean[first : last + 1] = side
+        else:
+            for k, i in enumerate(members):
+                mean[i] = side[k]
 
         def beyond(k: int, reach: float, sign: int, name: str) -> bool:
             wk = w[k]
@@ -228,6 +242,36 @@ class _Model:
                     astro[i] = -1
                 if every or not below:
                     zone[i] = -1
+
+
+_SURE, _UNSURE = 4 * (1 + _ROOM), 4 * (1 - _ROOM)
+
+
+class _Trusted(Sequence[bool]):
+    """Whether a point's sample is large enough for a single point beyond a limit to
+    count (n q >= 4, q of its partition's model), worked out only for the points read."""
+
+    __slots__ = ("_n", "_model_of")
+
+    def __init__(self, n: list[int], model_of: list[_Model | None]) -> None:
+        self._n, self._model_of = n, model_of
+
+    def __len__(self) -> int:
+        return len(self._n)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self._n)))]
+        model = self._model_of[i]
+        if model is None:
+            return True
+        nq = self._n[i] * model.qf
+        if nq > _SURE:
+            return True
+        if nq < _UNSURE:
+            return False
+        with localcontext(_EXACT):
+            return self._n[i] * model.q >= 4
 
 
 class _LinesAt:
@@ -330,7 +374,9 @@ def analyse_p_chart(
     beyond-limit signal on their own (Hart & Hart, SPC.md §2.3).
     """
     x, n = check_counts(numerators, denominators)
-    goal = None if target is None else to_decimal(target, "target")
+    # A float target stays a float (its decimal is made when the assurance is read): it
+    # lies in [0, 1] exactly when the decimal its repr spells does.
+    goal = read_target(target)
     if goal is not None and not 0 <= goal <= 1:
         raise ValueError(f"a p-chart target is a proportion from 0 to 1, got {target!r}")
 
@@ -344,7 +390,7 @@ def analyse_p_chart(
 
     partition_of = [0] * count
     model_of: list[_Model | None] = [None] * count
-    trusted = [True] * count
+    trusted = _Trusted(n, model_of)
     models: dict[int, _Model | None] = {}
     facts: list[tuple[bool, int, bool]] = []
     warnings: list[str] = []
@@ -358,7 +404,10 @@ def analyse_p_chart(
         members = range(span.first, span.last + 1)
         setting = [i for i in members if active[i]] if ghosted else list(members)
         if span.inherits is None:
-            models[span.number] = _model([x[i] for i in setting], [n[i] for i in setting])
+            if len(setting) == count:  # every point sets the limits (x and n are never changed)
+                models[span.number] = _model(x, n)
+            else:
+                models[span.number] = _model([x[i] for i in setting], [n[i] for i in setting])
             if setting and models[span.number] is None:
                 warnings.append(
                     f"Every audited item in partition {span.number} met the standard, or "
@@ -373,17 +422,15 @@ def analyse_p_chart(
             model_of[span.first : span.last + 1] = [model] * len(members)
             q = min(model.pbar, 1 - model.pbar)
             qf = float(q)
-            sure, unsure = 4 * (1 + _ROOM), 4 * (1 - _ROOM)
-            trusted[span.first : span.last + 1] = [
-                True if (nq := n[i] * qf) > sure else False if nq < unsure else n[i] * q >= 4
-                for i in members
-            ]
+            model.q, model.qf = q, qf  # (trusted[i] reads them when a point needs it)
             near = 1 + _ROOM
-            too_small += [
-                names[i]
-                for i in members
-                if n[i] * qf < near and active[i] and not _at_least(n[i], q, qf, 1)
-            ]
+            # n * qf grows with n, so the smallest sample tells whether any is too small.
+            if min(n[span.first : span.last + 1]) * qf < near:
+                too_small += [
+                    names[i]
+                    for i in members
+                    if n[i] * qf < near and active[i] and not _at_least(n[i], q, qf, 1)
+                ]
             analysed = [i for i in members if active[i]] if ghosted else list(members)
             if analysed:
                 model.mark(props, n, analysed, trusted, every, marks)
@@ -428,7 +475,8 @@ def analyse_p_chart(
     latest = next(i for i in range(count - 1, -1, -1) if active[i])
     latest_model = models[partition_of[latest]]
 
-    distinct = list({id(m): m for m in model_of}.values())
+    # (every span holds a point, so its models are the points' models, in the same order)
+    distinct = list({id(m): m for m in models.values()}.values())
     if any(m is None for m in distinct):
         distinct = []
 
@@ -450,6 +498,7 @@ def analyse_p_chart(
         marks=marks,
         # One p-bar for every point: its float is exact (see `Values`).
         mean=None if len(distinct) != 1 else distinct[0].pf,
+        all_active=not ghosted,
     )
     laney = any(model is not None and model.laney for model in models.values())
     return build_chart(

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from itertools import groupby, pairwise
-from operator import add, ge, gt
 from typing import Protocol
 
 from .text import Names
@@ -102,6 +101,12 @@ class Marks:
     astro: list[int]
     zone: list[int]
     mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
+    # Set together by a chart that marks a one-partition series itself (`mean`, `astro`
+    # and `zone` are then left empty): `astro` as bytes 0, 1, 2, and the indices marked
+    # +1 and -1 in `zone`, in order.
+    astro_bytes: bytes | None = None
+    zone_hits: tuple[list[int], list[int]] | None = None
+    moves: bytes | None = None  # the trend rule's moves (see `_runs_trends`), if known
 
 
 @dataclass(slots=True)
@@ -124,6 +129,7 @@ class SeriesView:
     # have lines, and `mean` may give the exact float of a single partition's mean.
     marks: Marks | None = None
     mean: float | None = None
+    all_active: bool = False  # True: `active` is known to hold no False (no ghost)
 
     def line(self, i: int, name: str) -> float:
         """float() of one of a point's exact lines."""
@@ -158,14 +164,20 @@ class SeriesView:
             if isinstance(names, Names)
             else tuple([names[i] for i in points]),
             "values": tuple([f[i] for i in points]),
+            "lines": (),  # (in its place among the fields)
             "count": count,
             "count_limit": count_limit,
         }
         if line is None:
-            return Signal(lines=(), **given)
-        if self.marks is None or (line == "mean" and self.mean is not None):
+            return Signal.made(given)
+        if self.marks is None:
             # The floats are at hand and exact.
-            return Signal(lines=tuple([self.line(i, line) for i in points]), **given)
+            given["lines"] = tuple([self.line(i, line) for i in points])
+            return Signal.made(given)
+        if line == "mean" and self.mean is not None:
+            given["lines"] = (self.mean,) * len(points)  # one mean, exact, for every point
+            return Signal.made(given)
+        del given["lines"]
         return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
 
 
@@ -251,11 +263,10 @@ def find_signals(view: SeriesView) -> list[Signal]:
     """Every special-cause pattern in the series, ordered by the point completing it."""
     active, partition = view.active, view.partition
     count = len(active)
-    if False not in active and partition[0] == partition[-1]:
+    if (view.all_active or False not in active) and partition[0] == partition[-1]:
         # One partition and no ghosted point, the usual case: the runs are found by
         # regular expressions over the points' marks, in C.
-        order = list(range(count))
-        marks = mark_points(view, order)
+        marks = view.marks or mark_points(view, list(range(count)))
         found = [
             *_runs_beyond_limits(view, marks),
             *_runs_shifts(view, marks),
@@ -289,10 +300,13 @@ def _runs_of(length: int) -> re.Pattern[bytes]:
 
 def _runs_beyond_limits(view: SeriesView, marks: Marks) -> list[Signal]:
     """`_beyond_limits` for one partition without ghosted points."""
-    if not any(marks.astro):
-        return []
+    astro = marks.astro_bytes
+    if astro is None:
+        if not any(marks.astro):
+            return []
+        astro = bytes(map(_ONE_UP, marks.astro))
     found = []
-    for match in _ANY_RUN.finditer(bytes(map(_ONE_UP, marks.astro))):
+    for match in _ANY_RUN.finditer(astro):
         run = list(range(match.start(), match.end()))
         high = match.group()[0] == 2
         found.append(
@@ -328,8 +342,10 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     if len(f) < needed:
         return []
     # Each move as a byte: 0 down, 1 level, 2 up.
-    later = f[1:]
-    moves = bytes(map(add, map(gt, later, f), map(ge, later, f)))  # up: 1 + 1, level: 0 + 1
+    if view.marks is not None and view.marks.moves is not None:
+        moves = view.marks.moves
+    else:
+        moves = bytes([(b > a) + (b >= a) for a, b in pairwise(f)])  # up: 1 + 1, level: 0 + 1
     if not view.x.faithful and 1 in moves:
         exact = view.x.exact
         settled = bytearray(moves)
@@ -352,14 +368,25 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
 
 def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
     """`_two_of_three` for one partition without ghosted points."""
-    zones = marks.zone
-    if not any(zones) or view.limits[0] is None:
+    hits_of = marks.zone_hits
+    if hits_of is None:
+        zones = marks.zone
+        if not any(zones):
+            return []
+        hits_of = (
+            [k for k, zone in enumerate(zones) if zone == 1],
+            [k for k, zone in enumerate(zones) if zone == -1],
+        )
+    elif not (hits_of[0] or hits_of[1]):
         return []
-    sides = marks.mean
-    last_window = len(zones) - 3
+    if view.limits[0] is None:
+        return []
+    sides = marks.mean_bytes or bytes(map(_ONE_UP, marks.mean))  # 2 above, 0 below
+    last_window = len(sides) - 3
     found = []
-    for side, sign in ((Side.HIGH, 1), (Side.LOW, -1)):
-        hits = [k for k, zone in enumerate(zones) if zone == sign]
+    for side, sign, hits in ((Side.HIGH, 2, hits_of[0]), (Side.LOW, 0, hits_of[1])):
+        if len(hits) < 2:
+            continue
         # A window of three holds two hits only where two hits are at most 2 apart.
         starts = sorted(
             {
@@ -374,7 +401,7 @@ def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
         for start in starts:
             if not sides[start] == sides[start + 1] == sides[start + 2] == sign:
                 continue
-            window = [k for k in range(start, start + 3) if zones[k] == sign]
+            window = [k for k in hits if start <= k <= start + 2]
             if start - last_start > 2 and flagged:  # no overlap: the last signal is over
                 found.append(_two_of_three_signal(view, side, flagged, detected_at))
                 flagged = set()

@@ -22,13 +22,18 @@ from .types import (
     TwoOfThree,
     parse_choice,
 )
-from .xmr import checked_xmr
+from .xmr import checked_xmr, usual_xmr
 
 # Run-chart rules and their tables start at 10 useful observations (Perla 2011; Anhøj
 # 2014); below that the product makes no statistical judgement (SPC.md §3.4 policy).
 MIN_RUN_CHART_POINTS = 10
 
 NOT_ENOUGH_DATA = "not enough data for statistical confirmation"
+
+
+_SEVEN = 7
+_DEFAULTS = RuleSettings.build(7, 7, TwoOfThree.MDC2023, ConflictRule.CONCERN)
+_DIRECTIONS = {member.value: member for member in Direction}  # the usual spellings
 
 
 class Method(StrEnum):
@@ -94,13 +99,36 @@ def assess_series(
     p-chart when denominators are given, XmR chart otherwise (SPC.md §2.3, §3.4).
     """
     # Checked whatever the length, so bad settings fail before there is enough data too.
-    way = parse_choice(Direction, direction, "direction")
-    settings = RuleSettings.build(shift, trend, two_of_three, conflict)
+    way = _DIRECTIONS.get(direction) if type(direction) is str else None
+    if way is None:
+        way = parse_choice(Direction, direction, "direction")
+    if (
+        shift is _SEVEN
+        and trend is _SEVEN
+        and two_of_three is TwoOfThree.MDC2023
+        and conflict is ConflictRule.CONCERN
+    ):
+        settings = _DEFAULTS  # the defaults themselves (an int 7 is never True or 7.0)
+    else:
+        settings = RuleSettings.build(shift, trend, two_of_three, conflict)
     if (numerators is None) != (denominators is None):
         raise ValueError("numerators and denominators must be given together")
     if (values is None) == (numerators is None):
         raise ValueError("give either values, or numerators with denominators, not both")
 
+    if (
+        numerators is None
+        and type(values) is list
+        and len(values) >= MIN_SPC_POINTS
+        and baseline is None
+        and labels is None
+        and type(ghosts) is tuple
+        and not ghosts
+        and type(recalc_at) is tuple
+        and not recalc_at
+    ):
+        # The usual call: an XmR chart of one partition, nothing more to check.
+        return SeriesAssessment(Method.XMR, len(values), usual_xmr(values, way, target, settings))
     if numerators is not None and denominators is not None:
         active = _active_points(numerators, ghosts)
         if active >= MIN_SPC_POINTS:

@@ -277,6 +277,14 @@ class Signal:
     count_limit: int | None = None  # the length needed, or the fewest crossings expected
 
     @classmethod
+    def made(cls, given: dict[str, Any]) -> Signal:
+        """`Signal(**given)` without the frozen dataclass's per-field setattr: `given`
+        holds every field, checked by the engine that made it."""
+        signal = object.__new__(cls)
+        signal.__dict__.update(given)
+        return signal
+
+    @classmethod
     def lazy(cls, lines: Callable[[], tuple[float, ...]], **given: Any) -> Signal:
         """A signal whose `lines` are made by `lines()` when first read."""
         signal = object.__new__(cls)

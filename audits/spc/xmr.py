@@ -7,8 +7,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
-from itertools import pairwise, repeat
-from operator import add, ge, gt, sub
+from itertools import pairwise
 
 from .arithmetic import (
     _EXACT,
@@ -22,7 +21,7 @@ from .arithmetic import (
 )
 from .chart import MIN_PARTITION_POINTS, Span, build_chart, plan_partitions, span_warnings
 from .rules import Lines, Marks, SeriesView
-from .text import point_names
+from .text import Names, point_names
 from .types import (
     ChartKind,
     ChartResult,
@@ -130,6 +129,28 @@ def checked_xmr(
     )
 
 
+def usual_xmr(
+    values: list[Number], direction: Direction, target: Number | None, settings: RuleSettings
+) -> ChartResult:
+    """`checked_xmr` of at least two values without baseline, recalculation, ghosts or
+    labels, the direction and settings parsed (the same checks, in the same order)."""
+    x = read_measures(values, "values")
+    return _one_partition(x, _NAMES[len(x)], direction, read_target(target), settings)
+
+
+class _PlainNames(dict[int, Names]):
+    """The names of n unlabelled points, for each n (Names are never changed)."""
+
+    def __missing__(self, count: int) -> Names:
+        names = point_names(count, None)
+        if len(self) < 256:
+            self[count] = names
+        return names
+
+
+_NAMES = _PlainNames()
+
+
 def xmr_chart(
     x: Measures,
     *,
@@ -232,6 +253,32 @@ _ROOM = 1e-12
 # The estimate's floats are exact for a mean of integers on a decimal scale up to this.
 _SCALE_LIMIT = 10**15
 _HAS_LINES = object()  # stands for a point's limits where only their presence matters
+_NO_MARKS: list[int] = []  # the list marks of a series marked as bytes and hits
+
+
+class _Repeated(dict[int, bytes]):
+    def __missing__(self, count: int) -> bytes:
+        value = b"\x01" * count
+        if len(self) < 256:
+            self[count] = value
+        return value
+
+
+_LEVEL = _Repeated()
+
+
+class _Shared(dict[int, tuple[list[bool], list[int], list[object]]]):
+    """For a single partition of `count` points with no ghost: every point active, in
+    partition 1, with lines (lists only ever read)."""
+
+    def __missing__(self, count: int) -> tuple[list[bool], list[int], list[object]]:
+        value = ([True] * count, [1] * count, [_HAS_LINES] * count)
+        if len(self) < 256:
+            self[count] = value
+        return value
+
+
+_SHARED = _Shared()
 
 
 class _ExactLines:
@@ -262,6 +309,19 @@ class _ExactLines:
         return self._limits
 
 
+def _indices_of(f: list[float], values: list[float]) -> list[int]:
+    """The indices in `f` of the (few) sorted `values` taken from it, in order."""
+    found: list[int] = []
+    previous, start = None, 0
+    for value in values:
+        start = f.index(value, start if value == previous else 0)
+        found.append(start)
+        start += 1
+        previous = value
+    found.sort()
+    return found
+
+
 def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float] | None:
     """The marks of a one-partition series from float estimates of its lines, and the
     exact float of its mean; None when a point is too close to a line (or on its mean)
@@ -279,33 +339,50 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
         return None
     mean = total / (count * scale)
     f = x.f
-    if mean in f:
+    ordered = x.ordered or sorted(f)
+    j = bisect_left(ordered, mean)
+    if j < count and ordered[j] == mean:  # a point on the mean
         return None
-    width = XMR_FLOAT * (sum(map(abs, map(sub, k[1:], k))) / ((count - 1) * scale))
+    steps = [b - a for a, b in pairwise(k)]
+    width = XMR_FLOAT * (sum(map(abs, steps)) / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
-    ordered = sorted(f)
     for line in (upper, lower, upper_2, lower_2):
-        if bisect_left(ordered, line - room) != bisect_right(ordered, line + room):
+        # The first point at or beyond the line's lower margin must lie beyond its upper.
+        j = bisect_left(ordered, line - room)
+        if j < count and ordered[j] <= line + room:
             return None
-    astro, zone = [0] * count, [0] * count
-    high, low = ordered[-1] > upper_2, ordered[0] < lower_2
-    if high or low:
+    hits_high: list[int] = []
+    hits_low: list[int] = []
+    astro = None
+    if ordered[-1] > upper_2 or ordered[0] < lower_2:
         every = settings.two_of_three is TwoOfThree.MDC2023
-        if high:
-            for i in [i for i, a in enumerate(f) if a > upper_2]:
-                beyond = f[i] > upper
-                astro[i] = 1 if beyond else 0
-                zone[i] = 1 if every or not beyond else 0
-        if low:
-            for i in [i for i, a in enumerate(f) if a < lower_2]:
-                beyond = f[i] < lower
-                astro[i] = -1 if beyond else 0
-                zone[i] = -1 if every or not beyond else 0
-    at_mean = repeat(mean)
-    above = bytes(map(add, map(gt, f, at_mean), map(ge, f, at_mean)))  # 0, 1 or 2
-    return Marks(list(map(sub, above, repeat(1))), astro, zone, above), mean
+        marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
+        if ordered[-1] > upper_2:
+            for i in _indices_of(f, ordered[bisect_right(ordered, upper_2) :]):
+                if f[i] > upper:
+                    marked[i] = 2
+                    if every:
+                        hits_high.append(i)
+                else:
+                    hits_high.append(i)
+        if ordered[0] < lower_2:
+            for i in _indices_of(f, ordered[: bisect_left(ordered, lower_2)]):
+                if f[i] < lower:
+                    marked[i] = 0
+                    if every:
+                        hits_low.append(i)
+                else:
+                    hits_low.append(i)
+        astro = bytes(marked)
+    # No point is on the mean (see above): each is above (2) or below (0) it.
+    above = bytes([2 if a > mean else 0 for a in f])
+    # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
+    # below 2**50 distinct decimals have distinct floats, in the same order.
+    moves = bytes([(d > 0) + (d >= 0) for d in steps])
+    marks = Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low), moves)
+    return marks, mean
 
 
 def _one_partition(
@@ -337,17 +414,19 @@ def _one_partition(
         )
     else:
         marks, mean = estimated
+        active, partition, has_lines = _SHARED[count]
         view = SeriesView(
             x,
-            [True] * count,
-            [1] * count,
-            [_HAS_LINES] * count,  # type: ignore[list-item]
+            active,
+            partition,
+            has_lines,  # type: ignore[arg-type]
             exact.lines,
             names,
             direction,
             settings,
             marks=marks,
             mean=mean,
+            all_active=True,
         )
 
     def partitions() -> tuple[Partition, ...]:
