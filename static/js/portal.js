@@ -62,3 +62,22 @@
     });
   });
 })();
+
+// Fields that only one choice needs (data-shown-for="name=value": the step-down fields of
+// the decision form) are hidden while another is chosen, so a chair closing a plan is not
+// asked about monitoring. Without JavaScript they stay shown, under their legend.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-shown-for]").forEach(function (part) {
+    var rule = part.getAttribute("data-shown-for").split("=");
+    var form = part.closest("form");
+    if (!form) { return; }
+    var inputs = form.querySelectorAll('input[name="' + rule[0] + '"]');
+    function update() {
+      var chosen = form.querySelector('input[name="' + rule[0] + '"]:checked');
+      part.hidden = !chosen || chosen.value !== rule[1];
+    }
+    inputs.forEach(function (input) { input.addEventListener("change", update); });
+    update();
+  });
+})();

@@ -122,7 +122,14 @@ def _stepped_down(page, screenshots, a11y: dict, traveller):
     as_user(page, "helen", device)
     page.goto(page.base + report.get_absolute_url())
     page.get_by_role("link", name="Record and sign the decision").click()
+    # The step-down fields are asked for only when stepping down.
+    page.wait_for_load_state()
+    step_down_fields = page.locator("#step-down-fields")
+    assert step_down_fields.is_hidden()
+    page.get_by_label("Close", exact=True).check()
+    assert step_down_fields.is_hidden()
     page.get_by_label("Step down into monitoring").check()
+    assert step_down_fields.is_visible()
     page.get_by_role("combobox", name="Meeting").select_option(value=str(meeting.pk))
     page.get_by_label("Reasons").fill(
         "Improvement delivered; care-planning quality becomes a standing audit theme."
