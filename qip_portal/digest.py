@@ -67,12 +67,22 @@ def build_digests(now: datetime.datetime | None = None) -> list[Digest]:
     return list(digests.values())
 
 
+# When the digest goes out (Europe/London): beat runs the job then, and the scheduler of
+# `make run`, which runs every job every ten minutes, finds nothing due at other times.
+DIGEST_WEEKDAY = 0  # Monday
+DIGEST_FROM = datetime.time(7, 30)
+
+
 @jobs.register("weekly_digest", "Send each person, on Mondays, what needs their attention.")
 def send_weekly_digests(now: datetime.datetime | None = None) -> str:
     """Queue this ISO week's digest for everyone who has something to look at and has
     not opted out. Nothing to look at, no email. Safe to run any number of times: the
     key is the person and the week, so each gets at most one a week."""
     now = now or timezone.now()
+    local = timezone.localtime(now)
+    if local.weekday() != DIGEST_WEEKDAY or local.time() < DIGEST_FROM:
+        # Not on every start of `make run`'s scheduler: the digest has its day and hour.
+        return "0 digest(s) due: they go out on Mondays from 07:30"
     week = iso_week(timezone.localdate(now))
     digests = {f"weekly-digest:{d.user.pk}:{week}": d for d in build_digests(now) if not d.is_empty}
     done = outbox.existing_keys(digests)

@@ -82,6 +82,21 @@ def test_the_next_monday_brings_the_next_digest(busy_week, run, frozen, mailoutb
     assert len(mailoutbox) == 4
 
 
+def test_the_digest_goes_out_on_its_day_not_whenever_the_jobs_start(
+    busy_week, run, frozen, mailoutbox
+):
+    """`make run` runs every job at start and every ten minutes: the digest still waits
+    for Monday 07:30."""
+    mailoutbox.clear()
+    frozen.move_to(MONDAY_730 - datetime.timedelta(minutes=1))
+    assert run().startswith("0 digest(s) due")
+    frozen.move_to(MONDAY_730 + datetime.timedelta(days=1))  # Tuesday
+    assert run().startswith("0 digest(s) due")
+    assert mailoutbox == []
+    frozen.move_to(MONDAY_730 + datetime.timedelta(days=7))
+    assert run() == "2 digest(s) due, 2 queued"
+
+
 def test_opted_out_users_get_no_digest(busy_week, run, mailoutbox, manager):
     mailoutbox.clear()
     digest.set_weekly_digest(user=manager, enabled=False)
