@@ -4,14 +4,50 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def fold_same_day_meetings(apps, schema_editor):
+    """Before a group may meet only once a day, fold any second meeting of a group on one
+    date into the first (the lowest id): its agenda, decisions, learning reviews and
+    attendees move across and its minutes are appended, so the constraint can be added
+    to a database that already holds such pairs and nothing recorded is lost."""
+    Meeting = apps.get_model("governance", "Meeting")
+    AgendaItem = apps.get_model("governance", "AgendaItem")
+    Decision = apps.get_model("governance", "Decision")
+    LearningReview = apps.get_model("learning", "LearningReview")
+    pairs = (
+        Meeting.objects.values("group_id", "held_on")
+        .annotate(n=models.Count("pk"))
+        .filter(n__gt=1)
+    )
+    for pair in pairs:
+        first, *others = Meeting.objects.filter(
+            group_id=pair["group_id"], held_on=pair["held_on"]
+        ).order_by("pk")
+        for other in others:
+            tabled = set(AgendaItem.objects.filter(meeting=first).values_list("report_id", flat=True))
+            AgendaItem.objects.filter(meeting=other, report_id__in=tabled).delete()
+            AgendaItem.objects.filter(meeting=other).update(meeting=first)
+            Decision.objects.filter(meeting=other).update(meeting=first)
+            LearningReview.objects.filter(meeting=other).update(meeting=first)
+            first.attendees.add(*other.attendees.all())
+            if other.minutes:
+                first.minutes = "\n\n".join(m for m in [first.minutes, other.minutes] if m)
+            first.save(update_fields=["minutes"])
+            other.delete()
+
+
 class Migration(migrations.Migration):
+    # The fold commits on its own before the constraint is added: PostgreSQL will not
+    # alter a table with deferred foreign-key checks still pending in the transaction.
+    atomic = False
 
     dependencies = [
         ('governance', '0003_closure_report_pdf_recovery'),
+        ('learning', '0002_emails_through_the_outbox'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
+        migrations.RunPython(fold_same_day_meetings, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='meeting',
             constraint=models.UniqueConstraint(fields=('group', 'held_on'), name='one_meeting_per_group_a_day'),
