@@ -15,7 +15,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import security, stuck
+from core.storage import download_response
 from core.thresholds import SHARE_LINK_DEFAULT_DAYS, SHARE_LINK_MAX_DAYS
 from plans.access import get_plan_for_user
 from plans.models import Plan, User
@@ -197,13 +198,9 @@ def shared_pdf(request: HttpRequest, token: str) -> HttpResponse:
     sharing.record_access(
         share, request, what=PackShareAccess.What.PDF, outcome=PackShareAccess.Outcome.SERVED
     )
-    response = FileResponse(
-        pack.pdf.open("rb"),
-        as_attachment=True,
-        filename=pack.download_name(),
-        content_type="application/pdf",
+    response = download_response(
+        pack.pdf, filename=pack.download_name(), content_type="application/pdf"
     )
-    response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
     return response
 

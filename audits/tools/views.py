@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -31,6 +31,7 @@ from audits.tools.models import (
 )
 from core import security
 from core.forms import error_summary, is_row_id
+from core.storage import download_response
 from plans.access import assignable_owners, get_plan_for_user, visible_plans
 from plans.models import Plan
 
@@ -536,11 +537,6 @@ def audit_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     if found is None or not found.file:
         raise Http404("The PDF is not ready.")
     security.record("file_download", request=request, detail=f"Audit PDF {audit.pk}")
-    response = FileResponse(
-        found.file.open("rb"),
-        as_attachment=True,
-        filename=f"audit-{audit.pk}.pdf",
-        content_type="application/pdf",
+    return download_response(
+        found.file, filename=f"audit-{audit.pk}.pdf", content_type="application/pdf"
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
