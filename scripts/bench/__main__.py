@@ -5,6 +5,8 @@ write BENCHMARKS.md, drop the database.
     python -m scripts.bench --scale small --skip-load
     python -m scripts.bench --scale full --keep     # keep qipbench_full afterwards
     python -m scripts.bench --scale full --reuse    # measure a kept database again
+    python -m scripts.bench --scale full --generate-only
+                                                    # build and keep qipbench_full, measure nothing
     python -m scripts.bench --scale full --live-plans 10000 --only-sweeps
                                                     # issue 7: sweeps over 10,000 live plans
 
@@ -133,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-name", help="default qipbench_<scale>")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--reuse", action="store_true", help="measure an existing (kept) database")
+    parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="build the dataset and keep the database; measure nothing (a later --reuse "
+        "run measures it, with the code of that run, on a dataset no sweep has touched yet)",
+    )
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page")
     parser.add_argument("--skip-load", action="store_true", help="no load test")
     parser.add_argument(
@@ -217,13 +225,19 @@ def main(argv: list[str] | None = None) -> int:
         # code as it was when the run started.
         importlib.import_module(settings.ROOT_URLCONF)
         t0 = time.perf_counter()
-        if not reused:
-            call_command("migrate", verbosity=0, interactive=False)
+        # A kept database is migrated too: the code measured may have migrations the
+        # dataset was generated without (new columns, new tables).
+        call_command("migrate", verbosity=0, interactive=False)
         result["schema_patches"] = schema.ensure_schema()
         call_command("collectstatic", verbosity=0, interactive=False)
         print(f"Migrated and collected static files in {time.perf_counter() - t0:.0f} s")
         saved = json.loads(results_file.read_text()) if results_file.exists() else None
-        if reused:
+        dataset_file = RESULTS / f"{db_name}-dataset.json"
+        if reused and dataset_file.exists():
+            # What --generate-only wrote about this very database.
+            result["dataset"] = json.loads(dataset_file.read_text()).get("dataset")
+            result["dataset_generated"] = json.loads(dataset_file.read_text()).get("date")
+        elif reused:
             result["dataset"] = (saved or {}).get("dataset")
             main_file = RESULTS / f"{scale.name}.json"
             if not result["dataset"] and args.live_plans is None and main_file.exists():
@@ -232,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
             live = "" if args.live_plans is None else f" with {args.live_plans:,} live plans"
             print(f"Generating the {scale.name} dataset{live}")
             result["dataset"] = generate.generate(scale, live_plans=args.live_plans)
+        if args.generate_only:
+            RESULTS.mkdir(exist_ok=True)
+            dataset_file.write_text(json.dumps(result, indent=2, default=str))
+            print(f"Generated; kept database {db_name} for a later --reuse run ({dataset_file})")
+            connection.close()
+            return 0
         if args.only_sweeps:
             print("Measuring the sweeps only")
             result["measurements"] = {
@@ -266,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Wrote {args.output} ({result['elapsed_seconds']} s)")
     finally:
         connection.close()
-        if not args.keep:
+        if not (args.keep or args.generate_only):
             print(f"Dropping database {db_name}")
             _admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
     return 0
