@@ -318,61 +318,53 @@ def monitoring_decision(request: HttpRequest, reference: str) -> HttpResponse:
 # --- Results that make a plan ready ------------------------------------------------------
 
 
-def _announcing_readiness(view):
-    """audits' view that saves a result (or an evidence item), with the closure
-    workflow's part: when what was saved makes the plan ready for closure review, the
+def _announcing_readiness(plans_saved):
+    """Wraps an audits view that saves results (or an evidence item) with the closure
+    workflow's part: when what was saved makes a plan ready for closure review, the
     email says so at once, in the same transaction (``closure.announce_if_ready``; the
-    nightly sweep stays the safety net and never sends it twice). A saved result is
-    answered with a redirect."""
+    nightly sweep stays the safety net and never sends it twice). ``plans_saved(request,
+    key)`` names the plans a successful save (answered with a redirect) may have made
+    ready."""
 
-    def wrapped(request: HttpRequest, reference: str, *args, **kwargs) -> HttpResponse:
-        if request.method != "POST":
-            return view(request, reference, *args, **kwargs)
-        with transaction.atomic():
-            response = view(request, reference, *args, **kwargs)
-            if response.status_code == 302:
-                closure.announce_if_ready(get_plan_for_user(request.user, reference))
-        return response
-
-    wrapped.__doc__ = view.__doc__
-    wrapped.__name__ = view.__name__
-    return wrapped
-
-
-log_measurement = _announcing_readiness(audit_views.log_measurement)
-edit_measurement = _announcing_readiness(audit_views.edit_measurement)
-add_evidence = _announcing_readiness(audit_views.add_evidence)
-log_audit = _announcing_readiness(audit_views.log_audit)
-
-
-def _announcing_readiness_of_audit(view):
-    """audits' view that submits or corrects an audit conducted with a tool, with the
-    closure workflow's part: every plan whose results the audit wrote, once it is
-    ready for closure review, is announced at once, in the audit's transaction (as
-    ``_announcing_readiness``)."""
-
-    def wrapped(request: HttpRequest, pk: int, *args, **kwargs) -> HttpResponse:
-        if request.method != "POST":
-            return view(request, pk, *args, **kwargs)
-        from audits.models import Audit
-        from plans.models import Plan
-
-        with transaction.atomic():
-            response = view(request, pk, *args, **kwargs)
-            if response.status_code == 302:
-                audit = Audit.objects.filter(pk=pk).first()
-                if audit is not None and audit.is_submitted:
-                    plans = Plan.objects.filter(
-                        indicators__measurements__audit_result__audit=audit
-                    ).distinct()
-                    for plan in plans:
+    def decorate(view):
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method != "POST":
+                return view(request, *args, **kwargs)
+            with transaction.atomic():
+                response = view(request, *args, **kwargs)
+                if response.status_code == 302:
+                    for plan in plans_saved(request, *args, **kwargs):
                         closure.announce_if_ready(plan)
-        return response
+            return response
 
-    wrapped.__doc__ = view.__doc__
-    wrapped.__name__ = view.__name__
-    return wrapped
+        wrapped.__doc__ = view.__doc__
+        wrapped.__name__ = view.__name__
+        return wrapped
+
+    return decorate
 
 
-audit_submit = _announcing_readiness_of_audit(audit_tool_views.audit_submit)
-audit_correct = _announcing_readiness_of_audit(audit_tool_views.audit_correct)
+def _the_plan(request: HttpRequest, reference: str, *args, **kwargs) -> list:
+    """The plan of a result typed or evidence added on its page."""
+    return [get_plan_for_user(request.user, reference)]
+
+
+def _plans_of_audit(request: HttpRequest, pk: int, *args, **kwargs) -> list:
+    """Every plan whose results a submitted (or corrected) tool audit wrote."""
+    from audits.models import Audit
+    from plans.models import Plan
+
+    audit = Audit.objects.filter(pk=pk).first()
+    if audit is None or not audit.is_submitted:
+        return []
+    return list(
+        Plan.objects.filter(indicators__measurements__audit_result__audit=audit).distinct()
+    )
+
+
+log_measurement = _announcing_readiness(_the_plan)(audit_views.log_measurement)
+edit_measurement = _announcing_readiness(_the_plan)(audit_views.edit_measurement)
+add_evidence = _announcing_readiness(_the_plan)(audit_views.add_evidence)
+log_audit = _announcing_readiness(_the_plan)(audit_views.log_audit)
+audit_submit = _announcing_readiness(_plans_of_audit)(audit_tool_views.audit_submit)
+audit_correct = _announcing_readiness(_plans_of_audit)(audit_tool_views.audit_correct)
