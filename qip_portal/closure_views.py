@@ -151,7 +151,9 @@ def submit(request: HttpRequest, reference: str) -> HttpResponse:
         _refused(request, refused)
         return _render_plan_report(request, plan, submit_form=form, status=400)
     messages.success(
-        request, f"Closure report frozen and put to {report.group}. The PDF is being prepared."
+        request,
+        f"Closure report frozen and put to {report.group}. Its PDF has been requested: "
+        "its progress is shown beside the report.",
     )
     return redirect(report)
 
