@@ -96,9 +96,7 @@ def check_sections(sections: list[SectionEdit]) -> list[Problem]:
         if not title:
             problems.append(Problem("Give the section a title.", s_no, None, "title"))
         elif len(section.title) > LIMITS["title"]:
-            problems.append(
-                Problem(f"At most {LIMITS['title']} characters.", s_no, None, "title")
-            )
+            problems.append(Problem(f"At most {LIMITS['title']} characters.", s_no, None, "title"))
         elif title in titles:
             problems.append(
                 Problem(
@@ -161,9 +159,13 @@ def _check_question(
             add("Each option must be different.", "choices")
         elif any(len(c) > LIMITS["choice"] for c in q.choices):
             add(f"Each option is at most {LIMITS['choice']} characters.", "choices")
-    if q.kind == ToolQuestion.Kind.NUMBER:
-        if q.min_value is not None and q.max_value is not None and q.min_value > q.max_value:
-            add("The lowest answer allowed is above the highest.", "max_value")
+    if (
+        q.kind == ToolQuestion.Kind.NUMBER
+        and q.min_value is not None
+        and q.max_value is not None
+        and q.min_value > q.max_value
+    ):
+        add("The lowest answer allowed is above the highest.", "max_value")
     return found
 
 
@@ -190,8 +192,10 @@ def _assign_keys(tool: AuditTool, version: ToolVersion, sections: list[SectionEd
     known_questions = set(version.questions.values_list("key", flat=True))
     seen: set[str] = set()
     stale = AuditRefused(
-        ["The form no longer matches the tool's questions. Open the editor again and "
-         "make your changes there."]
+        [
+            "The form no longer matches the tool's questions. Open the editor again and "
+            "make your changes there."
+        ]
     )
     for section in sections:
         if section.key:
@@ -223,9 +227,7 @@ def _assign_keys(tool: AuditTool, version: ToolVersion, sections: list[SectionEd
 def _check_feeds(tool: AuditTool, sections: list[SectionEdit]) -> list[str]:
     """An indicator of an open plan fed by a question or section of the tool must find
     it in the new version, by its key (a fed question stays yes/no)."""
-    yes_no = {
-        q.key for s in sections for q in s.questions if q.kind == ToolQuestion.Kind.YES_NO
-    }
+    yes_no = {q.key for s in sections for q in s.questions if q.kind == ToolQuestion.Kind.YES_NO}
     section_keys = {s.key for s in sections}
     problems = []
     feeds = (

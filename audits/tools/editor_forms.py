@@ -38,14 +38,20 @@ class ToolDetailsForm(forms.Form):
         max_length=LIMITS["name"],
         error_messages={"required": "Give the tool a name."},
     )
-    theme = ModelChoiceField(queryset=Theme.objects.all(), required=False, label="Theme")
+    theme = ModelChoiceField(
+        queryset=Theme.objects.all(), required=False, label="Theme", empty_label="None"
+    )
     quality_statement = ModelChoiceField(
         queryset=QualityStatement.objects.all(),
         required=False,
         label="CQC quality statement (optional)",
+        empty_label="None",
     )
     regulation = ModelChoiceField(
-        queryset=Regulation.objects.all(), required=False, label="Regulation (optional)"
+        queryset=Regulation.objects.all(),
+        required=False,
+        label="Regulation (optional)",
+        empty_label="None",
     )
     description = forms.CharField(
         label="Description (optional)",
@@ -54,7 +60,7 @@ class ToolDetailsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     suggest_plan_below = forms.DecimalField(
-        label="Suggest a new plan below (%) (optional)",
+        label="Suggest a new plan below (%)",
         required=False,
         min_value=Decimal(0),
         max_value=Decimal(100),
@@ -295,9 +301,7 @@ def check_drafts(sections: list[SectionDraft]) -> tuple[list[SectionEdit] | None
     """The sections to save (None if any is wrong, with each draft's ``errors`` filled
     in), and the problems of the tool as a whole ("at least one section")."""
     edits = [
-        SectionEdit(
-            key=s.key.strip(), title=s.title, questions=[_question(q) for q in s.questions]
-        )
+        SectionEdit(key=s.key.strip(), title=s.title, questions=[_question(q) for q in s.questions])
         for s in sections
     ]
     problems: list[Problem] = check_sections(edits)

@@ -71,9 +71,7 @@ def tool_new(request: HttpRequest) -> HttpResponse:
     if not can_manage_tools(request.user):
         raise Http404("No such page.")
     if request.method != "POST":
-        return _page(
-            request, tool=None, form=ToolDetailsForm(), sections=blank_drafts(), errors=[]
-        )
+        return _page(request, tool=None, form=ToolDetailsForm(), sections=blank_drafts(), errors=[])
     form = ToolDetailsForm(request.POST)
     sections, edits, errors = _read(request, form)
     if edits is not None and not errors:
@@ -141,7 +139,10 @@ def tool_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _saved_message(outcome: editing.EditOutcome) -> str:
     if outcome.kind == "details":
-        return f"Saved the details. The questions are unchanged: still version {outcome.version.number}."
+        return (
+            "Saved the details. The questions are unchanged: still version "
+            f"{outcome.version.number}."
+        )
     if outcome.kind == "rewritten":
         return (
             f"Saved version {outcome.version.number}. No audit had used it, so it was "
