@@ -315,16 +315,16 @@ def _shape(version: ToolVersion) -> list:
     """What the editor can change of a version's questions, to compare."""
     rows = []
     for section in version.sections.all():
-        rows.append(("S", section.key, section.title))
+        rows.append(("S", section.key, " ".join(section.title.split())))
     for q in version.questions.all():
         rows.append(
             (
                 "Q",
                 q.key,
-                q.text,
+                " ".join(q.text.split()),
                 q.kind,
-                q.guidance,
-                q.evidence_hint,
+                q.guidance.strip(),
+                q.evidence_hint.strip(),
                 list(q.choices),
                 q.min_value,
                 q.max_value,

@@ -49,21 +49,20 @@ def _page(request, *, tool, form, sections, errors, version=None, audits_count=0
 
 
 def _read(request, form):
-    """The drafts as posted with the button's change made; and, for ``save``, the
-    checked sections and every problem (empty: they may be saved)."""
+    """The form to show, the drafts as posted with the button's change made; and, for
+    ``save``, the checked sections and every problem (empty: they may be saved)."""
     sections = drafts_from_post(request.POST)
     op = request.POST.get("op", "save")
     if op != "save":
         apply_op(sections, op)
-        # Show the details as typed, without judging them before "Save".
-        form.is_valid()
-        form._errors = {}
-        return sections, None, None
+        # The details as typed, not judged before "Save": an unbound form showing them.
+        shown = ToolDetailsForm(initial=request.POST.dict(), tool=form.tool)
+        return shown, sections, None, None
     edits, tool_wide = check_drafts(sections)
     errors = error_summary(form) if not form.is_valid() else []
     errors += [FormError("Questions", message, "sections") for message in tool_wide]
     errors += draft_errors(sections)
-    return sections, edits, errors
+    return form, sections, edits, errors
 
 
 @require_http_methods(["GET", "POST"])
@@ -73,7 +72,7 @@ def tool_new(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _page(request, tool=None, form=ToolDetailsForm(), sections=blank_drafts(), errors=[])
     form = ToolDetailsForm(request.POST)
-    sections, edits, errors = _read(request, form)
+    form, sections, edits, errors = _read(request, form)
     if edits is not None and not errors:
         data = form.cleaned_data
         try:
@@ -107,7 +106,7 @@ def tool_edit(request: HttpRequest, pk: int) -> HttpResponse:
             audits_count=audits_count,
         )
     form = ToolDetailsForm(request.POST, tool=tool)
-    sections, edits, errors = _read(request, form)
+    form, sections, edits, errors = _read(request, form)
     based_on = request.POST.get("based_on", "")
     if edits is not None and not errors:
         data = form.cleaned_data

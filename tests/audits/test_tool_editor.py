@@ -248,6 +248,13 @@ def test_a_fed_question_cannot_be_removed_or_stop_being_yes_no(client, plan, qua
     sections[0][2][1]["kind"] = "text"
     assert "Question S1.Q2 feeds" in edit(client, tool, sections).content.decode()
     assert tool.versions.get().questions.get(key="S1.Q2").kind == "yes_no"
+    services.feed_indicator(
+        indicator=plan.indicators.first(), tool=tool, scope="section", key="S3", by=quality_lead
+    )
+    sections = tool_sections(tool)
+    del sections[2]
+    assert "Section S3 feeds the indicator" in edit(client, tool, sections).content.decode()
+    assert tool.versions.get().sections.filter(key="S3").exists()
 
 
 def _refused(client, url, data, message):
@@ -353,8 +360,10 @@ def test_the_buttons_add_remove_and_move_without_saving(client, quality_lead):
     assert page.index("Gloves used") < page.index("Gel dispensers full")
     page = client.post(url, {**data, "op": "remove-section-0"}).content.decode()
     assert "Gel dispensers full" not in page and 'name="sections" value="1"' in page
-    page = client.post(url, {**data, "op": "add-section"}).content.decode()
-    assert 'name="s2-title"' in page and "Nothing was saved" not in page
+    page = client.post(url, {**data, "op": "add-section", "name": ""}).content.decode()
+    assert 'name="s2-title"' in page and "Nothing was saved" not in page  # not judged yet
+    page = client.post(url, {**data, "op": "add-section", "suggest_plan_below": "55"})
+    assert 'value="Walk"' in page.content.decode() and 'value="55"' in page.content.decode()
     page = client.post(url, {**data, "op": "remove-question-1-9"}).content.decode()
     assert 'name="s1-questions" value="2"' in page  # a stale button changes nothing
     assert not AuditTool.objects.exists()
