@@ -39,7 +39,7 @@ class ToolDetailsForm(forms.Form):
         error_messages={"required": "Give the tool a name."},
     )
     theme = ModelChoiceField(
-        queryset=Theme.objects.all(), required=False, label="Theme", empty_label="None"
+        queryset=Theme.objects.all(), required=False, label="Theme (optional)", empty_label="None"
     )
     quality_statement = ModelChoiceField(
         queryset=QualityStatement.objects.all(),
