@@ -18,7 +18,6 @@ from django import forms
 
 from audits.tools.editing import (
     LIMITS,
-    MAX_QUESTIONS,
     MAX_SECTIONS,
     Problem,
     QuestionEdit,
@@ -30,6 +29,11 @@ from core.forms import FormError, ModelChoiceField
 from plans.models import QualityStatement, Regulation, Theme
 
 KINDS = ToolQuestion.Kind
+
+# The editor posts every question's eight fields; Django refuses a form of more than
+# DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) fields, so the editor stops at 100 questions.
+# Larger tools (up to 500 questions) go through the spreadsheet import.
+EDITOR_MAX_QUESTIONS = 100
 
 
 class ToolDetailsForm(forms.Form):
@@ -159,7 +163,7 @@ def drafts_from_post(data) -> list[SectionDraft]:
     for i in range(_count(data, "sections", MAX_SECTIONS + 1)):
         p = f"s{i}-"
         section = SectionDraft(key=_text(data, p + "key", 20), title=_text(data, p + "title"))
-        for j in range(_count(data, p + "questions", MAX_QUESTIONS + 1)):
+        for j in range(_count(data, p + "questions", EDITOR_MAX_QUESTIONS + 1)):
             qp = f"{p}q{j}-"
             section.questions.append(
                 QuestionDraft(**{name: _text(data, qp + name) for name in QUESTION_FIELDS})
@@ -232,7 +236,7 @@ def apply_op(sections: list[SectionDraft], op: str) -> bool:
         return False
     questions = sections[i].questions
     if verb == "add":
-        if sum(len(s.questions) for s in sections) >= MAX_QUESTIONS:
+        if sum(len(s.questions) for s in sections) >= EDITOR_MAX_QUESTIONS:
             return False
         questions.append(QuestionDraft(focus="text"))
         return True
@@ -258,6 +262,12 @@ def _after_move(verb: str, k: int, count: int) -> str:
     if verb == "up":
         return "up" if k > 0 else "down"
     return "down" if k < count - 1 else "up"
+
+
+TOO_BIG = (
+    f"The editor takes at most {EDITOR_MAX_QUESTIONS} questions. Write a larger tool "
+    "as a spreadsheet and import it."
+)
 
 
 def _decimal(raw: str) -> Decimal | None:
@@ -315,6 +325,9 @@ def check_drafts(sections: list[SectionDraft]) -> tuple[list[SectionEdit] | None
             question = section.questions[problem.question - 1]
             question.errors.setdefault(problem.field, []).append(problem.message)
     tool_wide = [p.message for p in problems if p.section is None]
+    if sum(len(s.questions) for s in sections) > EDITOR_MAX_QUESTIONS:
+        tool_wide.append(TOO_BIG)
+        return None, tool_wide
     if problems or any(q.errors for s in sections for q in s.questions):
         return None, tool_wide
     return edits, tool_wide

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from audits.tools import editing, services
 from audits.tools.access import can_manage_tools, get_tool_for_user
 from audits.tools.editor_forms import (
+    EDITOR_MAX_QUESTIONS,
     ToolDetailsForm,
     apply_op,
     blank_drafts,
@@ -43,6 +44,8 @@ def _page(request, *, tool, form, sections, errors, version=None, audits_count=0
             "audits_count": audits_count,
             "based_on": based_on or (version.number if version else ""),
             "kinds": ToolQuestion.Kind.choices,
+            "can_add": sum(len(s.questions) for s in sections) < EDITOR_MAX_QUESTIONS,
+            "most": EDITOR_MAX_QUESTIONS,
             "section": "audits",
         },
     )
@@ -95,6 +98,13 @@ def tool_edit(request: HttpRequest, pk: int) -> HttpResponse:
     tool = get_tool_for_user(request.user, pk, manage=True)
     version = services.current_version(tool)
     audits_count = version.audits.count()
+    questions = version.questions.count()
+    if questions > EDITOR_MAX_QUESTIONS:
+        return render(
+            request,
+            "audits/tools/tool_too_big.html",
+            {"tool": tool, "questions": questions, "most": EDITOR_MAX_QUESTIONS},
+        )
     if request.method != "POST":
         return _page(
             request,

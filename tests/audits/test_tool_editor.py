@@ -369,6 +369,24 @@ def test_the_buttons_add_remove_and_move_without_saving(client, quality_lead):
     assert not AuditTool.objects.exists()
 
 
+def test_the_editor_stops_at_100_questions_and_sends_larger_tools_to_the_spreadsheet(
+    client, quality_lead
+):
+    client.force_login(quality_lead)
+    many = [{"text": f"Question {n}?"} for n in range(101)]
+    page = _refused(
+        client, reverse("audits:tool_new"), form_data("Big", [("", "A", many)]), "at most 100"
+    )
+    assert "Question 100?" in page
+    big = services.create_tool(
+        by=quality_lead,
+        name="Big",
+        sections=[services.SectionSpec("A", [services.QuestionSpec(q["text"]) for q in many])],
+    )
+    page = client.get(reverse("audits:tool_edit", args=[big.pk])).content.decode()
+    assert "This tool has 101 questions" in page and "<form" not in page.split("<main")[-1]
+
+
 @pytest.mark.parametrize("role", ["manager", "viewer", "outsider", "governance_member"])
 def test_only_quality_leads_and_administrators_edit_tools(client, request, role, tool):
     client.force_login(request.getfixturevalue(role))
