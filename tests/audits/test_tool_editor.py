@@ -170,6 +170,13 @@ def test_editing_a_used_tool_makes_a_new_version_and_the_old_audit_keeps_its_que
         "S2.Q1",
     ]
     assert new.questions.get(key="S1.Q1").text == "Was the concern escalated the same day?"
+    moved = new.questions.get(key="S2.Q3")  # written as S2.Q1, then given its own key
+    assert [h.history_change_reason for h in moved.history.order_by("history_id")] == [
+        "Question written",
+        "Key set by the tool editor (kept across versions)",
+    ]
+    assert all(h.history_user == quality_lead for h in moved.history.all())
+    assert new.history.get().history_change_reason == "New version: the previous one has been used"
     done.refresh_from_db()
     in_progress.refresh_from_db()
     assert done.version.number == 1 and in_progress.version.number == 1
@@ -339,10 +346,12 @@ def test_an_edit_based_on_an_old_version_is_refused(client, quality_lead, manage
     assert "Second editor&#x27;s wording" in page
 
 
-def test_a_key_that_is_not_in_the_tool_is_refused(client, quality_lead, tool):
+@pytest.mark.parametrize("key", ["S2.Q1", "S1.Q2", "S9.Q1", "x"])
+def test_a_key_that_is_not_the_questions_own_is_refused(client, quality_lead, tool, key):
+    """Another section's question, a key given twice, a key the tool never had."""
     client.force_login(quality_lead)
     sections = tool_sections(tool)
-    sections[0][2][0]["key"] = "S2.Q1"  # another section's question
+    sections[0][2][0]["key"] = key
     url = reverse("audits:tool_edit", args=[tool.pk])
     _refused(client, url, form_data(tool.name, sections, based_on=1), "no longer matches")
 
