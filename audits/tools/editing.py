@@ -15,6 +15,7 @@ transaction: a refusal leaves nothing half-saved."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -333,6 +334,13 @@ def _shape(version: ToolVersion) -> list:
     return rows
 
 
+def fingerprint(version: ToolVersion) -> str:
+    """Names a version's questions as they are now: its number and a digest of them,
+    which changes when an unused version is rewritten in place."""
+    digest = hashlib.sha256(repr(_shape(version)).encode()).hexdigest()[:16]
+    return f"{version.number}-{digest}"
+
+
 def _shape_of(sections: list[SectionSpec], keyed: list[SectionEdit]) -> list:
     rows = [("S", k.key, s.title) for s, k in zip(sections, keyed, strict=True)]
     for s, k in zip(sections, keyed, strict=True):
@@ -358,25 +366,27 @@ def edit_tool(
     *,
     tool: AuditTool,
     by: User,
-    based_on: int,
+    based_on: str,
     name: str,
     sections: list[SectionEdit],
     change_note: str = "",
     **details,
 ) -> EditOutcome:
-    """Save the editor's version of ``tool``. ``based_on``: the number of the version the
-    editor was opened on; if another version has been made since, nothing is saved.
+    """Save the editor's version of ``tool``. ``based_on``: the ``fingerprint`` of the
+    version the editor was opened on; if the questions have changed since (a new
+    version, or an unused one rewritten), nothing is saved.
 
     Questions unchanged: only the details are saved, and the version stays. Otherwise
     ``services.revise_tool`` rewrites an unused version or makes the next one, and each
     existing question keeps its key."""
     tool = AuditTool.objects.select_for_update().get(pk=tool.pk)
     current = services.current_version(tool)
-    if current.number != based_on:
+    if fingerprint(current) != based_on:
         raise AuditRefused(
             [
-                f"Someone saved version {current.number} of this tool while you were "
-                "editing it. Nothing was saved: open the editor again to see their changes."
+                f"Someone changed this tool's questions (now version {current.number}) "
+                "while you were editing it. Nothing was saved: open the editor again to "
+                "see their changes, then make yours."
             ]
         )
     _refuse_if(_name_problems(name, tool=tool), check_sections(sections))

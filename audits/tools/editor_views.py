@@ -42,7 +42,7 @@ def _page(request, *, tool, form, sections, errors, version=None, audits_count=0
             "errors": errors,
             "version": version,
             "audits_count": audits_count,
-            "based_on": based_on or (version.number if version else ""),
+            "based_on": based_on or (editing.fingerprint(version) if version else ""),
             "kinds": ToolQuestion.Kind.choices,
             "can_add": sum(len(s.questions) for s in sections) < EDITOR_MAX_QUESTIONS,
             "most": EDITOR_MAX_QUESTIONS,
@@ -124,7 +124,7 @@ def tool_edit(request: HttpRequest, pk: int) -> HttpResponse:
             outcome = editing.edit_tool(
                 tool=tool,
                 by=request.user,
-                based_on=int(based_on) if based_on.isascii() and based_on.isdigit() else 0,
+                based_on=based_on[:40],
                 name=data["name"],
                 sections=edits,
                 change_note=data.get("change_note", ""),

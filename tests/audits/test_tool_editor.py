@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from audits.models import Measurement
-from audits.tools import services
+from audits.tools import editing, services
 from audits.tools.models import AuditTool, ToolQuestion, ToolSection, ToolVersion
 from plans.models import Theme
 from tests.audits.tool_helpers import conduct, safeguarding_tool
@@ -51,9 +51,14 @@ def tool_sections(tool):
     ]
 
 
+def opened(tool):
+    """What the editor's page carries of the version it was opened on."""
+    return editing.fingerprint(services.current_version(tool))
+
+
 def edit(client, tool, sections, *, name=None, **extra):
     data = form_data(name or tool.name, sections, **extra)
-    data.setdefault("based_on", services.current_version(tool).number)
+    data.setdefault("based_on", opened(tool))
     return client.post(reverse("audits:tool_edit", args=[tool.pk]), data)
 
 
@@ -326,24 +331,33 @@ def test_bad_input_on_an_edit_saves_nothing(client, quality_lead, manager, oakfi
     sections = tool_sections(tool)
     sections[0][2][0]["text"] = "Changed wording kept on the page"
     sections[1][2][0]["kind"] = "choice"  # with no options
-    data = form_data("Medicines", sections, based_on=1)
+    data = form_data("Medicines", sections, based_on=opened(tool))
     page = _refused(client, url, data, "There is already a tool called “Medicines”")
     assert "at least two options" in page and "Changed wording kept on the page" in page
     assert tool.versions.count() == 1
 
 
-def test_an_edit_based_on_an_old_version_is_refused(client, quality_lead, manager, oakfield, tool):
-    conduct(tool, location=oakfield, by=manager, answers=[{}])
+@pytest.mark.parametrize("used", [True, False])
+def test_an_edit_of_questions_changed_since_the_page_opened_is_refused(
+    client, quality_lead, manager, oakfield, tool, used
+):
+    """Two leads open the editor; the first saves. The second's save is refused, whether
+    the first made version 2 or rewrote an unused version 1 in place."""
+    if used:
+        conduct(tool, location=oakfield, by=manager, answers=[{}])
     client.force_login(quality_lead)
+    second_opened = opened(tool)
     sections = tool_sections(tool)
     sections[0][2][0]["text"] = "First editor's wording"
-    assert edit(client, tool, sections).status_code == 302  # version 2
+    assert edit(client, tool, sections).status_code == 302
     sections[0][2][0]["text"] = "Second editor's wording"
     url = reverse("audits:tool_edit", args=[tool.pk])
-    page = _refused(
-        client, url, form_data(tool.name, sections, based_on=1), "Someone saved version 2"
-    )
-    assert "Second editor&#x27;s wording" in page
+    data = form_data(tool.name, sections, based_on=second_opened)
+    page = _refused(client, url, data, "Someone changed this tool&#x27;s questions")
+    assert "Second editor&#x27;s wording" in page  # kept on the page
+    assert f'name="based_on" value="{second_opened}"' in page  # still the version opened
+    question = services.current_version(tool).questions.get(key="S1.Q1")
+    assert question.text == "First editor's wording"
 
 
 @pytest.mark.parametrize("key", ["S2.Q1", "S1.Q2", "S9.Q1", "x"])
@@ -353,7 +367,9 @@ def test_a_key_that_is_not_the_questions_own_is_refused(client, quality_lead, to
     sections = tool_sections(tool)
     sections[0][2][0]["key"] = key
     url = reverse("audits:tool_edit", args=[tool.pk])
-    _refused(client, url, form_data(tool.name, sections, based_on=1), "no longer matches")
+    _refused(
+        client, url, form_data(tool.name, sections, based_on=opened(tool)), "no longer matches"
+    )
 
 
 def test_the_buttons_add_remove_and_move_without_saving(client, quality_lead):
