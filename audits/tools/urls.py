@@ -2,12 +2,14 @@
 
 from django.urls import path
 
-from audits.tools import views, xlsx_views
+from audits.tools import editor_views, views, xlsx_views
 from plans import converters  # noqa: F401 - registers <plan_ref:...>
 
 urlpatterns = [
     path("tools/", views.tool_list, name="tool_list"),
+    path("tools/new/", editor_views.tool_new, name="tool_new"),
     path("tools/<int:pk>/", views.tool_detail, name="tool_detail"),
+    path("tools/<int:pk>/edit/", editor_views.tool_edit, name="tool_edit"),
     path("tools/<int:pk>/export.xlsx", xlsx_views.tool_export, name="tool_export"),
     path("tools/<int:pk>/compliance/", xlsx_views.compliance, name="compliance"),
     path(

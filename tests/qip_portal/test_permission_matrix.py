@@ -104,6 +104,8 @@ TABLE = {
     "audits:compliance": PLAN_AUTHOR,
     "audits:compliance_export": PLAN_AUTHOR,
     "audits:tool_import": PLAN_AUTHOR,
+    "audits:tool_new": PLAN_AUTHOR,
+    "audits:tool_edit": PLAN_AUTHOR,
     "audits:tool_import_detail": PLAN_AUTHOR,
     "audits:audit_list": EVERYONE,
     "audits:audit_start": codes(302, 200, 200, 200, 404, 404, 200),  # at their own locations
@@ -361,6 +363,7 @@ def _kwargs(name: str, w: dict) -> dict:
         "learning:embedding_file": {"reference": w["closed"].reference, "pk": w["embedding"].pk},
         "audits:tool_detail": {"pk": w["tool"].pk},
         "audits:tool_export": {"pk": w["tool"].pk},
+        "audits:tool_edit": {"pk": w["tool"].pk},
         "audits:compliance": {"pk": w["tool"].pk},
         "audits:compliance_export": {"pk": w["tool"].pk, "kind": "csv"},
         "audits:tool_import_detail": {"pk": w["tool_import"].pk},
