@@ -126,8 +126,11 @@ def audit_start(request: HttpRequest) -> HttpResponse:
     for name in ("tool", "location"):
         if is_row_id(request.GET.get(name, "")):
             initial[name] = request.GET[name]
-    if "location" not in initial and locations.count() == 1:
-        initial["location"] = locations.first().pk
+    if "location" not in initial:
+        # The plan's location where this person conducts audits, or their only one.
+        mine = locations.filter(plans=plan) if plan is not None else locations
+        if len(only := list(mine.values_list("pk", flat=True)[:2])) == 1:
+            initial["location"] = only[0]
     form = StartAuditForm(request.POST or None, locations=locations, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
