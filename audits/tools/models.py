@@ -351,10 +351,21 @@ def _audit_pdf_name(instance: AuditPdf, filename: str) -> str:
     return f"audit-pdfs/{uuid.uuid4().hex}.pdf"
 
 
+class AuditPdfQuerySet(models.QuerySet):
+    def stuck(self, limits) -> AuditPdfQuerySet:
+        """PDFs waiting or rendering whose task was lost or died (core/stuck.py)."""
+        status = AuditPdf.Status
+        return self.filter(
+            models.Q(status=status.PENDING, progress_at__lt=limits.queued)
+            | models.Q(status=status.RENDERING, progress_at__lt=limits.started)
+        )
+
+
 class AuditPdf(models.Model):
     """A submitted audit's PDF, rendered by a task (``audits/tools/pdf.py``). Rendered
-    again whenever asked (an audit can be corrected), so a stuck render is simply
-    asked for again."""
+    again whenever asked (an audit can be corrected). A render whose task was lost or
+    died is queued again, or failed, by the "recover_stuck_work" job
+    (``pdf.recover_stuck_audit_pdfs``), and the page offers "Try again"."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Queued"
@@ -363,6 +374,7 @@ class AuditPdf(models.Model):
         FAILED = "failed", "Failed"
 
     WORKING = (Status.PENDING, Status.RENDERING)
+    STOPPED = "The PDF stopped before it was finished. Nothing was lost; you can try again."
 
     audit = models.OneToOneField(Audit, on_delete=models.CASCADE, related_name="pdf")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -381,6 +393,18 @@ class AuditPdf(models.Model):
     progress_at = models.DateTimeField(default=timezone.now)
     error = models.CharField(max_length=300, blank=True)
     history = HistoricalRecords(excluded_fields=["status", "attempts", "progress_at", "error"])
+
+    objects = AuditPdfQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The recovery sweep reads only PDFs at work.
+            models.Index(
+                fields=["progress_at"],
+                condition=models.Q(status__in=["pending", "rendering"]),
+                name="auditpdf_working",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"PDF of audit {self.audit_id}"
