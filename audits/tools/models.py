@@ -278,11 +278,20 @@ class Answer(models.Model):
 
 class AuditResult(models.Model):
     """A result an audit wrote for an indicator fed by its tool: the audit is the
-    result's source and its evidence."""
+    result's source and its evidence. Keeps what produced it (the feed's scope and key
+    at submission, and the tool version answered), so a correction recomputes the
+    result the same way even if the indicator's feed has changed since. A blank scope
+    is a result written before these were kept (and whose feed was gone when they were
+    filled in): corrected from the current feed, as before."""
 
     audit = models.ForeignKey(Audit, on_delete=models.PROTECT, related_name="results")
     measurement = models.OneToOneField(
         "audits.Measurement", on_delete=models.CASCADE, related_name="audit_result"
+    )
+    scope = models.CharField(max_length=10, choices=IndicatorFeed.Scope.choices, blank=True)
+    key = models.CharField(max_length=20, blank=True)  # the question's or section's key
+    version = models.ForeignKey(
+        ToolVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     history = HistoricalRecords()
 

@@ -437,7 +437,14 @@ def submit_audit(*, audit: Audit, by: User) -> Audit:
                     f"({date_format(locked.audited_on)}) with the plan's results.",
                 ]
             ) from None
-        _save(AuditResult(audit=locked, measurement=measurement), by=by, reason="Audit result")
+        result = AuditResult(
+            audit=locked,
+            measurement=measurement,
+            scope=feed.scope,
+            key=feed.key,
+            version=locked.version,
+        )
+        _save(result, by=by, reason="Audit result")
         written[feed.indicator_id] = measurement
     _link_repeat_findings(locked, feeds, written, by=by)
     return locked
@@ -539,6 +546,22 @@ def _escalate_repeat_finding(
     )
 
 
+def _result_source(result: AuditResult, audit: Audit) -> tuple[str, str] | None:
+    """The scope and key ``result`` was computed with at submission, so a correction
+    recomputes it the same way whatever the indicator's feed says now. A result written
+    before these were kept follows the current feed, if it is still the audit's tool's
+    (None: the result stays as it was written)."""
+    if result.scope:
+        return result.scope, result.key
+    try:
+        feed = result.measurement.indicator.feed
+    except IndicatorFeed.DoesNotExist:
+        return None
+    if feed.tool_id != audit.version.tool_id:
+        return None
+    return feed.scope, feed.key
+
+
 @transaction.atomic
 def correct_audit(
     *,
@@ -551,7 +574,9 @@ def correct_audit(
 ) -> list[str]:
     """Correct a submitted audit's answers. The previous answers stay in history with
     ``reason``, and every result the audit wrote is corrected through
-    ``correct_measurement`` with the same reason."""
+    ``correct_measurement`` with the same reason, computed as it was at submission (the
+    scope and key kept on its ``AuditResult``), even if the indicator's feed has changed
+    since."""
     reason = (reason or "").strip()
     if not reason:
         raise AuditRefused(["Say why the audit is being corrected."])
@@ -579,13 +604,10 @@ def correct_audit(
     )
     for result in results:
         measurement = result.measurement
-        try:
-            feed = measurement.indicator.feed
-        except IndicatorFeed.DoesNotExist:
-            continue  # no longer fed by the tool: the result stays as it was written
-        if feed.tool_id != locked.version.tool_id:
-            continue  # fed by another tool since: this audit no longer speaks for it
-        tally = scores.for_scope(feed.scope, feed.key)
+        source = _result_source(result, locked)
+        if source is None:
+            continue
+        tally = scores.for_scope(*source)
         if tally is None or not tally.counted:
             continue
         fields = _result_fields(locked, measurement.indicator, tally)
