@@ -148,13 +148,12 @@ def recover_stuck_audit_pdfs(now: datetime.datetime | None = None) -> stuck.Reco
         for pk, status, attempts in rows:
             again = status == AuditPdf.Status.PENDING or attempts < stuck.MAX_STARTS
             (requeue if again else fail).append(pk)
-        # Operational fields, excluded from history.
         if requeue:
-            AuditPdf.objects.filter(pk__in=requeue).update(
+            AuditPdf.objects.filter(pk__in=requeue).update(  # history-safe: operational
                 status=AuditPdf.Status.PENDING, progress_at=now
             )
         if fail:
-            AuditPdf.objects.filter(pk__in=fail).update(
+            AuditPdf.objects.filter(pk__in=fail).update(  # history-safe: operational
                 status=AuditPdf.Status.FAILED, error=AuditPdf.STOPPED, progress_at=now
             )
     for pk in requeue:
