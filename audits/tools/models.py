@@ -301,11 +301,18 @@ class AuditResult(models.Model):
 
 class Finding(models.Model):
     """A "No" answer that raised an action on a plan, or joined a plan that already
-    covers the question at that location (a repeat finding)."""
+    covers the question at that location (a repeat finding). A correction that turns
+    the "No" into something else withdraws the finding (who, when and the correction's
+    reason kept; an action it raised stays on its plan); one that makes it "No" again
+    opens it again."""
 
     class Kind(models.TextChoices):
         ACTION = "action", "Action raised"
         REPEAT = "repeat", "Repeat finding"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        WITHDRAWN = "withdrawn", "Withdrawn by a correction"
 
     audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="findings")
     answer = models.OneToOneField(Answer, on_delete=models.PROTECT, related_name="finding")
@@ -318,6 +325,12 @@ class Finding(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.CharField(max_length=300, blank=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -325,6 +338,10 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.plan.reference}"
+
+    @property
+    def is_withdrawn(self) -> bool:
+        return self.status == self.Status.WITHDRAWN
 
 
 class ToolImport(models.Model):

@@ -446,7 +446,18 @@ def submit_audit(*, audit: Audit, by: User) -> Audit:
         )
         _save(result, by=by, reason="Audit result")
         written[feed.indicator_id] = measurement
-    _link_repeat_findings(locked, feeds, written, by=by)
+    noes = list(
+        Answer.objects.filter(record__audit=locked, value=Answer.NO).select_related(
+            "question", "record"
+        )
+    )
+    _findings_for_noes(
+        locked,
+        noes,
+        feeds,
+        written,
+        by=by,
+    )
     return locked
 
 
@@ -459,36 +470,73 @@ def _covering_feed(feeds: list[IndicatorFeed], question: ToolQuestion) -> Indica
     return covering[0] if covering else None
 
 
-def _link_repeat_findings(
-    audit: Audit, feeds: list[IndicatorFeed], written: dict[int, Measurement], *, by: User
+def _findings_for_noes(
+    audit: Audit,
+    noes: list[Answer],
+    feeds: list[IndicatorFeed],
+    written: dict[int, Measurement],
+    *,
+    by: User,
+    correction: str = "",
 ) -> None:
-    noes = list(
-        Answer.objects.filter(record__audit=audit, value=Answer.NO).select_related(
-            "question", "record"
-        )
-    )
+    """The path of a new "No", at submission and at correction alike: linked as a
+    repeat finding to the plan that covers its question most closely
+    (``_covering_feed``); on a plan in monitoring, escalated as deterioration through
+    the monitoring path with the result the audit wrote for that plan's indicator
+    (``_escalate_repeat_finding``: once per period and result, so a correction never
+    sends a second email). A "No" whose finding a correction withdrew is opened again,
+    not linked twice; one with no plan covering it waits for "Raise an action"."""
+    known = {f.answer_id: f for f in Finding.objects.filter(answer__in=noes)}
     escalate: dict[int, tuple[IndicatorFeed, list[Answer]]] = {}
     for answer in noes:
         feed = _covering_feed(feeds, answer.question)
-        if feed is None:
+        finding = known.get(answer.pk)
+        if finding is not None:
+            if finding.is_withdrawn:
+                finding.status = Finding.Status.OPEN
+                finding.withdrawn_by = finding.withdrawn_at = None
+                finding.withdrawn_reason = ""
+                _save(finding, by=by, reason=f"“No” again, corrected: {correction}")
+            if feed is None or feed.indicator.plan_id != finding.plan_id:
+                continue
+        elif feed is None:
             continue
-        _save(
-            Finding(
-                audit=audit,
-                answer=answer,
-                plan=feed.indicator.plan,
-                kind=Finding.Kind.REPEAT,
-                created_by=by,
-            ),
-            by=by,
-            reason="Repeat finding linked to the plan that covers it",
-        )
+        else:
+            _save(
+                Finding(
+                    audit=audit,
+                    answer=answer,
+                    plan=feed.indicator.plan,
+                    kind=Finding.Kind.REPEAT,
+                    created_by=by,
+                ),
+                by=by,
+                reason="Repeat finding linked to the plan that covers it"
+                + (f" (corrected: {correction})" if correction else ""),
+            )
         if feed.indicator.plan.status == Plan.Status.MONITORING:
             escalate.setdefault(feed.indicator_id, (feed, []))[1].append(answer)
     for indicator_id, (feed, answers) in escalate.items():
         measurement = written.get(indicator_id)
         if measurement is not None:
             _escalate_repeat_finding(feed, measurement, answers)
+
+
+def _withdraw_findings(answers: list[Answer], *, by: User, reason: str) -> int:
+    """A correction turned these "No" answers into something else: their findings are
+    withdrawn, with the correction's reason (kept, not deleted; an action one raised
+    stays on its plan for its owner, and the audit's page says its finding was
+    corrected). Returns how many."""
+    findings = list(
+        Finding.objects.select_for_update().filter(answer__in=answers, status=Finding.Status.OPEN)
+    )
+    now = timezone.now()
+    for finding in findings:
+        finding.status = Finding.Status.WITHDRAWN
+        finding.withdrawn_by, finding.withdrawn_at = by, now
+        finding.withdrawn_reason = reason[:300]
+        _save(finding, by=by, reason=f"Withdrawn by a correction: {reason}")
+    return len(findings)
 
 
 def _escalate_repeat_finding(
@@ -576,15 +624,22 @@ def correct_audit(
     ``reason``, and every result the audit wrote is corrected through
     ``correct_measurement`` with the same reason, computed as it was at submission (the
     scope and key kept on its ``AuditResult``), even if the indicator's feed has changed
-    since."""
+    since. Findings follow as at submission: a new "No" takes the submission's path
+    (a repeat finding, escalated once in monitoring), and a "No" corrected away has its
+    finding withdrawn with ``reason``."""
     reason = (reason or "").strip()
     if not reason:
         raise AuditRefused(["Say why the audit is being corrected."])
     if len(reason) > 300 or "\x00" in reason:
         raise AuditRefused(["Keep the reason to 300 characters."])
-    locked = Audit.objects.select_for_update().select_related("version").get(pk=audit.pk)
+    locked = (
+        Audit.objects.select_for_update()
+        .select_related("version__tool", "location")
+        .get(pk=audit.pk)
+    )
     if not locked.is_submitted:
         raise AuditRefused(["An audit in progress is changed by answering, not correcting."])
+    before = dict(record.answers.values_list("question_id", "value"))
     changes = _write_answers(
         audit=locked,
         record=record,
@@ -602,8 +657,10 @@ def correct_audit(
     results = AuditResult.objects.filter(audit=locked).select_related(
         "measurement__indicator__plan", "measurement__indicator__feed"
     )
+    written: dict[int, Measurement] = {}
     for result in results:
         measurement = result.measurement
+        written[measurement.indicator_id] = measurement
         source = _result_source(result, locked)
         if source is None:
             continue
@@ -629,6 +686,24 @@ def correct_audit(
             raise AuditRefused(
                 [*refused.reasons, "Nothing was corrected: the audit's results could not be."]
             ) from None
+    # Findings follow the answers exactly as at submission (``_findings_for_noes``).
+    after = list(record.answers.select_related("question", "record"))
+    was_no = {q for q, value in before.items() if value == Answer.NO}
+    _withdraw_findings(
+        [a for a in after if a.value != Answer.NO and a.question_id in was_no],
+        by=by,
+        reason=reason,
+    )
+    became_no = [a for a in after if a.value == Answer.NO and a.question_id not in was_no]
+    if became_no:
+        _findings_for_noes(
+            locked,
+            became_no,
+            feeds_for(locked),
+            written,
+            by=by,
+            correction=reason,
+        )
     _save(locked, by=by, reason=f"Corrected: {reason}")
     return changes
 

@@ -191,7 +191,10 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
     answers = list(Answer.objects.filter(record__audit=audit))
     by_cell = {(a.record_id, a.question_id): a for a in answers}
     findings = {
-        f.answer_id: f for f in Finding.objects.filter(audit=audit).select_related("plan", "action")
+        f.answer_id: f
+        for f in Finding.objects.filter(audit=audit).select_related(
+            "plan", "action", "withdrawn_by"
+        )
     }
     rows = []
     for record in records:
@@ -216,6 +219,18 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
         for row in rows
         for c in row["cells"]
         if c["answer"] and c["answer"].value == Answer.NO
+    ]
+    # Findings whose "No" a correction turned into something else: withdrawn, kept.
+    corrected = [
+        {
+            "record": row["record"],
+            "question": c["question"],
+            "answer": c["answer"],
+            "finding": c["finding"],
+        }
+        for row in rows
+        for c in row["cells"]
+        if c["finding"] and c["finding"].is_withdrawn
     ]
     scores = services.audit_scores(audit)
     threshold = audit.version.tool.suggest_plan_below
@@ -243,6 +258,7 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
         "rows": rows,
         "scores": scores,
         "noes": noes,
+        "corrected": corrected,
         "results": results,
         "suggest": suggest,
         "threshold": threshold,
