@@ -151,16 +151,20 @@ def _stuck_reports(plan, by, n: int) -> list[tuple[ClosureReport, str]]:
     return made
 
 
-def _stuck_audit_pdfs(plan, by, n: int) -> list[tuple[AuditPdf, str]]:
-    """Submitted audits whose PDF was asked for and whose task was lost or died."""
+def _submitted_audits(plan, by, n: int) -> list:
+    """Submitted audits at the plan's location. Made before any stuck row, as they take
+    a while: the stuck rows' clocks then start together."""
     from tests.audits.tool_helpers import conduct, safeguarding_tool
 
     tool = safeguarding_tool(by)
-    location = plan.locations.first()
+    return [conduct(tool, location=plan.locations.first(), by=by, answers=[{}]) for _ in range(n)]
+
+
+def _stuck_audit_pdfs(audits, by) -> list[tuple[AuditPdf, str]]:
+    """The audits' PDFs, asked for, whose task was lost or died."""
     made = []
-    for i in range(n):
+    for i, audit in enumerate(audits):
         how, outcome = RENDER_STATES[i % len(RENDER_STATES)]
-        audit = conduct(tool, location=location, by=by, answers=[{}])
         pdf = audit_pdfs.request_audit_pdf(audit=audit, by=by)
         if how != "never started":
             audit_pdfs._claim(pdf.pk)
@@ -228,11 +232,12 @@ def test_every_state_is_recovered_in_the_same_queries_for_1_or_50_rows(
     django_assert_max_num_queries,
     django_capture_on_commit_callbacks,
 ):
+    audits = _submitted_audits(plan, quality_lead, n)
     rows = (
         _stuck_imports(plan, quality_lead, n)
         + _stuck_packs(plan, quality_lead, n)
         + _stuck_reports(plan, quality_lead, n)
-        + _stuck_audit_pdfs(plan, quality_lead, n)
+        + _stuck_audit_pdfs(audits, quality_lead)
     )
     assert len(rows) == 4 * n
     broker.lose()
@@ -254,11 +259,12 @@ def test_every_state_is_recovered_in_the_same_queries_for_1_or_50_rows(
 
 
 def test_started_work_is_given_longer_than_work_that_never_started(plan, quality_lead, broker):
+    audits = _submitted_audits(plan, quality_lead, len(RENDER_STATES))
     rows = (
         _stuck_imports(plan, quality_lead, len(IMPORT_STATES))
         + _stuck_packs(plan, quality_lead, len(RENDER_STATES))
         + _stuck_reports(plan, quality_lead, len(RENDER_STATES))
-        + _stuck_audit_pdfs(plan, quality_lead, len(RENDER_STATES))
+        + _stuck_audit_pdfs(audits, quality_lead)
     )
     with later(QUEUED - 1):
         assert recovery.recover_stuck_work() == NOTHING
