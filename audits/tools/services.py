@@ -632,11 +632,7 @@ def correct_audit(
         raise AuditRefused(["Say why the audit is being corrected."])
     if len(reason) > 300 or "\x00" in reason:
         raise AuditRefused(["Keep the reason to 300 characters."])
-    locked = (
-        Audit.objects.select_for_update()
-        .select_related("version__tool", "location")
-        .get(pk=audit.pk)
-    )
+    locked = Audit.objects.select_for_update().select_related("version").get(pk=audit.pk)
     if not locked.is_submitted:
         raise AuditRefused(["An audit in progress is changed by answering, not correcting."])
     before = dict(record.answers.values_list("question_id", "value"))
