@@ -145,7 +145,9 @@ def reaudits_due(today: datetime.date | None = None) -> str:
     """Email the managers of a plan's locations when an indicator's re-audit falls due
     within a week, and again once it is overdue: once per indicator per due date each
     (a new result moves the due date, and with it the key). Live and monitoring plans
-    only. Safe to run any number of times. Queries: three, plus those of each email."""
+    only. The link opens what the re-audit is: conducting the audit (tool and location
+    pre-filled) for an indicator fed by an audit tool, the result form otherwise.
+    Safe to run any number of times. Queries: three, plus those of each email."""
     today = today or timezone.localdate()
     soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
     live = Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
@@ -158,7 +160,7 @@ def reaudits_due(today: datetime.date | None = None) -> str:
             Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
         )
         .filter(next_due_q(on_or_before=soon))
-        .select_related("plan")
+        .select_related("plan", "feed__tool")
         .prefetch_related("plan__locations")
         .order_by("plan_id", "position", "pk")
     )
@@ -187,7 +189,8 @@ def reaudits_due(today: datetime.date | None = None) -> str:
         if key in done:
             continue
         recipients = set()
-        for location in indicator.plan.locations.all():
+        locations = list(indicator.plan.locations.all())
+        for location in locations:
             recipients |= managers[location.pk]
         alert = outbox.queue(
             kind,
@@ -198,6 +201,10 @@ def reaudits_due(today: datetime.date | None = None) -> str:
                 "indicator": indicator,
                 "due_on": due_on,
                 "days_overdue": (today - due_on).days,
+                # Fed by an audit tool: the re-audit is conducting that audit, pre-filled
+                # with the tool and (the plan's only) location, not typing a result.
+                "feed": getattr(indicator, "feed", None),
+                "location": locations[0] if len(locations) == 1 else None,
             },
         )
         queued += alert is not None

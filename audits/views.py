@@ -196,10 +196,13 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
 
 def due(request: HttpRequest) -> HttpResponse:
     """Re-audits due: every indicator on live and monitoring plans the user can see,
-    soonest first, each linked to the prefilled log form. Fixed number of queries."""
+    soonest first, each linked to the prefilled log form (or, for an indicator fed by
+    an audit tool, to conducting the audit, pre-filled). Fixed number of queries."""
     today = timezone.localdate()
     rows = []
-    for indicator in due_indicators(request.user):
+    for indicator in due_indicators(request.user).select_related("feed__tool"):
+        # Fed by an audit tool: the re-audit is conducting the audit, not typing a result.
+        indicator.tool_feed = getattr(indicator, "feed", None)
         indicator.next_due_on = next_due_on(
             frequency=indicator.frequency,
             last_measured_on=indicator.last_measured_on,

@@ -1,13 +1,14 @@
 """Background work that can never get stuck (ARCHITECTURE.md: "no page says 'in progress'
 for ever"). One scheduled job, ``recover_stuck_work``, finds the spreadsheet imports,
-evidence packs and closure-report PDFs whose task was lost (a broker outage, a purged
-queue) or died (a killed worker, a cut database connection), and queues each again or
-marks it failed with a message the person can act on ("Try again"). What counts as
-stuck, and why a task still running is never touched, is in ``core/stuck.py``.
+evidence packs, closure-report PDFs, signed records and audit PDFs whose task was lost
+(a broker outage, a purged queue) or died (a killed worker, a cut database connection),
+and queues each again or marks it failed with a message the person can act on ("Try
+again"). What counts as stuck, and why a task still running is never touched, is in
+``core/stuck.py``.
 
 It lives in ``qip_portal``, the top layer, because it gathers from every app; each
-app's own rows are recovered by that app (``audits.sweeps``, ``governance.renders``),
-and the evidence packs, which are this layer's, here.
+app's own rows are recovered by that app (``audits.sweeps``, ``audits.tools.pdf``,
+``governance.renders``), and the evidence packs, which are this layer's, here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.sweeps import recover_stuck_imports
+from audits.tools.pdf import recover_stuck_audit_pdfs
 from core import jobs, stuck
 from core.queueing import after_commit
 from governance.renders import recover_stuck_pdfs, recover_stuck_records
@@ -77,6 +79,7 @@ def recover_stuck_work(now: datetime.datetime | None = None) -> str:
         "evidence pack(s)": recover_stuck_packs(now),
         "closure report PDF(s)": recover_stuck_pdfs(now),
         "signed record(s)": recover_stuck_records(now),
+        "audit PDF(s)": recover_stuck_audit_pdfs(now),
     }
     return "; ".join(
         f"{what}: {result.requeued} queued again, {result.failed} failed"

@@ -278,11 +278,20 @@ class Answer(models.Model):
 
 class AuditResult(models.Model):
     """A result an audit wrote for an indicator fed by its tool: the audit is the
-    result's source and its evidence."""
+    result's source and its evidence. Keeps what produced it (the feed's scope and key
+    at submission, and the tool version answered), so a correction recomputes the
+    result the same way even if the indicator's feed has changed since. A blank scope
+    is a result written before these were kept (and whose feed was gone when they were
+    filled in): corrected from the current feed, as before."""
 
     audit = models.ForeignKey(Audit, on_delete=models.PROTECT, related_name="results")
     measurement = models.OneToOneField(
         "audits.Measurement", on_delete=models.CASCADE, related_name="audit_result"
+    )
+    scope = models.CharField(max_length=10, choices=IndicatorFeed.Scope.choices, blank=True)
+    key = models.CharField(max_length=20, blank=True)  # the question's or section's key
+    version = models.ForeignKey(
+        ToolVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     history = HistoricalRecords()
 
@@ -292,11 +301,18 @@ class AuditResult(models.Model):
 
 class Finding(models.Model):
     """A "No" answer that raised an action on a plan, or joined a plan that already
-    covers the question at that location (a repeat finding)."""
+    covers the question at that location (a repeat finding). A correction that turns
+    the "No" into something else withdraws the finding (who, when and the correction's
+    reason kept; an action it raised stays on its plan); one that makes it "No" again
+    opens it again."""
 
     class Kind(models.TextChoices):
         ACTION = "action", "Action raised"
         REPEAT = "repeat", "Repeat finding"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        WITHDRAWN = "withdrawn", "Withdrawn by a correction"
 
     audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="findings")
     answer = models.OneToOneField(Answer, on_delete=models.PROTECT, related_name="finding")
@@ -309,6 +325,12 @@ class Finding(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.CharField(max_length=300, blank=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -316,6 +338,10 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.plan.reference}"
+
+    @property
+    def is_withdrawn(self) -> bool:
+        return self.status == self.Status.WITHDRAWN
 
 
 class ToolImport(models.Model):
@@ -351,10 +377,21 @@ def _audit_pdf_name(instance: AuditPdf, filename: str) -> str:
     return f"audit-pdfs/{uuid.uuid4().hex}.pdf"
 
 
+class AuditPdfQuerySet(models.QuerySet):
+    def stuck(self, limits) -> AuditPdfQuerySet:
+        """PDFs waiting or rendering whose task was lost or died (core/stuck.py)."""
+        status = AuditPdf.Status
+        return self.filter(
+            models.Q(status=status.PENDING, progress_at__lt=limits.queued)
+            | models.Q(status=status.RENDERING, progress_at__lt=limits.started)
+        )
+
+
 class AuditPdf(models.Model):
     """A submitted audit's PDF, rendered by a task (``audits/tools/pdf.py``). Rendered
-    again whenever asked (an audit can be corrected), so a stuck render is simply
-    asked for again."""
+    again whenever asked (an audit can be corrected). A render whose task was lost or
+    died is queued again, or failed, by the "recover_stuck_work" job
+    (``pdf.recover_stuck_audit_pdfs``), and the page offers "Try again"."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Queued"
@@ -363,6 +400,7 @@ class AuditPdf(models.Model):
         FAILED = "failed", "Failed"
 
     WORKING = (Status.PENDING, Status.RENDERING)
+    STOPPED = "The PDF stopped before it was finished. Nothing was lost; you can try again."
 
     audit = models.OneToOneField(Audit, on_delete=models.CASCADE, related_name="pdf")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -381,6 +419,18 @@ class AuditPdf(models.Model):
     progress_at = models.DateTimeField(default=timezone.now)
     error = models.CharField(max_length=300, blank=True)
     history = HistoricalRecords(excluded_fields=["status", "attempts", "progress_at", "error"])
+
+    objects = AuditPdfQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The recovery sweep reads only PDFs at work.
+            models.Index(
+                fields=["progress_at"],
+                condition=models.Q(status__in=["pending", "rendering"]),
+                name="auditpdf_working",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"PDF of audit {self.audit_id}"

@@ -437,9 +437,27 @@ def submit_audit(*, audit: Audit, by: User) -> Audit:
                     f"({date_format(locked.audited_on)}) with the plan's results.",
                 ]
             ) from None
-        _save(AuditResult(audit=locked, measurement=measurement), by=by, reason="Audit result")
+        result = AuditResult(
+            audit=locked,
+            measurement=measurement,
+            scope=feed.scope,
+            key=feed.key,
+            version=locked.version,
+        )
+        _save(result, by=by, reason="Audit result")
         written[feed.indicator_id] = measurement
-    _link_repeat_findings(locked, feeds, written, by=by)
+    noes = list(
+        Answer.objects.filter(record__audit=locked, value=Answer.NO).select_related(
+            "question", "record"
+        )
+    )
+    _findings_for_noes(
+        locked,
+        noes,
+        feeds,
+        written,
+        by=by,
+    )
     return locked
 
 
@@ -452,36 +470,73 @@ def _covering_feed(feeds: list[IndicatorFeed], question: ToolQuestion) -> Indica
     return covering[0] if covering else None
 
 
-def _link_repeat_findings(
-    audit: Audit, feeds: list[IndicatorFeed], written: dict[int, Measurement], *, by: User
+def _findings_for_noes(
+    audit: Audit,
+    noes: list[Answer],
+    feeds: list[IndicatorFeed],
+    written: dict[int, Measurement],
+    *,
+    by: User,
+    correction: str = "",
 ) -> None:
-    noes = list(
-        Answer.objects.filter(record__audit=audit, value=Answer.NO).select_related(
-            "question", "record"
-        )
-    )
+    """The path of a new "No", at submission and at correction alike: linked as a
+    repeat finding to the plan that covers its question most closely
+    (``_covering_feed``); on a plan in monitoring, escalated as deterioration through
+    the monitoring path with the result the audit wrote for that plan's indicator
+    (``_escalate_repeat_finding``: once per period and result, so a correction never
+    sends a second email). A "No" whose finding a correction withdrew is opened again,
+    not linked twice; one with no plan covering it waits for "Raise an action"."""
+    known = {f.answer_id: f for f in Finding.objects.filter(answer__in=noes)}
     escalate: dict[int, tuple[IndicatorFeed, list[Answer]]] = {}
     for answer in noes:
         feed = _covering_feed(feeds, answer.question)
-        if feed is None:
+        finding = known.get(answer.pk)
+        if finding is not None:
+            if finding.is_withdrawn:
+                finding.status = Finding.Status.OPEN
+                finding.withdrawn_by = finding.withdrawn_at = None
+                finding.withdrawn_reason = ""
+                _save(finding, by=by, reason=f"“No” again, corrected: {correction}")
+            if feed is None or feed.indicator.plan_id != finding.plan_id:
+                continue
+        elif feed is None:
             continue
-        _save(
-            Finding(
-                audit=audit,
-                answer=answer,
-                plan=feed.indicator.plan,
-                kind=Finding.Kind.REPEAT,
-                created_by=by,
-            ),
-            by=by,
-            reason="Repeat finding linked to the plan that covers it",
-        )
+        else:
+            _save(
+                Finding(
+                    audit=audit,
+                    answer=answer,
+                    plan=feed.indicator.plan,
+                    kind=Finding.Kind.REPEAT,
+                    created_by=by,
+                ),
+                by=by,
+                reason="Repeat finding linked to the plan that covers it"
+                + (f" (corrected: {correction})" if correction else ""),
+            )
         if feed.indicator.plan.status == Plan.Status.MONITORING:
             escalate.setdefault(feed.indicator_id, (feed, []))[1].append(answer)
     for indicator_id, (feed, answers) in escalate.items():
         measurement = written.get(indicator_id)
         if measurement is not None:
             _escalate_repeat_finding(feed, measurement, answers)
+
+
+def _withdraw_findings(answers: list[Answer], *, by: User, reason: str) -> int:
+    """A correction turned these "No" answers into something else: their findings are
+    withdrawn, with the correction's reason (kept, not deleted; an action one raised
+    stays on its plan for its owner, and the audit's page says its finding was
+    corrected). Returns how many."""
+    findings = list(
+        Finding.objects.select_for_update().filter(answer__in=answers, status=Finding.Status.OPEN)
+    )
+    now = timezone.now()
+    for finding in findings:
+        finding.status = Finding.Status.WITHDRAWN
+        finding.withdrawn_by, finding.withdrawn_at = by, now
+        finding.withdrawn_reason = reason[:300]
+        _save(finding, by=by, reason=f"Withdrawn by a correction: {reason}")
+    return len(findings)
 
 
 def _escalate_repeat_finding(
@@ -539,6 +594,22 @@ def _escalate_repeat_finding(
     )
 
 
+def _result_source(result: AuditResult, audit: Audit) -> tuple[str, str] | None:
+    """The scope and key ``result`` was computed with at submission, so a correction
+    recomputes it the same way whatever the indicator's feed says now. A result written
+    before these were kept follows the current feed, if it is still the audit's tool's
+    (None: the result stays as it was written)."""
+    if result.scope:
+        return result.scope, result.key
+    try:
+        feed = result.measurement.indicator.feed
+    except IndicatorFeed.DoesNotExist:
+        return None
+    if feed.tool_id != audit.version.tool_id:
+        return None
+    return feed.scope, feed.key
+
+
 @transaction.atomic
 def correct_audit(
     *,
@@ -551,7 +622,11 @@ def correct_audit(
 ) -> list[str]:
     """Correct a submitted audit's answers. The previous answers stay in history with
     ``reason``, and every result the audit wrote is corrected through
-    ``correct_measurement`` with the same reason."""
+    ``correct_measurement`` with the same reason, computed as it was at submission (the
+    scope and key kept on its ``AuditResult``), even if the indicator's feed has changed
+    since. Findings follow as at submission: a new "No" takes the submission's path
+    (a repeat finding, escalated once in monitoring), and a "No" corrected away has its
+    finding withdrawn with ``reason``."""
     reason = (reason or "").strip()
     if not reason:
         raise AuditRefused(["Say why the audit is being corrected."])
@@ -560,6 +635,7 @@ def correct_audit(
     locked = Audit.objects.select_for_update().select_related("version").get(pk=audit.pk)
     if not locked.is_submitted:
         raise AuditRefused(["An audit in progress is changed by answering, not correcting."])
+    before = dict(record.answers.values_list("question_id", "value"))
     changes = _write_answers(
         audit=locked,
         record=record,
@@ -577,15 +653,14 @@ def correct_audit(
     results = AuditResult.objects.filter(audit=locked).select_related(
         "measurement__indicator__plan", "measurement__indicator__feed"
     )
+    written: dict[int, Measurement] = {}
     for result in results:
         measurement = result.measurement
-        try:
-            feed = measurement.indicator.feed
-        except IndicatorFeed.DoesNotExist:
-            continue  # no longer fed by the tool: the result stays as it was written
-        if feed.tool_id != locked.version.tool_id:
-            continue  # fed by another tool since: this audit no longer speaks for it
-        tally = scores.for_scope(feed.scope, feed.key)
+        written[measurement.indicator_id] = measurement
+        source = _result_source(result, locked)
+        if source is None:
+            continue
+        tally = scores.for_scope(*source)
         if tally is None or not tally.counted:
             continue
         fields = _result_fields(locked, measurement.indicator, tally)
@@ -607,6 +682,24 @@ def correct_audit(
             raise AuditRefused(
                 [*refused.reasons, "Nothing was corrected: the audit's results could not be."]
             ) from None
+    # Findings follow the answers exactly as at submission (``_findings_for_noes``).
+    after = list(record.answers.select_related("question", "record"))
+    was_no = {q for q, value in before.items() if value == Answer.NO}
+    _withdraw_findings(
+        [a for a in after if a.value != Answer.NO and a.question_id in was_no],
+        by=by,
+        reason=reason,
+    )
+    became_no = [a for a in after if a.value == Answer.NO and a.question_id not in was_no]
+    if became_no:
+        _findings_for_noes(
+            locked,
+            became_no,
+            feeds_for(locked),
+            written,
+            by=by,
+            correction=reason,
+        )
     _save(locked, by=by, reason=f"Corrected: {reason}")
     return changes
 

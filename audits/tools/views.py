@@ -126,8 +126,11 @@ def audit_start(request: HttpRequest) -> HttpResponse:
     for name in ("tool", "location"):
         if is_row_id(request.GET.get(name, "")):
             initial[name] = request.GET[name]
-    if "location" not in initial and locations.count() == 1:
-        initial["location"] = locations.first().pk
+    if "location" not in initial:
+        # The plan's location where this person conducts audits, or their only one.
+        mine = locations.filter(plans=plan) if plan is not None else locations
+        if len(only := list(mine.values_list("pk", flat=True)[:2])) == 1:
+            initial["location"] = only[0]
     form = StartAuditForm(request.POST or None, locations=locations, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -188,7 +191,10 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
     answers = list(Answer.objects.filter(record__audit=audit))
     by_cell = {(a.record_id, a.question_id): a for a in answers}
     findings = {
-        f.answer_id: f for f in Finding.objects.filter(audit=audit).select_related("plan", "action")
+        f.answer_id: f
+        for f in Finding.objects.filter(audit=audit).select_related(
+            "plan", "action", "withdrawn_by"
+        )
     }
     rows = []
     for record in records:
@@ -213,6 +219,18 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
         for row in rows
         for c in row["cells"]
         if c["answer"] and c["answer"].value == Answer.NO
+    ]
+    # Findings whose "No" a correction turned into something else: withdrawn, kept.
+    corrected = [
+        {
+            "record": row["record"],
+            "question": c["question"],
+            "answer": c["answer"],
+            "finding": c["finding"],
+        }
+        for row in rows
+        for c in row["cells"]
+        if c["finding"] and c["finding"].is_withdrawn
     ]
     scores = services.audit_scores(audit)
     threshold = audit.version.tool.suggest_plan_below
@@ -240,6 +258,7 @@ def _report_context(audit: Audit, request: HttpRequest | None) -> dict:
         "rows": rows,
         "scores": scores,
         "noes": noes,
+        "corrected": corrected,
         "results": results,
         "suggest": suggest,
         "threshold": threshold,

@@ -200,3 +200,54 @@ def test_an_audit_whose_plan_has_closed_is_not_corrected(plan, quality_lead, man
             reason="Found later",
         )
     assert Answer.objects.get(record__audit=audit, question=question).value == "no"
+
+
+@pytest.mark.parametrize("scope,key", [("question", "S1.Q2"), ("section", "S1"), ("overall", "")])
+def test_a_correction_recomputes_the_result_as_it_was_computed_at_submission(
+    plan, quality_lead, manager, oakfield, scope, key
+):
+    tool = safeguarding_tool(quality_lead)
+    _feed(plan, tool, quality_lead, scope="question", key="S1.Q1")
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{"S1.Q1": "no"}, {"S1.Q2": "no"}])
+    result = AuditResult.objects.get(audit=audit)
+    assert (result.scope, result.key, result.version) == ("question", "S1.Q1", audit.version)
+    assert result.history.get().scope == "question"  # kept in its history too
+    m = Measurement.objects.get(indicator__plan=plan)
+    assert (m.numerator, m.denominator) == (1, 2)
+    # The indicator's feed changes within the same tool after submission...
+    _feed(plan, tool, quality_lead, scope=scope, key=key)
+    question = audit.version.questions.get(key="S1.Q1")
+    services.correct_audit(
+        audit=audit,
+        record=audit.records.get(position=1),
+        by=manager,
+        values={question.pk: "yes"},
+        reason="Escalation found in the handover book",
+    )
+    # ...and the correction still counts S1.Q1, as the result was written: 2 of 2.
+    m.refresh_from_db()
+    assert (m.numerator, m.denominator) == (2, 2)
+    result.refresh_from_db()
+    assert (result.scope, result.key) == ("question", "S1.Q1")
+
+
+def test_a_result_is_corrected_as_written_even_once_the_indicator_is_fed_by_another_tool(
+    plan, quality_lead, manager, oakfield
+):
+    from audits.tools.models import AuditTool
+
+    tool = safeguarding_tool(quality_lead)
+    _feed(plan, tool, quality_lead, scope="question", key="S1.Q1")
+    audit = conduct(tool, location=oakfield, by=manager, answers=[{"S1.Q1": "no"}, {}])
+    other = AuditTool.objects.exclude(pk=tool.pk).first()
+    _feed(plan, other, quality_lead)
+    question = audit.version.questions.get(key="S1.Q1")
+    services.correct_audit(
+        audit=audit,
+        record=audit.records.get(position=1),
+        by=manager,
+        values={question.pk: "yes"},
+        reason="Found later",
+    )
+    m = Measurement.objects.get(indicator__plan=plan)
+    assert (m.numerator, m.denominator) == (2, 2)  # the audit's own result follows it

@@ -15,6 +15,8 @@ from django.utils import timezone
 from audits import services as audits
 from audits.models import ImportBatch
 from audits.services import imports as audit_imports
+from audits.tools import pdf as audit_pdfs
+from audits.tools.models import AuditPdf
 from core import jobs, stuck
 from governance import renders
 from governance import services as governance
@@ -32,11 +34,12 @@ pytestmark = pytest.mark.django_db
 def broker(monkeypatch, settings) -> Broker:
     return fake_broker(monkeypatch, settings)
 
+
 QUEUED, STARTED = 60, 120
 NOTHING = (
     "import(s): 0 queued again, 0 failed; evidence pack(s): 0 queued again, 0 failed; "
     "closure report PDF(s): 0 queued again, 0 failed; "
-    "signed record(s): 0 queued again, 0 failed"
+    "signed record(s): 0 queued again, 0 failed; audit PDF(s): 0 queued again, 0 failed"
 )
 
 
@@ -148,6 +151,29 @@ def _stuck_reports(plan, by, n: int) -> list[tuple[ClosureReport, str]]:
     return made
 
 
+def _submitted_audits(plan, by, n: int) -> list:
+    """Submitted audits at the plan's location. Made before any stuck row, as they take
+    a while: the stuck rows' clocks then start together."""
+    from tests.audits.tool_helpers import conduct, safeguarding_tool
+
+    tool = safeguarding_tool(by)
+    return [conduct(tool, location=plan.locations.first(), by=by, answers=[{}]) for _ in range(n)]
+
+
+def _stuck_audit_pdfs(audits, by) -> list[tuple[AuditPdf, str]]:
+    """The audits' PDFs, asked for, whose task was lost or died."""
+    made = []
+    for i, audit in enumerate(audits):
+        how, outcome = RENDER_STATES[i % len(RENDER_STATES)]
+        pdf = audit_pdfs.request_audit_pdf(audit=audit, by=by)
+        if how != "never started":
+            audit_pdfs._claim(pdf.pk)
+        if how == "started 3 times":
+            AuditPdf.objects.filter(pk=pdf.pk).update(attempts=stuck.MAX_STARTS)
+        made.append((pdf, outcome))
+    return made
+
+
 def _outcome(row) -> str:
     """What the sweep did with ``row``: queued it again (its clock restarted, nothing
     started) or failed it."""
@@ -156,6 +182,9 @@ def _outcome(row) -> str:
         status, started, progress_at = row.status, row.started_at is not None, row.progress_at
     elif isinstance(row, EvidencePack):
         status, progress_at = row.render_status, row.progress_at
+        started = status == "rendering"
+    elif isinstance(row, AuditPdf):
+        status, progress_at = row.status, row.progress_at
         started = status == "rendering"
     else:
         status, progress_at = row.pdf_status, row.pdf_progress_at
@@ -174,6 +203,7 @@ def _summary(rows) -> str:
         ("evidence pack(s)", EvidencePack),
         ("closure report PDF(s)", ClosureReport),
         ("signed record(s)", Decision),  # recovered in tests/governance/test_signed_record.py
+        ("audit PDF(s)", AuditPdf),
     ):
         done = [outcome for row, outcome in rows if isinstance(row, model)]
         parts.append(
@@ -187,8 +217,10 @@ def _summary(rows) -> str:
 # rows (one INSERT); for the packs' and reports' UPDATEs, which plans they touch and
 # those plans' locations (two queries each, whatever the rows: core.freshness moves
 # those plans' cached pages on); and three for the signed records, of which there are
-# none here. Measured: 16 with 1 row of each kind, 24 with 50, before the signed records.
-QUERIES = 27
+# none here. Measured: 16 with 1 row of each kind, 24 with 50, before the signed records;
+# the audit PDFs add five (a savepoint and its release, the locked read, an UPDATE per
+# outcome; they are on no cached page): 32 with 50.
+QUERIES = 32
 
 
 @pytest.mark.parametrize("n", [1, 50])
@@ -200,12 +232,14 @@ def test_every_state_is_recovered_in_the_same_queries_for_1_or_50_rows(
     django_assert_max_num_queries,
     django_capture_on_commit_callbacks,
 ):
+    audits = _submitted_audits(plan, quality_lead, n)
     rows = (
         _stuck_imports(plan, quality_lead, n)
         + _stuck_packs(plan, quality_lead, n)
         + _stuck_reports(plan, quality_lead, n)
+        + _stuck_audit_pdfs(audits, quality_lead)
     )
-    assert len(rows) == 3 * n
+    assert len(rows) == 4 * n
     broker.lose()
     with later(STARTED + 1):
         with (
@@ -224,27 +258,27 @@ def test_every_state_is_recovered_in_the_same_queries_for_1_or_50_rows(
         assert recovery.recover_stuck_work() == NOTHING
 
 
-def test_started_work_is_given_longer_than_work_that_never_started(
-    plan, quality_lead, broker
-):
+def test_started_work_is_given_longer_than_work_that_never_started(plan, quality_lead, broker):
+    audits = _submitted_audits(plan, quality_lead, len(RENDER_STATES))
     rows = (
         _stuck_imports(plan, quality_lead, len(IMPORT_STATES))
         + _stuck_packs(plan, quality_lead, len(RENDER_STATES))
         + _stuck_reports(plan, quality_lead, len(RENDER_STATES))
+        + _stuck_audit_pdfs(audits, quality_lead)
     )
     with later(QUEUED - 1):
         assert recovery.recover_stuck_work() == NOTHING
     with later(QUEUED + 1):
         # Only the lost tasks: what started may still be running.
         summary = recovery.recover_stuck_work()
-        hows = [how for _, how, _ in IMPORT_STATES] + [how for how, _ in RENDER_STATES] * 2
+        hows = [how for _, how, _ in IMPORT_STATES] + [how for how, _ in RENDER_STATES] * 3
         assert [_outcome(row) for row, _ in rows] == [
             "requeued" if how == "never started" else "untouched" for how in hows
         ]
     assert summary == (
         "import(s): 2 queued again, 0 failed; evidence pack(s): 1 queued again, 0 failed; "
         "closure report PDF(s): 1 queued again, 0 failed; "
-        "signed record(s): 0 queued again, 0 failed"
+        "signed record(s): 0 queued again, 0 failed; audit PDF(s): 1 queued again, 0 failed"
     )
     with later(STARTED - 1):
         assert recovery.recover_stuck_work() == NOTHING
