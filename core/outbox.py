@@ -42,6 +42,7 @@ import logging
 import smtplib
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email.utils import parseaddr
 from urllib.parse import urlsplit
 
@@ -116,6 +117,84 @@ def queue(
     return alert
 
 
+@dataclass(frozen=True)
+class Email:
+    """One email for ``queue_many``: the arguments of ``queue``."""
+
+    kind: str
+    key: str
+    recipients: Iterable[str]
+    context: dict | Callable[[], dict]
+
+
+def queue_many(emails_: Iterable[Email]) -> list[Alert]:
+    """``queue`` for many emails at once, with the same guarantees (once ever per key,
+    in the caller's transaction, delivery hurried after commit), in a fixed number of
+    queries per ``BATCH_SIZE`` emails: one to find the keys already queued, one
+    ``bulk_create``. Call it inside the transaction that makes the emails due. Their
+    contexts must be built from rows already read (a template that reads the database
+    costs a query per email). If another transaction queued one of the keys meanwhile,
+    the bulk insert fails as a whole on the key's unique constraint (in a savepoint, so
+    the caller's transaction stays usable) and that batch is queued one by one with
+    ``queue``, which skips the key taken: nothing is sent twice and nothing dropped.
+    Returns the new alerts (none for a key already queued or an email with no one to
+    send to)."""
+    todo: dict[str, tuple[Email, list[str]]] = {}
+    for email in emails_:
+        to = sorted({address for address in email.recipients if address})
+        if to and email.key not in todo:
+            todo[email.key] = (email, to)
+    done = existing_keys(todo)
+    items = [(email, to) for key, (email, to) in todo.items() if key not in done]
+    created: list[Alert] = []
+    for start in range(0, len(items), BATCH_SIZE):
+        chunk = items[start : start + BATCH_SIZE]
+        rows = []
+        for email, to in chunk:
+            ctx = email.context() if callable(email.context) else email.context
+            subject, text, html = emails.render(email.kind, ctx)
+            rows.append(
+                Alert(
+                    kind=email.kind,
+                    key=email.key,
+                    recipients=to,
+                    subject=subject[:300],
+                    body_text=text,
+                    body_html=html,
+                )
+            )
+        try:
+            with transaction.atomic():
+                batch = Alert.objects.bulk_create(rows)
+        except IntegrityError:
+            # A concurrent run took a key since existing_keys: one by one, so each key
+            # it took is skipped and every other email is still queued.
+            batch = []
+            for row in rows:
+                alert = _create(row)
+                if alert is not None:
+                    batch.append(alert)
+            created.extend(batch)
+            continue
+        for alert in batch:
+            _hurry_after_commit(alert.pk)
+        created.extend(batch)
+    return created
+
+
+def _create(row: Alert) -> Alert | None:
+    """Insert one rendered alert unless its key is taken (in a savepoint)."""
+    row.pk = None  # whatever the failed bulk insert left
+    row._state.adding = True
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        return None
+    _hurry_after_commit(row.pk)
+    return row
+
+
 # Alerts queued by this thread whose delivery task is not yet sent. One commit may have
 # queued many (learning shared with thirty managers): they are sent in one go, and the
 # first broker failure stops the rest (each failure costs the request about a second).
@@ -148,7 +227,9 @@ def existing_keys(keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
-        found.update(Alert.objects.filter(key__in=chunk).values_list("key", flat=True))
+        found.update(
+            Alert.objects.filter(key__in=chunk).order_by().values_list("key", flat=True)
+        )
     return found
 
 
