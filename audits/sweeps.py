@@ -145,7 +145,8 @@ def reaudits_due(today: datetime.date | None = None) -> str:
     """Email the managers of a plan's locations when an indicator's re-audit falls due
     within a week, and again once it is overdue: once per indicator per due date each
     (a new result moves the due date, and with it the key). Live and monitoring plans
-    only. Safe to run any number of times. Queries: three, plus those of each email."""
+    only. Safe to run any number of times. Queries: a fixed number, however many
+    indicators are due (the emails through ``outbox.queue_many``)."""
     today = today or timezone.localdate()
     soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
     live = Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
@@ -181,26 +182,26 @@ def reaudits_due(today: datetime.date | None = None) -> str:
             continue
         kind = "audits-reaudit-overdue" if due_on < today else "audits-reaudit-due"
         candidates[f"{kind}:{indicator.pk}:{due_on.isoformat()}"] = (kind, indicator, due_on)
-    done = outbox.existing_keys(candidates)
-    queued = 0
+    emails = []
     for key, (kind, indicator, due_on) in candidates.items():
-        if key in done:
-            continue
         recipients = set()
         for location in indicator.plan.locations.all():
             recipients |= managers[location.pk]
-        alert = outbox.queue(
-            kind,
-            key=key,
-            recipients=recipients,
-            context={
-                "plan": indicator.plan,
-                "indicator": indicator,
-                "due_on": due_on,
-                "days_overdue": (today - due_on).days,
-            },
+        emails.append(
+            outbox.Email(
+                kind,
+                key=key,
+                recipients=recipients,
+                context={
+                    "plan": indicator.plan,
+                    "indicator": indicator,
+                    "due_on": due_on,
+                    "days_overdue": (today - due_on).days,
+                },
+            )
         )
-        queued += alert is not None
+    with transaction.atomic():
+        queued = len(outbox.queue_many(emails))
     return f"{len(candidates)} re-audit(s) due or overdue, {queued} reminder(s) queued"
 
 

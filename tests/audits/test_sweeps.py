@@ -259,3 +259,43 @@ def test_monitoring_sweeps_run_the_same_queries_for_1_or_50_periods(
         assert run(sweeps.monitoring_ended) == (
             "0 monitoring period(s) ended, 0 without enough monitoring data"
         )
+
+
+def _captured(django_capture_on_commit_callbacks, func, *args, **kwargs):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        with django_capture_on_commit_callbacks(execute=False):
+            outcome = func(*args, **kwargs)
+    return len(ctx.captured_queries), outcome
+
+
+@pytest.mark.parametrize("n", [1, 30])
+def test_reaudit_reminders_run_the_same_queries_for_1_or_30_indicators(
+    n, frozen, quality_lead, manager, oakfield, django_capture_on_commit_callbacks
+):
+    from core.models import Alert
+
+    indicators = [
+        {
+            "name": f"Indicator {i}",
+            "measure_type": "proportion",
+            "direction": "higher",
+            "target": Decimal("95"),
+            "unit": "%",
+            "frequency": "monthly",
+        }
+        for i in range(n)
+    ]
+    factories.live_plan(
+        owner=quality_lead, locations=[oakfield], opened_on=_days_ago(40), indicators=indicators
+    )
+    count, outcome = _captured(django_capture_on_commit_callbacks, sweeps.reaudits_due)
+    assert outcome == f"{n} re-audit(s) due or overdue, {n} reminder(s) queued"
+    assert Alert.objects.filter(kind="audits-reaudit-overdue").count() == n
+    reminders = Alert.objects.filter(kind="audits-reaudit-overdue")
+    assert all(r == ["manager@example.test"] for r in reminders.values_list("recipients", flat=True))
+    # Repair of the kept dates, the managers, the due indicators and their locations,
+    # the outbox's keys, one bulk insert, and savepoint statements.
+    assert count == 12, count
