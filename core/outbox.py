@@ -227,9 +227,7 @@ def existing_keys(keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
-        found.update(
-            Alert.objects.filter(key__in=chunk).order_by().values_list("key", flat=True)
-        )
+        found.update(Alert.objects.filter(key__in=chunk).order_by().values_list("key", flat=True))
     return found
 
 

@@ -295,7 +295,9 @@ def test_reaudit_reminders_run_the_same_queries_for_1_or_30_indicators(
     assert outcome == f"{n} re-audit(s) due or overdue, {n} reminder(s) queued"
     assert Alert.objects.filter(kind="audits-reaudit-overdue").count() == n
     reminders = Alert.objects.filter(kind="audits-reaudit-overdue")
-    assert all(r == ["manager@example.test"] for r in reminders.values_list("recipients", flat=True))
+    assert all(
+        r == ["manager@example.test"] for r in reminders.values_list("recipients", flat=True)
+    )
     # Repair of the kept dates, the managers, the due indicators and their locations,
     # the outbox's keys, one bulk insert, and savepoint statements.
     assert count == 12, count

@@ -252,6 +252,7 @@ def test_a_key_taken_by_a_concurrent_run_is_skipped_and_the_rest_queued(
     first = Action.objects.filter(description="Overdue action 0").get()
     key = f"overdue-action:{first.pk}:{week}"
     real = outbox.existing_keys
+
     # Another run queues the first key just after this run looked at the outbox.
     def look_then_race(keys):
         found = real(keys)
