@@ -265,9 +265,11 @@ def _captured(django_capture_on_commit_callbacks, func, *args, **kwargs):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as ctx:
-        with django_capture_on_commit_callbacks(execute=False):
-            outcome = func(*args, **kwargs)
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        outcome = func(*args, **kwargs)
     return len(ctx.captured_queries), outcome
 
 

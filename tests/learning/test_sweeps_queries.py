@@ -24,9 +24,8 @@ def at(*args) -> datetime.datetime:
 
 
 def _queries(callbacks, func, *args):
-    with CaptureQueriesContext(connection) as ctx:
-        with callbacks(execute=False):
-            outcome = func(*args)
+    with CaptureQueriesContext(connection) as ctx, callbacks(execute=False):
+        outcome = func(*args)
     return len(ctx.captured_queries), outcome
 
 

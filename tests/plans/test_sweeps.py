@@ -200,9 +200,11 @@ def _queries(django_capture_on_commit_callbacks, sweep, *args):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as ctx:
-        with django_capture_on_commit_callbacks(execute=False):
-            outcome = sweep(*args)
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        outcome = sweep(*args)
     return len(ctx.captured_queries), outcome
 
 
