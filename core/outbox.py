@@ -284,11 +284,15 @@ def message_id(alert: Alert) -> str:
     return f"<alert-{alert.pk}-{digest}@{domain}>"
 
 
-def deliver(alert_id: int) -> bool:
+def deliver(alert_id: int, *, read: Alert | None = None) -> bool:
     """Send one alert if it is pending and due. Safe to call any number of times, from
     any number of workers at once: only the caller whose conditional UPDATE claims the
     row sends it. Returns True when this call sent it. A Celery soft time limit inside
-    the conversation puts the claim back (the alert is sent later) and is re-raised."""
+    the conversation puts the claim back (the alert is sent later) and is re-raised.
+    ``read``: the alert as the relay read it in bulk (``deliver_due``), so that only the
+    claim and the outcome are queries of their own. What is sent (recipients, subject,
+    bodies) never changes once queued; the attempts, which may have, are read again
+    after a failure."""
     claimed_at = timezone.now()
     claimable = Alert.objects.filter(
         pk=alert_id, status=Alert.Status.PENDING, next_attempt_at__lte=claimed_at
@@ -298,7 +302,7 @@ def deliver(alert_id: int) -> bool:
     )
     if claimed != 1:
         return False
-    alert = Alert.objects.get(pk=alert_id)
+    alert = read if read is not None and read.pk == alert_id else Alert.objects.get(pk=alert_id)
     # Our claim, and only ours: if it was recovered and re-claimed meanwhile, leave it.
     mine = Alert.objects.filter(pk=alert_id, status=Alert.Status.SENDING, claimed_at=claimed_at)
 
@@ -320,6 +324,9 @@ def deliver(alert_id: int) -> bool:
         raise
     except Exception as exc:
         error = describe(exc)
+        if read is not None:
+            # Ours since the claim: its attempts as counted by it.
+            alert.attempts = Alert.objects.filter(pk=alert_id).values_list("attempts", flat=True)[0]
         if is_temporary(exc) and alert.attempts < max_attempts():
             wait = backoff(alert.attempts)
             log.warning("Alert %s: temporary failure, retry in %s: %s", alert.key, wait, error)
@@ -367,13 +374,20 @@ def _send(alert: Alert, accepted: Callable[[], None]) -> None:
 def deliver_due() -> str:
     """Send every pending alert whose time has come: retries after a temporary failure,
     recovered claims, and alerts whose task the broker lost. Safe to run any number of
-    times, also at once: each alert is claimed before it is sent."""
+    times, also at once: each alert is claimed before it is sent.
+
+    Queries: one to read up to ``BATCH_SIZE`` due alerts, then two per alert, which are
+    the outbox's guarantees and stay per alert: the claim (a conditional UPDATE just
+    before its SMTP conversation; claiming the whole batch at once would leave the last
+    alerts claimed for as long as the first ones take to send, past the claim timeout,
+    when recovery would put them back and a second relay send them again) and the
+    outcome (sent recorded as soon as the server accepted that message, before QUIT)."""
     due = Alert.objects.filter(
         status=Alert.Status.PENDING, next_attempt_at__lte=timezone.now()
     ).order_by("next_attempt_at", "pk")
-    ids = list(due.values_list("pk", flat=True)[:BATCH_SIZE])
-    sent = sum(deliver(alert_id) for alert_id in ids)
-    return f"{sent} of {len(ids)} due alert(s) sent"
+    alerts = list(due[:BATCH_SIZE])
+    sent = sum(deliver(alert.pk, read=alert) for alert in alerts)
+    return f"{sent} of {len(alerts)} due alert(s) sent"
 
 
 @jobs.register("recover_stuck_claims", "Put back alerts whose sender died mid-send.")
