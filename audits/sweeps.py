@@ -52,13 +52,21 @@ def deterioration() -> str:
     """Check every open monitoring period against its floors and frozen SPC limits, and
     escalate what is new (``services.check_monitoring``: once per period per result).
     Catches anything the per-result check missed. Safe to run any number of times.
-    Queries: five to look at every period, however many; then those of each period with
-    something new (recorded under a lock, and escalated)."""
+    Queries: five to look at every period, however many; then a fixed number per 500
+    periods with something new (locked, recorded and escalated together)."""
     periods = _open_periods()
-    found = sum(
-        services.check_monitoring(period_id=pk) for pk in services.periods_needing_a_check(periods)
-    )
+    found = _check(services.periods_needing_a_check(periods))
     return f"{len(periods)} monitoring period(s) checked, {found} new deterioration(s)"
+
+
+def _check(period_ids: list[int]) -> int:
+    """Record and escalate what is new in these periods, ``CHECK_BATCH`` at a time (a
+    fixed number of queries each: ``services.check_periods``)."""
+    size = services.CHECK_BATCH
+    return sum(
+        services.check_periods(period_ids[start : start + size])
+        for start in range(0, len(period_ids), size)
+    )
 
 
 @jobs.register(
@@ -75,13 +83,12 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
     the monitoring, or close the plan with a recorded rationale), once per end date.
     Safe to run any number of times. Queries: a fixed number however many periods end
     (the check as in ``deterioration``, one locked read, the evidence of all of them,
-    and a bulk update with history for each outcome), plus those of each email."""
+    and a bulk update with history for each outcome, the emails in one bulk insert)."""
     from audits.monitoring import periods_evidence_gaps
 
     today = today or timezone.localdate()
     periods = _open_periods(ends_on__lt=today)
-    for pk in services.periods_needing_a_check(periods):
-        services.check_monitoring(period_id=pk)
+    _check(services.periods_needing_a_check(periods))
     if not periods:
         return "0 monitoring period(s) ended, 0 without enough monitoring data"
     with transaction.atomic():
@@ -126,18 +133,18 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
                 default_change_reason="Monitoring period ended without enough monitoring data",
             )
             leads = _quality_leads()
-            for period in short:
-                outbox.queue(
+            outbox.queue_many(
+                outbox.Email(
                     "audits-monitoring-short",
                     key=f"audits-monitoring-short:{period.pk}:{period.ends_on.isoformat()}",
                     recipients={period.plan.owner.email, *period.escalate_to, *leads},
                     context={"plan": period.plan, "period": period, "gaps": gaps[period.pk]},
                 )
+                for period in short
+            )
         if ending:
             freshness.data_changed()  # a bulk update sends no save signal
-    return (
-        f"{len(ending)} monitoring period(s) ended, {len(short)} without enough monitoring data"
-    )
+    return f"{len(ending)} monitoring period(s) ended, {len(short)} without enough monitoring data"
 
 
 @jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")
@@ -147,7 +154,8 @@ def reaudits_due(today: datetime.date | None = None) -> str:
     (a new result moves the due date, and with it the key). Live and monitoring plans
     only. The link opens what the re-audit is: conducting the audit (tool and location
     pre-filled) for an indicator fed by an audit tool, the result form otherwise.
-    Safe to run any number of times. Queries: three, plus those of each email."""
+    Safe to run any number of times. Queries: a fixed number, however many
+    indicators are due (the emails through ``outbox.queue_many``)."""
     today = today or timezone.localdate()
     soon = today + datetime.timedelta(days=DUE_SOON_DAYS)
     live = Indicator.objects.filter(plan__status__in=[Plan.Status.LIVE, Plan.Status.MONITORING])
@@ -183,31 +191,31 @@ def reaudits_due(today: datetime.date | None = None) -> str:
             continue
         kind = "audits-reaudit-overdue" if due_on < today else "audits-reaudit-due"
         candidates[f"{kind}:{indicator.pk}:{due_on.isoformat()}"] = (kind, indicator, due_on)
-    done = outbox.existing_keys(candidates)
-    queued = 0
+    emails = []
     for key, (kind, indicator, due_on) in candidates.items():
-        if key in done:
-            continue
         recipients = set()
         locations = list(indicator.plan.locations.all())
         for location in locations:
             recipients |= managers[location.pk]
-        alert = outbox.queue(
-            kind,
-            key=key,
-            recipients=recipients,
-            context={
-                "plan": indicator.plan,
-                "indicator": indicator,
-                "due_on": due_on,
-                "days_overdue": (today - due_on).days,
-                # Fed by an audit tool: the re-audit is conducting that audit, pre-filled
-                # with the tool and (the plan's only) location, not typing a result.
-                "feed": getattr(indicator, "feed", None),
-                "location": locations[0] if len(locations) == 1 else None,
-            },
+        emails.append(
+            outbox.Email(
+                kind,
+                key=key,
+                recipients=recipients,
+                context={
+                    "plan": indicator.plan,
+                    "indicator": indicator,
+                    "due_on": due_on,
+                    "days_overdue": (today - due_on).days,
+                    # Fed by an audit tool: the re-audit is conducting that audit, pre-filled
+                    # with the tool and (the plan's only) location, not typing a result.
+                    "feed": getattr(indicator, "feed", None),
+                    "location": locations[0] if len(locations) == 1 else None,
+                },
+            )
         )
-        queued += alert is not None
+    with transaction.atomic():
+        queued = len(outbox.queue_many(emails))
     return f"{len(candidates)} re-audit(s) due or overdue, {queued} reminder(s) queued"
 
 

@@ -42,6 +42,7 @@ import logging
 import smtplib
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email.utils import parseaddr
 from urllib.parse import urlsplit
 
@@ -116,6 +117,84 @@ def queue(
     return alert
 
 
+@dataclass(frozen=True)
+class Email:
+    """One email for ``queue_many``: the arguments of ``queue``."""
+
+    kind: str
+    key: str
+    recipients: Iterable[str]
+    context: dict | Callable[[], dict]
+
+
+def queue_many(emails_: Iterable[Email]) -> list[Alert]:
+    """``queue`` for many emails at once, with the same guarantees (once ever per key,
+    in the caller's transaction, delivery hurried after commit), in a fixed number of
+    queries per ``BATCH_SIZE`` emails: one to find the keys already queued, one
+    ``bulk_create``. Call it inside the transaction that makes the emails due. Their
+    contexts must be built from rows already read (a template that reads the database
+    costs a query per email). If another transaction queued one of the keys meanwhile,
+    the bulk insert fails as a whole on the key's unique constraint (in a savepoint, so
+    the caller's transaction stays usable) and that batch is queued one by one with
+    ``queue``, which skips the key taken: nothing is sent twice and nothing dropped.
+    Returns the new alerts (none for a key already queued or an email with no one to
+    send to)."""
+    todo: dict[str, tuple[Email, list[str]]] = {}
+    for email in emails_:
+        to = sorted({address for address in email.recipients if address})
+        if to and email.key not in todo:
+            todo[email.key] = (email, to)
+    done = existing_keys(todo)
+    items = [(email, to) for key, (email, to) in todo.items() if key not in done]
+    created: list[Alert] = []
+    for start in range(0, len(items), BATCH_SIZE):
+        chunk = items[start : start + BATCH_SIZE]
+        rows = []
+        for email, to in chunk:
+            ctx = email.context() if callable(email.context) else email.context
+            subject, text, html = emails.render(email.kind, ctx)
+            rows.append(
+                Alert(
+                    kind=email.kind,
+                    key=email.key,
+                    recipients=to,
+                    subject=subject[:300],
+                    body_text=text,
+                    body_html=html,
+                )
+            )
+        try:
+            with transaction.atomic():
+                batch = Alert.objects.bulk_create(rows)
+        except IntegrityError:
+            # A concurrent run took a key since existing_keys: one by one, so each key
+            # it took is skipped and every other email is still queued.
+            batch = []
+            for row in rows:
+                alert = _create(row)
+                if alert is not None:
+                    batch.append(alert)
+            created.extend(batch)
+            continue
+        for alert in batch:
+            _hurry_after_commit(alert.pk)
+        created.extend(batch)
+    return created
+
+
+def _create(row: Alert) -> Alert | None:
+    """Insert one rendered alert unless its key is taken (in a savepoint)."""
+    row.pk = None  # whatever the failed bulk insert left
+    row._state.adding = True
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        return None
+    _hurry_after_commit(row.pk)
+    return row
+
+
 # Alerts queued by this thread whose delivery task is not yet sent. One commit may have
 # queued many (learning shared with thirty managers): they are sent in one go, and the
 # first broker failure stops the rest (each failure costs the request about a second).
@@ -148,7 +227,7 @@ def existing_keys(keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
-        found.update(Alert.objects.filter(key__in=chunk).values_list("key", flat=True))
+        found.update(Alert.objects.filter(key__in=chunk).order_by().values_list("key", flat=True))
     return found
 
 
@@ -205,11 +284,15 @@ def message_id(alert: Alert) -> str:
     return f"<alert-{alert.pk}-{digest}@{domain}>"
 
 
-def deliver(alert_id: int) -> bool:
+def deliver(alert_id: int, *, read: Alert | None = None) -> bool:
     """Send one alert if it is pending and due. Safe to call any number of times, from
     any number of workers at once: only the caller whose conditional UPDATE claims the
     row sends it. Returns True when this call sent it. A Celery soft time limit inside
-    the conversation puts the claim back (the alert is sent later) and is re-raised."""
+    the conversation puts the claim back (the alert is sent later) and is re-raised.
+    ``read``: the alert as the relay read it in bulk (``deliver_due``), so that only the
+    claim and the outcome are queries of their own. What is sent (recipients, subject,
+    bodies) never changes once queued; the attempts, which may have, are read again
+    after a failure."""
     claimed_at = timezone.now()
     claimable = Alert.objects.filter(
         pk=alert_id, status=Alert.Status.PENDING, next_attempt_at__lte=claimed_at
@@ -219,7 +302,7 @@ def deliver(alert_id: int) -> bool:
     )
     if claimed != 1:
         return False
-    alert = Alert.objects.get(pk=alert_id)
+    alert = read if read is not None and read.pk == alert_id else Alert.objects.get(pk=alert_id)
     # Our claim, and only ours: if it was recovered and re-claimed meanwhile, leave it.
     mine = Alert.objects.filter(pk=alert_id, status=Alert.Status.SENDING, claimed_at=claimed_at)
 
@@ -241,6 +324,9 @@ def deliver(alert_id: int) -> bool:
         raise
     except Exception as exc:
         error = describe(exc)
+        if read is not None:
+            # Ours since the claim: its attempts as counted by it.
+            alert.attempts = Alert.objects.filter(pk=alert_id).values_list("attempts", flat=True)[0]
         if is_temporary(exc) and alert.attempts < max_attempts():
             wait = backoff(alert.attempts)
             log.warning("Alert %s: temporary failure, retry in %s: %s", alert.key, wait, error)
@@ -288,13 +374,20 @@ def _send(alert: Alert, accepted: Callable[[], None]) -> None:
 def deliver_due() -> str:
     """Send every pending alert whose time has come: retries after a temporary failure,
     recovered claims, and alerts whose task the broker lost. Safe to run any number of
-    times, also at once: each alert is claimed before it is sent."""
+    times, also at once: each alert is claimed before it is sent.
+
+    Queries: one to read up to ``BATCH_SIZE`` due alerts, then two per alert, which are
+    the outbox's guarantees and stay per alert: the claim (a conditional UPDATE just
+    before its SMTP conversation; claiming the whole batch at once would leave the last
+    alerts claimed for as long as the first ones take to send, past the claim timeout,
+    when recovery would put them back and a second relay send them again) and the
+    outcome (sent recorded as soon as the server accepted that message, before QUIT)."""
     due = Alert.objects.filter(
         status=Alert.Status.PENDING, next_attempt_at__lte=timezone.now()
     ).order_by("next_attempt_at", "pk")
-    ids = list(due.values_list("pk", flat=True)[:BATCH_SIZE])
-    sent = sum(deliver(alert_id) for alert_id in ids)
-    return f"{sent} of {len(ids)} due alert(s) sent"
+    alerts = list(due[:BATCH_SIZE])
+    sent = sum(deliver(alert.pk, read=alert) for alert in alerts)
+    return f"{sent} of {len(alerts)} due alert(s) sent"
 
 
 @jobs.register("recover_stuck_claims", "Put back alerts whose sender died mid-send.")

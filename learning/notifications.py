@@ -27,10 +27,12 @@ def reminder_key(ack_id: int, period: str) -> str:
     return f"learning-reminder:{ack_id}:{period}"
 
 
-def queue_reminder(ack: Acknowledgement, period: str) -> Alert | None:
-    """Remind a manager, once for ``period`` (an ISO week), that learning is waiting."""
+def reminder(ack: Acknowledgement, period: str) -> outbox.Email:
+    """Remind a manager, once for ``period`` (an ISO week), that learning is waiting
+    (queued with ``outbox.queue_many``; ``ack`` read with its summary, plan and
+    manager)."""
     summary = ack.summary
-    return outbox.queue(
+    return outbox.Email(
         "learning-reminder",
         key=reminder_key(ack.pk, period),
         recipients=[ack.manager.email],
@@ -42,10 +44,11 @@ def review_due_key(review_id: int) -> str:
     return f"learning-review-due:{review_id}"
 
 
-def queue_review_due(review: LearningReview, quality_leads: list[str]) -> Alert | None:
-    """Tell the quality leads that learning is due for its relevance review."""
+def review_due(review: LearningReview, quality_leads: list[str]) -> outbox.Email:
+    """Tell the quality leads that learning is due for its relevance review (queued
+    with ``outbox.queue_many``; ``review`` read with its summary and plan)."""
     summary = review.summary
-    return outbox.queue(
+    return outbox.Email(
         "learning-review-due",
         key=review_due_key(review.pk),
         recipients=quality_leads,

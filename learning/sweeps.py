@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from core import jobs, outbox
 from learning import notifications
@@ -55,11 +56,9 @@ def remind_outstanding_acknowledgements(today: datetime.date) -> int:
     )
     done = outbox.existing_keys(notifications.reminder_key(pk, period) for pk in due)
     todo = [pk for pk in due if notifications.reminder_key(pk, period) not in done]
-    queued = 0
     acks = Acknowledgement.objects.filter(pk__in=todo).select_related("summary__plan", "manager")
-    for ack in acks.order_by("pk"):
-        queued += notifications.queue_reminder(ack, period) is not None
-    return queued
+    queued = outbox.queue_many(notifications.reminder(ack, period) for ack in acks.order_by("pk"))
+    return len(queued)
 
 
 @transaction.atomic
@@ -77,17 +76,17 @@ def schedule_due_reviews(today: datetime.date) -> int:
             "summary_id", "months_after_closure"
         )
     )
-    created = 0
+    due = []
     for summary_id, closed_at in summaries.values_list("pk", "plan__status_changed_at"):
         closed_on = timezone.localdate(closed_at)
         for months in intervals:
             due_on = add_months(closed_on, months)
             if due_on > today or (summary_id, months) in existing:
                 continue
-            _, was_created = LearningReview.objects.get_or_create(
-                summary_id=summary_id, months_after_closure=months, defaults={"due_on": due_on}
+            due.append(
+                LearningReview(summary_id=summary_id, months_after_closure=months, due_on=due_on)
             )
-            created += was_created
+    created = _create_reviews(due)
     # Every open review owes one email; normally it is the one just created, but a
     # review whose email was never queued (rows older than the outbox) gets it too.
     open_reviews = {
@@ -101,9 +100,37 @@ def schedule_due_reviews(today: datetime.date) -> int:
     if owed:
         leads = notifications.quality_lead_addresses()
         reviews = LearningReview.objects.filter(pk__in=owed).select_related("summary__plan")
-        for review in reviews.order_by("pk"):
-            notifications.queue_review_due(review, leads)
+        outbox.queue_many(
+            notifications.review_due(review, leads) for review in reviews.order_by("pk")
+        )
     return created
+
+
+def _create_reviews(reviews: list[LearningReview]) -> int:
+    """Create ``reviews`` with their history in a fixed number of queries per 500. A
+    review is unique per summary and interval: if a concurrent run created one of them
+    meanwhile, the bulk insert fails whole (in a savepoint) and they are created one by
+    one, the one taken skipped. Returns how many were created."""
+    if not reviews:
+        return 0
+    try:
+        with transaction.atomic():
+            bulk_create_with_history(
+                reviews,
+                LearningReview,
+                batch_size=500,
+            )
+        return len(reviews)
+    except IntegrityError:
+        created = 0
+        for review in reviews:
+            _, was_created = LearningReview.objects.get_or_create(
+                summary_id=review.summary_id,
+                months_after_closure=review.months_after_closure,
+                defaults={"due_on": review.due_on},
+            )
+            created += was_created
+        return created
 
 
 @jobs.register(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from core import jobs, outbox
@@ -27,7 +28,7 @@ def iso_week(day: datetime.date) -> str:
 def overdue_actions(today: datetime.date | None = None) -> str:
     """Email the owner of every action past its due date and not completed, on a live,
     closure-review or monitoring plan: once per action per ISO week. Safe to run any
-    number of times. Queries: two, plus two per email queued."""
+    number of times. Queries: a fixed number per 500 emails (``outbox.queue_many``)."""
     today = today or timezone.localdate()
     week = iso_week(today)
     actions = (
@@ -42,23 +43,21 @@ def overdue_actions(today: datetime.date | None = None) -> str:
         .order_by("pk")
     )
     due = {f"overdue-action:{action.pk}:{week}": action for action in actions}
-    done = outbox.existing_keys(due)
-    queued = 0
-    for key, action in due.items():
-        if key in done:
-            continue
-        alert = outbox.queue(
-            "overdue-action",
-            key=key,
-            recipients=[action.owner.email],
-            context={
-                "action": action,
-                "plan": action.plan,
-                "days_overdue": (today - action.due_date).days,
-            },
+    with transaction.atomic():
+        queued = outbox.queue_many(
+            outbox.Email(
+                "overdue-action",
+                key=key,
+                recipients=[action.owner.email],
+                context={
+                    "action": action,
+                    "plan": action.plan,
+                    "days_overdue": (today - action.due_date).days,
+                },
+            )
+            for key, action in due.items()
         )
-        queued += alert is not None
-    return f"{len(due)} overdue action(s), {queued} reminder(s) queued"
+    return f"{len(due)} overdue action(s), {len(queued)} reminder(s) queued"
 
 
 @jobs.register("plans_stale", "Tell plan owners, weekly, that their plan has gone quiet.")
@@ -75,19 +74,14 @@ def stale_plans(now: datetime.datetime | None = None) -> str:
         .order_by("pk")
     )
     due = {f"stale-plan:{plan.pk}:{week}": plan for plan in plans}
-    done = outbox.existing_keys(due)
-    queued = 0
-    for key, plan in due.items():
-        if key in done:
-            continue
-        alert = outbox.queue(
-            "stale-plan",
-            key=key,
-            recipients=[plan.owner.email],
-            context={
-                "plan": plan,
-                "quiet_days": (now - plan.last_activity_at).days,
-            },
+    with transaction.atomic():
+        queued = outbox.queue_many(
+            outbox.Email(
+                "stale-plan",
+                key=key,
+                recipients=[plan.owner.email],
+                context={"plan": plan, "quiet_days": (now - plan.last_activity_at).days},
+            )
+            for key, plan in due.items()
         )
-        queued += alert is not None
-    return f"{len(due)} stale plan(s), {queued} reminder(s) queued"
+    return f"{len(due)} stale plan(s), {len(queued)} reminder(s) queued"

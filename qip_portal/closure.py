@@ -775,9 +775,7 @@ def decide_monitoring(
                 period=period, by=by, ends_on=ends_on, rationale=f"{rationale} ({at})"
             )
             return locked
-        audit_services.close_short_monitoring(
-            period=period, by=by, rationale=f"{rationale} ({at})"
-        )
+        audit_services.close_short_monitoring(period=period, by=by, rationale=f"{rationale} ({at})")
         return perform_transition(
             plan=locked,
             name="close_after_monitoring",
@@ -806,12 +804,19 @@ def readiness_key(plan_id: int, window_start: datetime.date) -> str:
     return f"audits-ready-for-review:{plan_id}:{window_start.isoformat()}"
 
 
-def _queue_readiness(plan: Plan, verdicts: PlanVerdicts, leads: set[str]) -> Alert | None:
-    return outbox.queue(
+def _readiness_email(plan: Plan, verdicts: PlanVerdicts, leads: set[str]) -> outbox.Email:
+    return outbox.Email(
         "audits-ready-for-review",
         key=readiness_key(plan.pk, verdicts.window_start),  # type: ignore[arg-type]
         recipients={plan.owner.email, *leads},
         context={"plan": plan, "verdicts": verdicts, "met_since": verdicts.met_since},
+    )
+
+
+def _queue_readiness(plan: Plan, verdicts: PlanVerdicts, leads: set[str]) -> Alert | None:
+    email = _readiness_email(plan, verdicts, leads)
+    return outbox.queue(
+        email.kind, key=email.key, recipients=email.recipients, context=email.context
     )
 
 
@@ -839,7 +844,7 @@ def announce_ready_plans() -> str:
     """Repair every live plan's kept "criteria met since" date, then email the owner
     and the quality leads of every plan with no closure blocker (``closure_blockers``),
     once per plan per sustain window. Safe to run any number of times. Queries: a few
-    per 500 plans, plus those of each new email."""
+    per 500 plans, however many are ready (emails through ``outbox.queue_many``)."""
     leads = _quality_leads()
     plans = Plan.objects.filter(status=Plan.Status.LIVE).select_related("owner").order_by("pk")
     ids = list(plans.values_list("pk", flat=True))
@@ -855,12 +860,16 @@ def announce_ready_plans() -> str:
         candidates = [p for p in chunk if p.pk in met and keys[p.pk] not in done]
         built = verdicts_for_plans(candidates)
         found = blockers_for_plans(candidates, verdicts=built)
+        emails = []
         for plan in candidates:
             verdicts = built[plan.pk]
             if not is_ready(found[plan.pk]) or not verdicts.all_met:
                 continue
             ready += 1
-            queued += _queue_readiness(plan, verdicts, leads) is not None
+            emails.append(_readiness_email(plan, verdicts, leads))
+        if emails:
+            with transaction.atomic():
+                queued += len(outbox.queue_many(emails))
     ended, prompted = _announce_final_closure(leads)
     return (
         f"{ready} plan(s) newly ready for closure review, {ended} for final closure, "
@@ -871,8 +880,8 @@ def announce_ready_plans() -> str:
 def _announce_final_closure(leads: set[str]) -> tuple[int, int]:
     """Monitoring that has ended well (``audits.sweeps.monitoring_ended`` marks it):
     ask the owner and the quality leads to put the plan forward for final closure, once
-    per period, when nothing else stands in the way. A fixed number of queries, plus
-    those of each new email."""
+    per period, when nothing else stands in the way. A fixed number of queries, however
+    many periods (emails through ``outbox.queue_many``)."""
     periods = list(
         MonitoringPeriod.objects.filter(
             status=MonitoringPeriod.Status.ENDED, plan__status=Plan.Status.MONITORING
@@ -882,16 +891,18 @@ def _announce_final_closure(leads: set[str]) -> tuple[int, int]:
     done = outbox.existing_keys(keys.values())
     periods = [p for p in periods if keys[p.pk] not in done]
     found = blockers_for_plans([p.plan for p in periods])
-    ready = queued = 0
-    for period in periods:
-        if not is_ready(found[period.plan_id]):
-            continue
-        ready += 1
-        alert = outbox.queue(
+    emails = [
+        outbox.Email(
             "audits-monitoring-ended",
             key=keys[period.pk],
             recipients={period.plan.owner.email, *leads},
             context={"plan": period.plan, "period": period},
         )
-        queued += alert is not None
-    return ready, queued
+        for period in periods
+        if is_ready(found[period.plan_id])
+    ]
+    if not emails:
+        return 0, 0
+    with transaction.atomic():
+        queued = len(outbox.queue_many(emails))
+    return len(emails), queued

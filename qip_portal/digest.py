@@ -77,7 +77,8 @@ DIGEST_FROM = datetime.time(7, 30)
 def send_weekly_digests(now: datetime.datetime | None = None) -> str:
     """Queue this ISO week's digest for everyone who has something to look at and has
     not opted out. Nothing to look at, no email. Safe to run any number of times: the
-    key is the person and the week, so each gets at most one a week."""
+    key is the person and the week, so each gets at most one a week. A fixed number
+    of queries however many digests (``build_digests``, ``outbox.queue_many``)."""
     now = now or timezone.now()
     local = timezone.localtime(now)
     if local.weekday() != DIGEST_WEEKDAY or local.time() < DIGEST_FROM:
@@ -85,18 +86,18 @@ def send_weekly_digests(now: datetime.datetime | None = None) -> str:
         return "0 digest(s) due: they go out on Mondays from 07:30"
     week = iso_week(timezone.localdate(now))
     digests = {f"weekly-digest:{d.user.pk}:{week}": d for d in build_digests(now) if not d.is_empty}
-    done = outbox.existing_keys(digests)
-    queued = 0
-    for key, digest in digests.items():
-        if key in done:
-            continue
-        alert = outbox.queue(
-            "weekly-digest",
-            key=key,
-            recipients=[digest.user.email],
-            context={"digest": digest, "user": digest.user, "week": week},
+    with transaction.atomic():
+        queued = len(
+            outbox.queue_many(
+                outbox.Email(
+                    "weekly-digest",
+                    key=key,
+                    recipients=[digest.user.email],
+                    context={"digest": digest, "user": digest.user, "week": week},
+                )
+                for key, digest in digests.items()
+            )
         )
-        queued += alert is not None
     return f"{len(digests)} digest(s) due, {queued} queued"
 
 

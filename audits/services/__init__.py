@@ -35,8 +35,10 @@ from audits.services.measurements import (
     store_criteria_met,
 )
 from audits.services.monitoring import (
+    CHECK_BATCH,
     MonitoringRefused,
     check_monitoring,
+    check_periods,
     check_plan_monitoring,
     close_short_monitoring,
     extend_monitoring,
@@ -58,7 +60,9 @@ __all__ = [
     "MeasurementRefused",
     "MonitoringRefused",
     "add_evidence",
+    "CHECK_BATCH",
     "check_monitoring",
+    "check_periods",
     "check_plan_monitoring",
     "close_short_monitoring",
     "commit_import",

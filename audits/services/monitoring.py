@@ -13,6 +13,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import date_format
+from simple_history.utils import bulk_create_with_history
 
 from audits.models import (
     AuditTheme,
@@ -269,66 +270,117 @@ def _mark_reopened(
         _save(d, by=by, reason="Plan re-opened")
 
 
-@transaction.atomic
 def check_monitoring(*, period_id: int) -> int:
     """Record every new deterioration in an open monitoring period and escalate it at
     once (owner, quality leads, ``escalate_to``) with the rule that fired. One email per
     period per result, whatever rules it broke and however often this runs: rows are
     unique per rule per result, and the outbox key names the period and the result.
     Returns how many new deteriorations were recorded. Safe to run any number of times."""
+    return check_periods([period_id])
+
+
+# Periods checked (locked, recorded, escalated) in one transaction by the sweeps.
+CHECK_BATCH = 500
+
+
+@transaction.atomic
+def check_periods(period_ids: list[int]) -> int:
+    """``check_monitoring`` for many periods at once, in a fixed number of queries
+    however many periods, results and deteriorations (the sweeps pass at most
+    ``CHECK_BATCH``): the periods locked in one statement (in id order, so two checks
+    never deadlock), their watched indicators, results and known deteriorations read
+    in one query each, the new deteriorations created with their history in one bulk
+    insert, and their emails queued with ``outbox.queue_many`` in this transaction.
+    Periods whose plan has left monitoring are brought into line (``_reconcile``),
+    one by one: that is the rare case of a plan moved on some other way."""
     from audits.monitoring import find_deteriorations
 
-    period = (
-        MonitoringPeriod.objects.select_for_update(of=("self",))
+    periods = [
+        period
+        for period in MonitoringPeriod.objects.select_for_update(of=("self",))
         .select_related("plan__owner")
-        .filter(pk=period_id)
-        .first()
+        .filter(pk__in=list(period_ids))
+        .order_by("pk")
+        if period.is_open
+    ]
+    for period in periods:
+        if period.plan.status != Plan.Status.MONITORING:
+            _reconcile(period)
+    periods = [p for p in periods if p.plan.status == Plan.Status.MONITORING]
+    if not periods:
+        return 0
+    ids = [p.pk for p in periods]
+    watched: dict[int, list[MonitoredIndicator]] = {pk: [] for pk in ids}
+    for w in MonitoredIndicator.objects.filter(period_id__in=ids).select_related("indicator"):
+        watched[w.period_id].append(w)
+    indicator_ids = {w.indicator_id for ws in watched.values() for w in ws}
+    results: dict[int, list[Measurement]] = {pk: [] for pk in indicator_ids}
+    if indicator_ids:
+        for m in (
+            Measurement.objects.filter(
+                indicator_id__in=indicator_ids,
+                measured_on__gte=min(p.starts_on for p in periods),
+                measured_on__lte=max(p.ends_on for p in periods),
+            )
+            .select_related("indicator")
+            .order_by("measured_on", "pk")
+        ):
+            results[m.indicator_id].append(m)
+    known = set(
+        Deterioration.objects.filter(period_id__in=ids).values_list(
+            "period_id", "measurement_id", "rule"
+        )
     )
-    if period is None or not period.is_open:
+    rows: list[Deterioration] = []
+    new: dict[tuple[int, int], list[Deterioration]] = {}  # (period, result) -> rows
+    for period in periods:
+        for w in watched[period.pk]:
+            window = [
+                m
+                for m in results[w.indicator_id]
+                if period.starts_on <= m.measured_on <= period.ends_on
+            ]
+            for finding in find_deteriorations(w, window):
+                if (period.pk, finding.measurement.pk, finding.rule) in known:
+                    continue
+                known.add((period.pk, finding.measurement.pk, finding.rule))
+                row = Deterioration(
+                    period=period,
+                    indicator=w.indicator,
+                    measurement=finding.measurement,
+                    kind=finding.kind,
+                    rule=finding.rule,
+                    severity=finding.severity,
+                    explanation=finding.explanation,
+                )
+                rows.append(row)
+                new.setdefault((period.pk, finding.measurement.pk), []).append(row)
+    if not rows:
         return 0
-    if period.plan.status != Plan.Status.MONITORING:
-        _reconcile(period)
-        return 0
-    monitored = list(period.monitored.select_related("indicator"))
-    ids = [w.indicator_id for w in monitored]
-    series: dict[int, list[Measurement]] = {pk: [] for pk in ids}
-    window = Measurement.objects.filter(
-        indicator_id__in=ids, measured_on__gte=period.starts_on, measured_on__lte=period.ends_on
-    ).select_related("indicator")
-    for m in window.order_by("measured_on", "pk"):
-        series[m.indicator_id].append(m)
-    known = set(period.deteriorations.values_list("measurement_id", "rule"))
-    new: dict[int, list[Deterioration]] = {}
-    for watched in monitored:
-        for finding in find_deteriorations(watched, series[watched.indicator_id]):
-            if (finding.measurement.pk, finding.rule) in known:
-                continue
-            row = Deterioration(
-                period=period,
-                indicator=watched.indicator,
-                measurement=finding.measurement,
-                kind=finding.kind,
-                rule=finding.rule,
-                severity=finding.severity,
-                explanation=finding.explanation,
-            )
-            _save(row, by=None, reason="Deterioration detected")
-            new.setdefault(finding.measurement.pk, []).append(row)
-    if new:
-        recipients = _escalation_recipients(period)
-        for measurement_id, rows in new.items():
-            outbox.queue(
-                "audits-deterioration",
-                key=f"audits-deterioration:{period.pk}:{measurement_id}",
-                recipients=recipients,
-                context={
-                    "plan": period.plan,
-                    "period": period,
-                    "measurement": rows[0].measurement,
-                    "deteriorations": rows,
-                },
-            )
-    return sum(len(rows) for rows in new.values())
+    bulk_create_with_history(
+        rows, Deterioration, batch_size=500, default_change_reason="Deterioration detected"
+    )
+    leads = set(
+        User.objects.filter(role=User.Role.QUALITY_LEAD, is_active=True).values_list(
+            "email", flat=True
+        )
+    )
+    by_pk = {p.pk: p for p in periods}
+    outbox.queue_many(
+        outbox.Email(
+            "audits-deterioration",
+            key=f"audits-deterioration:{period_id}:{measurement_id}",
+            recipients={by_pk[period_id].plan.owner.email, *by_pk[period_id].escalate_to, *leads},
+            context={
+                "plan": by_pk[period_id].plan,
+                "period": by_pk[period_id],
+                "measurement": found[0].measurement,
+                "deteriorations": found,
+            },
+        )
+        for (period_id, measurement_id), found in new.items()
+    )
+    return len(rows)
 
 
 def periods_needing_a_check(periods: list[MonitoringPeriod]) -> list[int]:
@@ -387,7 +439,7 @@ def check_plan_monitoring(*, plan_id: int) -> int:
     ids = MonitoringPeriod.objects.filter(
         plan_id=plan_id, status=MonitoringPeriod.Status.OPEN
     ).values_list("pk", flat=True)
-    return sum(check_monitoring(period_id=pk) for pk in list(ids))
+    return check_periods(list(ids))
 
 
 @transaction.atomic

@@ -259,3 +259,101 @@ def test_monitoring_sweeps_run_the_same_queries_for_1_or_50_periods(
         assert run(sweeps.monitoring_ended) == (
             "0 monitoring period(s) ended, 0 without enough monitoring data"
         )
+
+
+def _captured(django_capture_on_commit_callbacks, func, *args, **kwargs):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        outcome = func(*args, **kwargs)
+    return len(ctx.captured_queries), outcome
+
+
+@pytest.mark.parametrize("n", [1, 30])
+def test_reaudit_reminders_run_the_same_queries_for_1_or_30_indicators(
+    n, frozen, quality_lead, manager, oakfield, django_capture_on_commit_callbacks
+):
+    from core.models import Alert
+
+    indicators = [
+        {
+            "name": f"Indicator {i}",
+            "measure_type": "proportion",
+            "direction": "higher",
+            "target": Decimal("95"),
+            "unit": "%",
+            "frequency": "monthly",
+        }
+        for i in range(n)
+    ]
+    factories.live_plan(
+        owner=quality_lead, locations=[oakfield], opened_on=_days_ago(40), indicators=indicators
+    )
+    count, outcome = _captured(django_capture_on_commit_callbacks, sweeps.reaudits_due)
+    assert outcome == f"{n} re-audit(s) due or overdue, {n} reminder(s) queued"
+    assert Alert.objects.filter(kind="audits-reaudit-overdue").count() == n
+    reminders = Alert.objects.filter(kind="audits-reaudit-overdue")
+    assert all(
+        r == ["manager@example.test"] for r in reminders.values_list("recipients", flat=True)
+    )
+    # Repair of the kept dates, the managers, the due indicators and their locations,
+    # the outbox's keys, one bulk insert, and savepoint statements.
+    assert count == 12, count
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("n", [1, 30])
+def test_deterioration_in_every_period_is_recorded_in_the_same_queries_for_1_or_30(
+    n, frozen, quality_lead, manager, oakfield, django_capture_on_commit_callbacks
+):
+    """The first run on a fresh dataset: every period has a new deterioration (its
+    after-commit check lost). They are locked, recorded with their history and escalated
+    together, a fixed number of queries per 500 periods (it was about ten per period)."""
+    from audits.models import Deterioration
+    from core.models import Alert
+
+    periods = _monitoring_periods(n, quality_lead=quality_lead, manager=manager, oakfield=oakfield)
+    for period in periods:
+        measure(period.plan, by=manager, on=TODAY, numerator=10, denominator=20)
+    count, outcome = _captured(django_capture_on_commit_callbacks, sweeps.deterioration)
+    assert outcome == f"{n} monitoring period(s) checked, {n} new deterioration(s)"
+    assert Deterioration.objects.count() == n
+    assert (
+        Deterioration.history.filter(
+            history_type="+", history_change_reason="Deterioration detected"
+        ).count()
+        == n
+    )
+    alerts = Alert.objects.filter(kind="audits-deterioration")
+    assert sorted(alerts.values_list("key", flat=True)) == sorted(
+        f"audits-deterioration:{p.pk}:{p.plan.indicators.get().measurements.get(measured_on=TODAY).pk}"
+        for p in periods
+    )
+    assert all("lead@example.test" in a.recipients for a in alerts)
+    # Five to look at every period; then the periods locked, their indicators, results
+    # and known deteriorations, one bulk insert with its history, the quality leads,
+    # the outbox's keys and one bulk insert, and the cached pages they move
+    # (core.freshness), with savepoint statements.
+    assert count == 18, count
+    again, outcome = _captured(django_capture_on_commit_callbacks, sweeps.deterioration)
+    assert outcome.endswith(", 0 new deterioration(s)") and alerts.count() == n
+    assert again == 4, again
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("n", [1, 30])
+def test_monitoring_ending_short_takes_the_same_queries_for_1_or_30_periods(
+    n, frozen, quality_lead, manager, oakfield, django_capture_on_commit_callbacks
+):
+    from core.models import Alert
+
+    _monitoring_periods(n, quality_lead=quality_lead, manager=manager, oakfield=oakfield)
+    frozen.move_to(NOW + datetime.timedelta(days=31))  # ended, no result in the period
+    count, outcome = _captured(django_capture_on_commit_callbacks, sweeps.monitoring_ended)
+    assert outcome == f"{n} monitoring period(s) ended, {n} without enough monitoring data"
+    assert Alert.objects.filter(kind="audits-monitoring-short").count() == n
+    assert count == 21, count

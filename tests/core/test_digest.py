@@ -137,3 +137,41 @@ def test_the_digest_is_a_registered_job():
     from core.jobs import JOBS
 
     assert "weekly_digest" in {job.name for job in JOBS}
+
+
+@pytest.mark.parametrize("n", [1, 30])
+def test_sending_digests_takes_the_same_queries_for_1_or_30_people(
+    n, frozen, quality_lead, oakfield, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core.models import Alert
+
+    owners = [
+        factories.UserFactory(username=f"owner{i}", role="manager", locations=[oakfield])
+        for i in range(n)
+    ]
+    factories.live_plan(
+        owner=quality_lead,
+        locations=[oakfield],
+        actions=[
+            {
+                "description": f"Action {i}",
+                "owner": owner,
+                "due_date": datetime.date(2026, 2, 20),
+                "status": "open",
+                "completion_note": "",
+            }
+            for i, owner in enumerate(owners)
+        ],
+    )
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        assert digest.send_weekly_digests() == f"{n} digest(s) due, {n} queued"
+    assert Alert.objects.filter(kind="weekly-digest").count() == n
+    # build_digests (four), the outbox's keys, one bulk insert, and four savepoint
+    # statements (the sweep's transaction and the insert's, inside the test's).
+    assert len(ctx.captured_queries) == 10, len(ctx.captured_queries)

@@ -382,3 +382,36 @@ def _use_smtp_server(settings, server):
 )
 def test_a_failure_is_recorded_in_the_servers_own_words(exc, said):
     assert outbox.describe(exc).startswith(said)
+
+
+@pytest.mark.parametrize("n", [1, 30])
+def test_the_relay_reads_due_alerts_in_one_query_and_claims_each_before_sending(
+    n, plan, frozen, mailoutbox
+):
+    """deliver_due reads its batch in one query; what stays per alert is the outbox's
+    guarantee: the claim just before its SMTP conversation, and 'sent' recorded before
+    QUIT (two queries per alert; three before issue #19)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(n):
+        _queue(plan, key=f"stale-plan:test:{i}")
+    mailoutbox.clear()
+    with CaptureQueriesContext(connection) as ctx:
+        assert outbox.deliver_due() == f"{n} of {n} due alert(s) sent"
+    assert len(ctx.captured_queries) == 1 + 2 * n
+    assert len(mailoutbox) == n
+    assert Alert.objects.filter(status=Alert.Status.SENT, attempts=1).count() == n
+
+
+def test_the_relay_counts_attempts_from_the_row_it_claimed(plan, flaky, frozen, mailoutbox):
+    """The relay sends what it read in bulk, but a failure's backoff follows the attempts
+    counted by the claim (another relay may have tried in between)."""
+    flaky.failures += [smtplib.SMTPResponseException(451, b"Try again later")]
+    alert = _queue(plan)
+    read = Alert.objects.get(pk=alert.pk)  # as the relay read it: no attempt yet
+    Alert.objects.filter(pk=alert.pk).update(attempts=2)  # two tries made since
+    assert outbox.deliver(alert.pk, read=read) is False
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.PENDING and alert.attempts == 3
+    assert alert.next_attempt_at == MONDAY_9AM + datetime.timedelta(minutes=4)

@@ -178,3 +178,93 @@ def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(
         if len(hours) < 24:  # daily or weekly jobs
             assert 1 not in hours, name
     assert settings.CELERY_TIMEZONE == "Europe/London"
+
+
+# --- Constant queries however many reminders are due (issue #19) -------------------------
+
+
+def _overdue_actions(n, owner):
+    return [
+        {
+            "description": f"Overdue action {i}",
+            "owner": owner,
+            "due_date": datetime.date(2026, 2, 20),
+            "status": "open",
+            "completion_note": "",
+        }
+        for i in range(n)
+    ]
+
+
+def _queries(django_capture_on_commit_callbacks, sweep, *args):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        outcome = sweep(*args)
+    return len(ctx.captured_queries), outcome
+
+
+@pytest.mark.parametrize("n", [1, 30])
+def test_overdue_action_sweep_queries_do_not_grow_per_reminder(
+    n, frozen, quality_lead, manager, oakfield, django_capture_on_commit_callbacks
+):
+    factories.live_plan(
+        owner=quality_lead, locations=[oakfield], actions=_overdue_actions(n, manager)
+    )
+    count, outcome = _queries(django_capture_on_commit_callbacks, sweeps.overdue_actions)
+    assert outcome == f"{n} overdue action(s), {n} reminder(s) queued"
+    assert Alert.objects.filter(kind="overdue-action").count() == n
+    # The actions, the outbox's keys, one bulk insert, and three savepoint statements
+    # (the sweep's transaction and the insert's; a test runs inside a transaction).
+    assert count == 7, count
+    again, outcome = _queries(django_capture_on_commit_callbacks, sweeps.overdue_actions)
+    assert outcome == f"{n} overdue action(s), 0 reminder(s) queued"
+    assert again == 4, again  # no insert
+
+
+@pytest.mark.parametrize("n", [1, 30])
+def test_stale_plan_sweep_queries_do_not_grow_per_reminder(
+    n, frozen, quality_lead, oakfield, settings, django_capture_on_commit_callbacks
+):
+    plans = [
+        factories.live_plan(owner=quality_lead, locations=[oakfield], title=f"Plan {i}")
+        for i in range(n)
+    ]
+    Plan.objects.filter(pk__in=[p.pk for p in plans]).update(
+        last_activity_at=MONDAY_7AM - datetime.timedelta(days=settings.STALE_PLAN_DAYS + 1)
+    )
+    count, outcome = _queries(django_capture_on_commit_callbacks, sweeps.stale_plans)
+    assert outcome == f"{n} stale plan(s), {n} reminder(s) queued"
+    assert count == 7, count
+
+
+def test_a_key_taken_by_a_concurrent_run_is_skipped_and_the_rest_queued(
+    frozen, quality_lead, manager, oakfield
+):
+    """The bulk insert loses the race for one key: that batch is queued one by one, the
+    taken key skipped (never twice), every other email still queued (none dropped)."""
+    factories.live_plan(
+        owner=quality_lead, locations=[oakfield], actions=_overdue_actions(3, manager)
+    )
+    week = sweeps.iso_week(datetime.date(2026, 3, 2))
+    first = Action.objects.filter(description="Overdue action 0").get()
+    key = f"overdue-action:{first.pk}:{week}"
+    real = outbox.existing_keys
+
+    # Another run queues the first key just after this run looked at the outbox.
+    def look_then_race(keys):
+        found = real(keys)
+        Alert.objects.create(kind="overdue-action", key=key, recipients=["x@example.test"])
+        return found
+
+    outbox.existing_keys, saved = look_then_race, outbox.existing_keys
+    try:
+        assert sweeps.overdue_actions() == "3 overdue action(s), 2 reminder(s) queued"
+    finally:
+        outbox.existing_keys = saved
+    assert Alert.objects.filter(kind="overdue-action").count() == 3
+    assert Alert.objects.get(key=key).recipients == ["x@example.test"]

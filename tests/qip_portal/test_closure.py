@@ -334,7 +334,8 @@ def test_the_readiness_sweep_runs_a_bounded_number_of_queries(
     for i in range(extra):
         other = factories.live_plan(owner=quality_lead, locations=[oakfield], title=f"Other {i}")
         measure(other, by=manager, on=TODAY - datetime.timedelta(days=5))
-    with django_assert_max_num_queries(24):
+    # (25: the emails are queued in a transaction of their own, a savepoint in a test.)
+    with django_assert_max_num_queries(25):
         assert run(closure.announce_ready_plans).startswith("1 plan(s)")
     # Already announced for this window: skipped before its verdicts are built.
     with django_assert_max_num_queries(12):
@@ -529,3 +530,26 @@ def test_a_deteriorating_plan_leads_with_the_signal_and_re_opening(
     assert html.count(">Re-open the plan</a>") == 1  # once, in the banner
     steps = response.context["closure"]["steps"]  # computed: the page's first view
     assert not any("final closure" in s.label.lower() for s in steps)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("n", [1, 30])
+def test_the_readiness_sweep_queues_1_or_30_emails_in_the_same_queries(
+    n, frozen, quality_lead, oakfield, django_capture_on_commit_callbacks
+):
+    """Every ready plan's email missed (the at-once announcements lost): the sweep
+    queues them all in a fixed number of queries (issue #19)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(n):
+        factories.make_ready(_plan(quality_lead, oakfield, f"Ready {i}"), by=quality_lead)
+    Alert.objects.filter(kind="audits-ready-for-review").delete()
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        outcome = closure.announce_ready_plans()
+    assert outcome.startswith(f"{n} plan(s) newly ready"), outcome
+    assert Alert.objects.filter(kind="audits-ready-for-review").count() == n
+    assert len(ctx.captured_queries) == 22, len(ctx.captured_queries)
