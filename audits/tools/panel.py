@@ -31,6 +31,5 @@ def plan_tools_context(plan: Plan, user: User, indicators: list) -> dict:
     )
     return {
         "findings": findings,
-        "conduct_location": locations[0] if len(locations) == 1 else None,
         "can_conduct": bool(locations),
     }

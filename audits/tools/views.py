@@ -123,9 +123,12 @@ def audit_start(request: HttpRequest) -> HttpResponse:
     if request.GET.get("plan"):
         plan = get_plan_for_user(request.user, request.GET["plan"][:20])
     initial = {"audited_on": timezone.localdate(), "sample_size": 10}
-    for name in ("tool", "location"):
-        if is_row_id(request.GET.get(name, "")):
-            initial[name] = request.GET[name]
+    if is_row_id(request.GET.get("tool", "")):
+        initial["tool"] = request.GET["tool"]
+    # A location the link names, if this person conducts there (the plan page's link
+    # names none: its content is shared by everyone of the viewer's role).
+    if is_row_id(asked := request.GET.get("location", "")) and locations.filter(pk=asked).exists():
+        initial["location"] = asked
     if "location" not in initial:
         # The plan's location where this person conducts audits, or their only one.
         mine = locations.filter(plans=plan) if plan is not None else locations

@@ -108,9 +108,36 @@ def test_the_plan_page_and_the_due_list_open_the_audit_for_a_fed_indicator(
     client.force_login(manager)
     conduct = f"{reverse('audits:audit_start')}?tool={tool.pk}&amp;plan={fed.reference}"
     page = client.get(fed.get_absolute_url()).content.decode()
-    assert f"{conduct}&amp;location={oakfield.pk}" in page
+    assert f'href="{conduct}"' in page
     assert f"?indicator={fed.indicators.get().pk}&amp;date=" not in page
     due = client.get(reverse("audits:due") + "?show=all").content.decode()
     assert conduct in due
     assert f"?indicator={fed.indicators.get().pk}&amp;date=" not in due
     assert f"?indicator={typed.indicators.get().pk}&amp;date=" in due
+
+
+def test_the_plan_page_link_preselects_each_managers_own_location(
+    client, quality_lead, manager, oakfield, riverside
+):
+    """The plan page's content is cached per role, so its link names no location: the
+    start form chooses each manager's own among the plan's, and ignores a location the
+    person does not conduct at."""
+    tool = safeguarding_tool(quality_lead)
+    both = factories.live_plan(owner=quality_lead, locations=[oakfield, riverside])
+    services.feed_indicator(
+        indicator=both.indicators.get(), tool=tool, scope="overall", key="", by=quality_lead
+    )
+    other = factories.UserFactory(username="rivermanager", role=manager.role, locations=[riverside])
+    url = reverse("audits:audit_start")
+    for person, theirs in ((manager, oakfield), (other, riverside)):
+        client.force_login(person)
+        page = client.get(both.get_absolute_url()).content.decode()
+        link = f"{url}?tool={tool.pk}&amp;plan={both.reference}"
+        assert f'href="{link}"' in page
+        form = client.get(url, {"tool": tool.pk, "plan": both.reference}).context["form"]
+        assert form.initial["location"] == theirs.pk
+    # A location named in a link that is not theirs is not chosen for them.
+    form = client.get(
+        url, {"tool": tool.pk, "plan": both.reference, "location": oakfield.pk}
+    ).context["form"]
+    assert form.initial["location"] == riverside.pk

@@ -4,9 +4,11 @@ to run twice; the same number of queries for 1 stuck row of each kind as for 50.
 
 from __future__ import annotations
 
+import datetime
 import io
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -260,15 +262,23 @@ def test_every_state_is_recovered_in_the_same_queries_for_1_or_50_rows(
 
 def test_started_work_is_given_longer_than_work_that_never_started(plan, quality_lead, broker):
     audits = _submitted_audits(plan, quality_lead, len(RENDER_STATES))
-    rows = (
-        _stuck_imports(plan, quality_lead, len(IMPORT_STATES))
-        + _stuck_packs(plan, quality_lead, len(RENDER_STATES))
-        + _stuck_reports(plan, quality_lead, len(RENDER_STATES))
-        + _stuck_audit_pdfs(audits, quality_lead)
-    )
-    with later(QUEUED - 1):
+    # Every row is made at one instant (held), so their clocks start together however
+    # long making them takes on a loaded machine.
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        rows = (
+            _stuck_imports(plan, quality_lead, len(IMPORT_STATES))
+            + _stuck_packs(plan, quality_lead, len(RENDER_STATES))
+            + _stuck_reports(plan, quality_lead, len(RENDER_STATES))
+            + _stuck_audit_pdfs(audits, quality_lead)
+        )
+
+    def after(seconds: float):
+        return time_machine.travel(start + datetime.timedelta(seconds=seconds), tick=False)
+
+    with after(QUEUED - 1):
         assert recovery.recover_stuck_work() == NOTHING
-    with later(QUEUED + 1):
+    with after(QUEUED + 1):
         # Only the lost tasks: what started may still be running.
         summary = recovery.recover_stuck_work()
         hows = [how for _, how, _ in IMPORT_STATES] + [how for how, _ in RENDER_STATES] * 3
@@ -280,5 +290,5 @@ def test_started_work_is_given_longer_than_work_that_never_started(plan, quality
         "closure report PDF(s): 1 queued again, 0 failed; "
         "signed record(s): 0 queued again, 0 failed; audit PDF(s): 1 queued again, 0 failed"
     )
-    with later(STARTED - 1):
+    with after(STARTED - 1):
         assert recovery.recover_stuck_work() == NOTHING
