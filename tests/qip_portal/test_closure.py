@@ -553,3 +553,17 @@ def test_the_readiness_sweep_queues_1_or_30_emails_in_the_same_queries(
     assert outcome.startswith(f"{n} plan(s) newly ready"), outcome
     assert Alert.objects.filter(kind="audits-ready-for-review").count() == n
     assert len(ctx.captured_queries) == 22, len(ctx.captured_queries)
+
+
+def test_blocker_urls_are_exactly_what_reverse_gives(quality_lead, oakfield):
+    """The readiness check reverses each view once and puts each plan's reference in
+    (closure._PlanUrls); the result must be reverse()'s own, for any reference shape."""
+    plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
+    urls = closure._PlanUrls()
+    for reference in (plan.reference, "QIP-1-0001", "QIP-2026-12345678901"):
+        plan.reference = reference
+        for name in ("plans:detail", "audits:log", "governance:plan_report", "audits:reopen"):
+            assert urls(name, plan) == reverse(name, args=[reference])
+        assert urls("plans:detail", plan, "actions") == reverse(
+            "plans:detail", args=[reference]
+        ) + "#actions"
