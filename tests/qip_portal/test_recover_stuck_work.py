@@ -32,7 +32,6 @@ pytestmark = pytest.mark.django_db
 def broker(monkeypatch, settings) -> Broker:
     return fake_broker(monkeypatch, settings)
 
-
 QUEUED, STARTED = 60, 120
 NOTHING = (
     "import(s): 0 queued again, 0 failed; evidence pack(s): 0 queued again, 0 failed; "
@@ -225,7 +224,9 @@ def test_every_state_is_recovered_in_the_same_queries_for_1_or_50_rows(
         assert recovery.recover_stuck_work() == NOTHING
 
 
-def test_started_work_is_given_longer_than_work_that_never_started(plan, quality_lead, broker):
+def test_started_work_is_given_longer_than_work_that_never_started(
+    plan, quality_lead, broker
+):
     rows = (
         _stuck_imports(plan, quality_lead, len(IMPORT_STATES))
         + _stuck_packs(plan, quality_lead, len(RENDER_STATES))
