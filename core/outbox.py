@@ -135,8 +135,8 @@ def queue_many(emails_: Iterable[Email]) -> list[Alert]:
     contexts must be built from rows already read (a template that reads the database
     costs a query per email). If another transaction queued one of the keys meanwhile,
     the bulk insert fails as a whole on the key's unique constraint (in a savepoint, so
-    the caller's transaction stays usable) and that batch is queued one by one with
-    ``queue``, which skips the key taken: nothing is sent twice and nothing dropped.
+    the caller's transaction stays usable) and that batch is inserted one by one, each
+    in its own savepoint, the key taken skipped: nothing is sent twice, nothing dropped.
     Returns the new alerts (none for a key already queued or an email with no one to
     send to)."""
     todo: dict[str, tuple[Email, list[str]]] = {}

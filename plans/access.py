@@ -64,7 +64,9 @@ def get_plan_for_user(
     not depend on whether the plan exists."""
     try:
         plan = (
-            visible_plans(user).select_related("theme", "owner", *related).get(reference=reference)
+            visible_plans(user)
+            .select_related("theme", "owner", *related)
+            .get(reference=reference)
         )
     except Plan.DoesNotExist:
         _refused(user, reference, "read")

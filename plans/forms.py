@@ -420,12 +420,10 @@ class RegisterFilterForm(forms.Form):
     stale = forms.BooleanField(label="Stale only", required=False)
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
     # Links from the home page's month table ("opened in March 2026").
-    opened_month = forms.RegexField(
-        regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False, widget=forms.HiddenInput
-    )
-    closed_month = forms.RegexField(
-        regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False, widget=forms.HiddenInput
-    )
+    opened_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
+                                    widget=forms.HiddenInput)
+    closed_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
+                                    widget=forms.HiddenInput)
     # Named filters linked from the home page's tiles; their choices are passed in by the
     # page that composes the register (qip_portal/plan_pages.py).
     flag = forms.ChoiceField(choices=[], required=False, widget=forms.HiddenInput)

@@ -75,7 +75,9 @@ TRANSITIONS: dict[str, Transition] = {
             composed=True,
             roles=GOVERNANCE_ROLES,
         ),
-        Transition("reopen", "Re-open", ("monitoring",), "live", needs_reason=True, composed=True),
+        Transition(
+            "reopen", "Re-open", ("monitoring",), "live", needs_reason=True, composed=True
+        ),
         Transition(
             "submit_for_final_closure",
             "Submit for final closure",

@@ -353,6 +353,7 @@ def check_periods(period_ids: list[int]) -> int:
                     severity=finding.severity,
                     explanation=finding.explanation,
                 )
+                row._history_user = None  # found by the check, not by whoever asked
                 rows.append(row)
                 new.setdefault((period.pk, finding.measurement.pk), []).append(row)
     if not rows:

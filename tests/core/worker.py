@@ -560,19 +560,15 @@ class Browser:
         assert status == 200, f"GET {path}: {status}\n{page[:2000]}"
         boundary = f"----qip{os.getpid()}{time.monotonic_ns()}"
         fields = {"csrfmiddlewaretoken": self.token(page), **(data or {})}
-        body = (
-            "".join(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                for name, value in fields.items()
-            ).encode()
-            + (
-                f"--{boundary}\r\nContent-Disposition: form-data; "
-                f'name="{field}"; filename="{filename}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
-            ).encode()
-            + content
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
+        body = "".join(
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in fields.items()
+        ).encode() + (
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         return self._open(path, body, headers)
 

@@ -1,6 +1,7 @@
 """Governance fixtures: a Safeguarding Governance Group with a chair, a delegate chair
 and a member; a live plan ready for closure; a submitted report."""
 
+
 import pytest
 from django.test import Client
 from django.utils import timezone

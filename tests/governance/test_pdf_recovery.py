@@ -20,7 +20,6 @@ pytestmark = pytest.mark.django_db
 def broker(monkeypatch, settings) -> Broker:
     return fake_broker(monkeypatch, settings)
 
-
 QUEUED, STARTED = 60, 120
 
 
@@ -141,7 +140,9 @@ def test_trying_again_is_refused_while_the_person_has_as_many_pdfs_waiting_as_al
         client.force_login(quality_lead)
         with committed():
             response = client.post(url, follow=True)
-        assert "You already have 1 closure-report PDF being prepared" in (response.content.decode())
+        assert "You already have 1 closure-report PDF being prepared" in (
+            response.content.decode()
+        )
         report.refresh_from_db()
         assert report.pdf_is_stuck
         assert broker.names().count("governance.tasks.render_report_pdf") == 1

@@ -408,7 +408,9 @@ def test_a_used_code_cannot_sign_again(report, chair, delegate, meeting, quality
     assert reasons == ["The password or the code was not right. Nothing was signed."]
 
 
-def test_five_wrong_passwords_lock_signing_for_the_signer_and_are_recorded(report, chair, meeting):
+def test_five_wrong_passwords_lock_signing_for_the_signer_and_are_recorded(
+    report, chair, meeting
+):
     from core.models import SecurityEvent
 
     for _ in range(5):

@@ -44,6 +44,7 @@ def test_a_complete_summary_clears_that_blocker(plan, quality_lead):
     assert not any("learning summary" in text for text in blockers)
 
 
+
 # --- Summary and history -------------------------------------------------------------
 
 

@@ -80,7 +80,9 @@ def test_a_malformed_plan_reference_matches_no_url(reference):
 
 
 @pytest.mark.parametrize("reference", ["QIP\x00", "QIP-2026-0001\x00", "QIP-２０２６-0001"])
-def test_a_malformed_plan_reference_is_not_found_for_every_page(reference, quality_lead, oakfield):
+def test_a_malformed_plan_reference_is_not_found_for_every_page(
+    reference, quality_lead, oakfield
+):
     """A NUL byte reached PostgreSQL and answered 500; now every such URL is a 404 before
     any view runs, for GET and POST alike."""
     factories.live_plan(owner=quality_lead, locations=[oakfield])

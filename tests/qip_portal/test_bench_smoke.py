@@ -118,7 +118,9 @@ def test_live_plans_and_sweeps_only_section(tmp_path):
     assert sweeps["scope"]["live_plans"] == live + 2
     # Every job reads the database, but the weekly digest outside Monday 07:30 (its day).
     assert all(
-        r["queries"] > 0 for r in sweeps["first"]["jobs"] if "go out on Mondays" not in r["result"]
+        r["queries"] > 0
+        for r in sweeps["first"]["jobs"]
+        if "go out on Mondays" not in r["result"]
     )
 
     results = tmp_path / "results"
@@ -194,9 +196,8 @@ def test_load_client_signs_in_and_browses(live_server, tmp_path):
         assert row["users"] >= 1 and row["requests"] > 0 and row["errors"] == 0, row
         assert row["share_of_baseline"] == round(row["rps"] / ceiling["rps"], 3)
     # A page no user's journeys include: nobody requests it, nothing breaks.
-    nobody = loadtest.run_users(
-        port, people, data, seconds=0.3, only="no such page", sessions=sessions
-    )
+    nobody = loadtest.run_users(port, people, data, seconds=0.3, only="no such page",
+                                sessions=sessions)
     assert nobody["active_users"] == 0 and not nobody["samples"]
 
     # The report shows the mix page by page and each page alone against the ceiling.
@@ -208,7 +209,9 @@ def test_load_client_signs_in_and_browses(live_server, tmp_path):
         "worker": "w",
         "redis": "r",
     }
-    results = _results(tmp_path, dataset={"counts": {}, "seconds": {}}, measurements={}, load=load)
+    results = _results(
+        tmp_path, dataset={"counts": {}, "seconds": {}}, measurements={}, load=load
+    )
     text = report.render(results)
     assert "**Each page alone**" in text and "relative capacity" not in text
     for row in alone:

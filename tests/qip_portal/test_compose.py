@@ -122,12 +122,16 @@ def test_beat_keeps_its_schedule_in_a_named_volume():
     skip that week's digest."""
     args = _command("beat")
     schedule = Path(args[args.index("--schedule") + 1])
-    mounts = dict(reversed(volume.split(":")[:2]) for volume in SERVICES["beat"].get("volumes", []))
+    mounts = dict(
+        reversed(volume.split(":")[:2]) for volume in SERVICES["beat"].get("volumes", [])
+    )
     assert str(schedule.parent) in mounts, SERVICES["beat"].get("volumes")
     assert mounts[str(schedule.parent)] in COMPOSE["volumes"]  # named, so it persists
 
 
-def test_compose_prepare_storage_makes_the_bucket_and_proves_it_works(tmp_path, s3_server):
+def test_compose_prepare_storage_makes_the_bucket_and_proves_it_works(
+    tmp_path, s3_server
+):
     from tests.s3_server import Bucket
 
     with Bucket(s3_server, create=False) as bucket:

@@ -446,11 +446,8 @@ def forms(w: dict) -> list[Form]:
             "audits:edit_measurement",
             "lead",
             u("audits:edit_measurement", args=[ref, w["measurement"].pk]),
-            {
-                **measurement,
-                "measured_on": w["measurement"].measured_on.isoformat(),
-                "reason": "Miscounted.",
-            },
+            {**measurement, "measured_on": w["measurement"].measured_on.isoformat(),
+             "reason": "Miscounted."},
         ),  # fmt: skip
         Form(
             "audits:add_evidence",
@@ -757,13 +754,9 @@ def path_patterns(patterns=None, namespace=None):
                 yield from path_patterns(pattern.url_patterns, pattern.namespace or namespace)
         elif isinstance(pattern, URLPattern) and pattern.pattern.converters:
             qualified = f"{namespace}:{pattern.name}" if namespace else pattern.name
-            yield (
-                qualified,
-                {
-                    key: names[type(converter)]
-                    for key, converter in pattern.pattern.converters.items()
-                },
-            )
+            yield qualified, {
+                key: names[type(converter)] for key, converter in pattern.pattern.converters.items()
+            }
 
 
 def url_names(patterns=None, namespace=None):

@@ -58,7 +58,9 @@ def _signed_out(status: int, url: str) -> bool:
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_two_gunicorn_nodes_share_files_figures_and_sign_outs(tmp_path, private_redis_url, bucket):
+def test_two_gunicorn_nodes_share_files_figures_and_sign_outs(
+    tmp_path, private_redis_url, bucket
+):
     env = {
         "STORAGE_URL": bucket.url,
         # Each node's processes keep a pool of connections (Django's psycopg pool).

@@ -21,7 +21,6 @@ pytestmark = pytest.mark.django_db
 def broker(monkeypatch, settings) -> Broker:
     return fake_broker(monkeypatch, settings)
 
-
 QUEUED, STARTED = 60, 120
 
 
@@ -184,7 +183,9 @@ def test_register_packs_are_tried_again_by_quality_leads_only(
 ):
     client.force_login(quality_lead)
     with committed():
-        client.post(reverse("packs:register"), {"date_from": "2026-01-01", "date_to": "2026-03-31"})
+        client.post(
+            reverse("packs:register"), {"date_from": "2026-01-01", "date_to": "2026-03-31"}
+        )
     pack = EvidencePack.objects.get(kind=EvidencePack.Kind.REGISTER)
     broker.lose()
     url = reverse("packs:retry", args=[pack.pk])

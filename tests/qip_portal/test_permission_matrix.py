@@ -484,12 +484,9 @@ def _signed_in_with_two_step(user):
     from django.test import Client
 
     client = Client()
-    assert (
-        client.post(
-            reverse("login"), {"username": user.username, "password": factories.PASSWORD}
-        ).status_code
-        == 302
-    )
+    assert client.post(
+        reverse("login"), {"username": user.username, "password": factories.PASSWORD}
+    ).status_code == 302
     response = client.post(reverse("mfa_verify"), {"code": factories.signing_code(user)})
     assert response.status_code == 302
     assert client.get(reverse("home")).status_code == 200

@@ -20,7 +20,9 @@ def no_two_step(settings):
 
 
 def _event(kind, username, *, days_ago=0, detail="", ip="192.0.2.1"):
-    event = SecurityEvent.objects.create(kind=kind, username=username, detail=detail, ip_address=ip)
+    event = SecurityEvent.objects.create(
+        kind=kind, username=username, detail=detail, ip_address=ip
+    )
     SecurityEvent.objects.filter(pk=event.pk).update(
         created_at=timezone.now() - datetime.timedelta(days=days_ago)
     )
@@ -104,7 +106,7 @@ def test_the_csv_has_the_filtered_rows_and_no_formulas(client, administrator):
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["When (UTC)", "Kind", "Username", "Address", "Page", "Detail"]
     assert sorted(row[2] for row in rows[1:]) == [
-        '\'=HYPERLINK("http://evil.example","click")',
+        "'=HYPERLINK(\"http://evil.example\",\"click\")",
         "'@SUM(A1:A9)",
     ]
     assert {row[1] for row in rows[1:]} == {"Failed sign-in"}
