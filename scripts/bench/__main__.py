@@ -284,6 +284,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Saved {results_file}")
         report.write(Path(args.output), RESULTS)
         print(f"Wrote {args.output} ({result['elapsed_seconds']} s)")
+        load = result.get("load") or {}
+        if load and (load.get("login_failures") or load.get("signed_in", 0) < load["users"]):
+            # Saved and reported (the mix is judged failed), but the run is not a success.
+            print(
+                f"FAILED: {load['users'] - load.get('signed_in', 0)} of {load['users']} "
+                "load-test users could not sign in: "
+                + "; ".join(load.get("login_failures") or []),
+                file=sys.stderr,
+            )
+            return 1
     finally:
         connection.close()
         if not (args.keep or args.generate_only):
