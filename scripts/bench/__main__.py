@@ -289,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             # Saved and reported (the mix is judged failed), but the run is not a success.
             print(
                 f"FAILED: {load['users'] - load.get('signed_in', 0)} of {load['users']} "
-                "load-test users could not sign in: "
-                + "; ".join(load.get("login_failures") or []),
+                "load-test users could not sign in: " + "; ".join(load.get("login_failures") or []),
                 file=sys.stderr,
             )
             return 1

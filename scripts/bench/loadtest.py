@@ -143,8 +143,9 @@ def journeys_for(role: str, data: dict) -> list[tuple[str, int, callable]]:
     filters = [
         (
             FILTER_LIVE,
-            lambda: f"/plans/?status=live&sort=-risk_score"
-            f"&location={rng.choice(data['location_ids'])}",
+            lambda: (
+                f"/plans/?status=live&sort=-risk_score&location={rng.choice(data['location_ids'])}"
+            ),
         ),
         (FILTER_OPEN, lambda: f"/plans/?status=open&theme={rng.choice(data['theme_ids'])}"),
         (SEARCH, lambda: f"/plans/?q={rng.choice(['falls', 'medicines', 'night', 'QIP-2025'])}"),
