@@ -167,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
     )
-    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--output",
+        help="write the report here, headed by this run's scale (default: BENCHMARKS.md, "
+        "headed by the largest scale measured)",
+    )
     args = parser.parse_args(argv)
 
     scale = config.scale(args.scale)
@@ -282,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(exist_ok=True)
         results_file.write_text(json.dumps(result, indent=2, default=str))
         print(f"Saved {results_file}")
-        report.write(Path(args.output), RESULTS)
-        print(f"Wrote {args.output} ({result['elapsed_seconds']} s)")
+        output = Path(args.output) if args.output else ROOT / "BENCHMARKS.md"
+        report.write(output, RESULTS, headline=scale.name if args.output else None)
+        print(f"Wrote {output} ({result['elapsed_seconds']} s)")
         load = result.get("load") or {}
         if load and (load.get("login_failures") or load.get("signed_in", 0) < load["users"]):
             # Saved and reported (the mix is judged failed), but the run is not a success.

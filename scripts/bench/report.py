@@ -789,8 +789,12 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
     return out
 
 
-def render(results: Path) -> str:
+def render(results: Path, headline: str | None = None) -> str:
+    """The report of the results in ``results``: headed by the largest scale measured,
+    or by ``headline`` (a scale; larger scales are then left out)."""
     runs = _load(results)
+    if headline:
+        runs = {n: r for n, r in runs.items() if config.SCALES[n] <= config.SCALES[headline]}
     sweep_runs = _load_sweep_runs(results)
     if not runs:
         if sweep_runs:
@@ -1229,5 +1233,28 @@ def mix_costs(load: dict) -> dict:
     }
 
 
-def write(path: Path, results: Path) -> None:
-    path.write_text(render(results))
+def write(path: Path, results: Path, headline: str | None = None) -> None:
+    path.write_text(render(results, headline))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render the report again from the saved results, without measuring."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench.report")
+    parser.add_argument("--results", default=str(Path(__file__).with_name("results")))
+    parser.add_argument(
+        "--headline", choices=list(config.SCALES), help="default: the largest scale measured"
+    )
+    parser.add_argument("--output", default="-", help="a file, or - for standard output")
+    args = parser.parse_args(argv)
+    text = render(Path(args.results), args.headline)
+    if args.output == "-":
+        print(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

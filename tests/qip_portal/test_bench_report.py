@@ -204,3 +204,14 @@ def test_before_column_maps_the_pages_measured_together_before(tmp_path):
         assert "**pass**" in line or "**FAIL**" in line, line
     assert "| home: viewer | 10 | 60.0 | 200 | 0 | 1.67 | 2.0 (home) | **pass** |" in section
     assert "before: issue 10, commit 5100383" in section
+
+
+def test_a_run_can_head_the_report_at_its_own_scale(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "full.json").write_text(json.dumps(_run()))
+    (results / "small.json").write_text(json.dumps(_run("small", commit="def5678")))
+    assert "- **Scale**: full" in report.render(results)
+    text = report.render(results, headline="small")
+    assert "- **Scale**: small" in text and "- **Commit**: def5678" in text
+    assert "no smaller-scale run to compare with" in text
