@@ -285,7 +285,6 @@ def run_users(
             else:
                 page, _, path = rng.choices(menu, weights=weights)[0]
                 url = path()
-            urls[i].append(url)
             started = time.perf_counter()
             try:
                 status, _ = session.request("GET", url)
@@ -299,6 +298,8 @@ def run_users(
                     errors[page] += 1
                     if len(error_examples) < 10:
                         error_examples.append(f"{status} {url}")
+                else:
+                    urls[i].append(url)  # served: in the cache now, where the page has one
         session.close()
 
     threads = [

@@ -1198,7 +1198,14 @@ def render(results: Path, headline: str | None = None) -> str:
                 out += [
                     "From the pages' throughput alone and their shares of the mix, the mix "
                     f"would serve about **{costs['predicted_rps']} requests/s**; it served "
-                    f"{load['rps']}.",
+                    f"{load['rps']}."
+                    + (
+                        " The pages alone were measured warm and the mix starts cold (most of "
+                        "its plan pages are the first view of that plan), so the gap is what "
+                        "first views cost the mix."
+                        if any("warmup_requests" in row for row in alone)
+                        else ""
+                    ),
                     "",
                 ]
     else:
