@@ -9,6 +9,12 @@ write BENCHMARKS.md, drop the database.
                                                     # build and keep qipbench_full, measure nothing
     python -m scripts.bench --scale full --live-plans 10000 --only-sweeps
                                                     # issue 7: sweeps over 10,000 live plans
+    python -m scripts.bench --scale small --output /tmp/b.md
+                                                    # the report headed by this run, elsewhere
+    python -m scripts.bench.report                  # the report again from saved results
+
+Exits with 1 (after saving the results and writing the report) if any load-test user
+could not sign in.
 
 Needs PostgreSQL (``BENCH_PG``, default postgres://postgres@127.0.0.1:5432) and, for the
 load test, Redis (``BENCH_REDIS``, default redis://127.0.0.1:6379/12: database 12, so
