@@ -375,6 +375,7 @@ def judge(
                 else None,
                 "before_first_view": None if before_ratio is None else round(before_ratio, 2),
                 "before_p95_ms": None if old is None else old["p95_ms"],
+                "before_p50_ms": None if old is None else old["p50_ms"],
                 "before_queries": None if old is None else old["queries"],
                 "queries": row["queries"],
                 "cached_queries": row.get("cached_queries"),
@@ -712,7 +713,8 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
                 "",
             ]
         out += [
-            "| page | first view ÷ baseline | before | budget ≤ 4 | p95 ms (÷ baseline p95) "
+            "| page | first view ÷ baseline (p50 ms) | before | budget ≤ 4 "
+            "| p95 ms (÷ baseline p95) "
             f"| before ms | under {PAGE_BUDGET_MS} ms | queries | before "
             "| at the smaller scale | same |",
             "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|",
@@ -725,8 +727,13 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
             )
             status = "" if r["status"] == 200 else f" (HTTP {r['status']})"
             out.append(
-                f"| {r['page']}{status} | {_n(r['first_view'], '{:.2f}')} | "
-                f"{_n(r['before_first_view'], '{:.2f}')} | {_verdict(r['first_view_ok'])} | "
+                f"| {r['page']}{status} | {_n(r['first_view'], '{:.2f}')} ({r['p50_ms']}) | "
+                + (
+                    "–"
+                    if r["before_first_view"] is None
+                    else f"{r['before_first_view']:.2f} ({r['before_p50_ms']})"
+                )
+                + f" | {_verdict(r['first_view_ok'])} | "
                 f"{r['p95_ms']} ({_n(r['p95_ratio'], '{:.1f}')}) | "
                 f"{_n(r['before_p95_ms'], '{}')} | {_verdict(r['p95_ok'])} | "
                 f"{r['queries']} / {r['cached_queries']} | {_n(r['before_queries'], '{}')} | "
