@@ -9,6 +9,12 @@ write BENCHMARKS.md, drop the database.
                                                     # build and keep qipbench_full, measure nothing
     python -m scripts.bench --scale full --live-plans 10000 --only-sweeps
                                                     # issue 7: sweeps over 10,000 live plans
+    python -m scripts.bench --scale small --output /tmp/b.md
+                                                    # the report headed by this run, elsewhere
+    python -m scripts.bench.report                  # the report again from saved results
+
+Exits with 1 (after saving the results and writing the report) if any load-test user
+could not sign in.
 
 Needs PostgreSQL (``BENCH_PG``, default postgres://postgres@127.0.0.1:5432) and, for the
 load test, Redis (``BENCH_REDIS``, default redis://127.0.0.1:6379/12: database 12, so
@@ -167,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
     )
-    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--output",
+        help="write the report here, headed by this run's scale (default: BENCHMARKS.md, "
+        "headed by the largest scale measured)",
+    )
     args = parser.parse_args(argv)
 
     scale = config.scale(args.scale)
@@ -282,8 +292,18 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(exist_ok=True)
         results_file.write_text(json.dumps(result, indent=2, default=str))
         print(f"Saved {results_file}")
-        report.write(Path(args.output), RESULTS)
-        print(f"Wrote {args.output} ({result['elapsed_seconds']} s)")
+        output = Path(args.output) if args.output else ROOT / "BENCHMARKS.md"
+        report.write(output, RESULTS, headline=scale.name if args.output else None)
+        print(f"Wrote {output} ({result['elapsed_seconds']} s)")
+        load = result.get("load") or {}
+        if load and (load.get("login_failures") or load.get("signed_in", 0) < load["users"]):
+            # Saved and reported (the mix is judged failed), but the run is not a success.
+            print(
+                f"FAILED: {load['users'] - load.get('signed_in', 0)} of {load['users']} "
+                "load-test users could not sign in: " + "; ".join(load.get("login_failures") or []),
+                file=sys.stderr,
+            )
+            return 1
     finally:
         connection.close()
         if not (args.keep or args.generate_only):

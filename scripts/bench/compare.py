@@ -5,9 +5,11 @@ requests of the trivial signed-in page, measured in the same run as that page.
         results/small-issue19-after.json
 
 - Alone: the load test's "each page alone" throughput against the trivial page's
-  (the ceiling run), inverted: 2.0 means one request costs two trivial ones. Warm
-  (the cache is emptied before each page, then the page's users request it for some
-  seconds, so most requests after the first few are served from the cache).
+  (the ceiling run), inverted: 2.0 means one request costs two trivial ones. Runs
+  since the harness judged issue 19 itself measure it warm (an untimed warm-up pass,
+  then the same URLs again: see loadtest.py); earlier runs emptied the cache and
+  timed from the first request. ``python -m scripts.bench.report`` judges one run
+  against issue 10's (the before files) with every budget.
 - First view after a change: the in-process "computed" p50 (everything moved on before
   each request, as after a change to that plan) divided by the baseline page's p50.
 - Cached: the in-process "cached" p50 divided by the baseline page's p50.

@@ -7,11 +7,17 @@ stack's capacity) for ``seconds``, and everything is stopped.
 
 No third-party load tool: the client is the standard library (``http.client``), so
 nothing is installed. Users sign in by posting the login form with its CSRF token,
-before the clock starts (password hashing is deliberately slow and is not what is
-measured). Each page's latency is reported with its throughput, and its "relative
-capacity": the baseline page's mean latency divided by the page's, i.e. how many
-requests of the baseline (a trivial signed-in view, the password change page) cost
-the same as one of this page, measured in the same run on the same noisy machine.
+before the clock starts, a few at a time with retries and a generous timeout (password
+hashing is deliberately slow and is not what is measured); every user who could not
+sign in is recorded, and the run is marked failed.
+
+After the mix, the trivial page alone (the ceiling), then each page alone, *warm*: an
+untimed warm-up pass in which the page's users request it as in the mix (random plans,
+random filters), then the timed pass in which each user requests again, in turn, the
+URLs it requested in the warm-up. So every timed request is of a URL the same user has
+viewed since the last change (served from the cache where the page has one), as the
+in-process "cached" columns are. A page's throughput alone as a share of the trivial
+page's is what one request of it costs, in requests of the trivial page.
 """
 
 from __future__ import annotations
@@ -35,6 +41,25 @@ from scripts.bench import config
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 BASELINE = "baseline: password change page"
+FILTER_LIVE = "register filtered: live, one location, by risk"
+FILTER_OPEN = "register filtered: open, one theme"
+SEARCH = "register search"
+FILTER_OVERDUE = "register filtered: overdue actions"
+ROLE_NAMES = {
+    "manager": "manager",
+    "quality_lead": "quality lead",
+    "governance_member": "governance member",
+    "viewer": "viewer",
+}
+# Signing in: how many users at once, how many tries each, and how long one request may
+# take (a password hash under load can take many seconds; the mix's timeout is shorter).
+SIGN_IN_AT_ONCE = 2
+SIGN_IN_TRIES = 4
+SIGN_IN_TIMEOUT = 180.0
+
+
+def home_page(role: str) -> str:
+    return f"home: {ROLE_NAMES.get(role, role)}"
 
 
 def free_port() -> int:
@@ -114,18 +139,23 @@ def journeys_for(role: str, data: dict) -> list[tuple[str, int, callable]]:
     live = data["live_refs"]
     mine = data["manager_refs"].get(data["who"], live) or live
     review = data["review_refs"]
+    # The four filters of the register share the weight one "register filtered" had.
     filters = [
-        lambda: f"/plans/?status=live&sort=-risk_score&location={rng.choice(data['location_ids'])}",
-        lambda: f"/plans/?status=open&theme={rng.choice(data['theme_ids'])}",
-        lambda: f"/plans/?q={rng.choice(['falls', 'medicines', 'night', 'QIP-2025'])}",
-        lambda: "/plans/?overdue=on",
+        (
+            FILTER_LIVE,
+            lambda: (
+                f"/plans/?status=live&sort=-risk_score&location={rng.choice(data['location_ids'])}"
+            ),
+        ),
+        (FILTER_OPEN, lambda: f"/plans/?status=open&theme={rng.choice(data['theme_ids'])}"),
+        (SEARCH, lambda: f"/plans/?q={rng.choice(['falls', 'medicines', 'night', 'QIP-2025'])}"),
+        (FILTER_OVERDUE, lambda: "/plans/?overdue=on"),
     ]
     common = [
         (BASELINE, 15, lambda: "/accounts/password/"),
-        ("home", 15, lambda: "/"),
+        (home_page(role), 15, lambda: "/"),
         ("register", 15, lambda: f"/plans/?page={rng.randint(1, 5)}"),
-        ("register filtered", 15, lambda: rng.choice(filters)()),
-    ]
+    ] + [(page, 15 / len(filters), path) for page, path in filters]
     if role == "manager":
         return common + [("plan page", 40, lambda: f"/plans/{rng.choice(mine)}/")]
     if role == "quality_lead":
@@ -142,33 +172,58 @@ def journeys_for(role: str, data: dict) -> list[tuple[str, int, callable]]:
     return common + [("plan page", 40, lambda: f"/plans/{rng.choice(mine)}/")]  # viewers
 
 
-def sign_in(port: int, people: list[tuple[str, str]]) -> tuple[list[Session | None], list[str]]:
-    """One signed-in ``Session`` per virtual user (None where signing in failed), signed
-    in side by side, and the failures. Runs that share them start signed in."""
+def sign_in(
+    port: int,
+    people: list[tuple[str, str]],
+    *,
+    at_once: int = SIGN_IN_AT_ONCE,
+    tries: int = SIGN_IN_TRIES,
+    timeout: float = SIGN_IN_TIMEOUT,
+    log=print,
+) -> tuple[list[Session | None], list[str]]:
+    """One signed-in ``Session`` per virtual user (None where signing in failed), and
+    the users who could not sign in (one line each, with the last error). Users sign
+    in through the real login form, ``at_once`` at a time (password hashing is slow on
+    purpose: fifty at once on two cores outlast any client's patience), each up to
+    ``tries`` times with ``timeout`` seconds per request, before any clock starts.
+    Runs that share the sessions start signed in."""
     sessions: list[Session | None] = [None] * len(people)
-    failures: list[str] = []
+    errors: dict[int, str] = {}
+    queue = list(enumerate(people))
+    lock = threading.Lock()
 
-    def one(i: int, username: str) -> None:
-        session = Session(port)
-        try:
-            ok = session.login(username, config.PASSWORD)
-        except Exception as exc:  # noqa: BLE001 - counted, not raised
-            ok = False
-            failures.append(f"{username}: {exc}")
-        if ok:
-            sessions[i] = session
-        else:
-            failures.append(username)
-            session.close()
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i, (username, _role) = queue.pop(0)
+            for attempt in range(1, tries + 1):
+                session = Session(port, timeout=timeout)
+                try:
+                    ok = session.login(username, config.PASSWORD)
+                    error = "" if ok else "the login form did not sign in"
+                except Exception as exc:  # noqa: BLE001 - retried, then recorded
+                    ok, error = False, f"{type(exc).__name__}: {exc}"
+                if ok:
+                    # Later runs use their own (shorter) timeout per request.
+                    session.timeout = 30
+                    session.close()  # the next request opens a connection with it
+                    sessions[i] = session
+                    errors.pop(i, None)
+                    break
+                session.close()
+                errors[i] = f"{username} (try {attempt} of {tries}): {error}"
+                time.sleep(min(5, attempt))
 
-    threads = [
-        threading.Thread(target=one, args=(i, username), daemon=True)
-        for i, (username, _) in enumerate(people)
-    ]
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, at_once))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join()
+    failures = [errors[i] for i in sorted(errors)]
+    if failures:
+        log(f"  NOT SIGNED IN: {len(failures)} of {len(people)} users: " + "; ".join(failures))
     return sessions, failures
 
 
@@ -180,11 +235,15 @@ def run_users(
     *,
     only: str | None = None,
     sessions: list[Session | None] | None = None,
+    replay: dict[int, list[str]] | None = None,
 ) -> dict:
-    """``people``: (username, role) per virtual user. Returns per-page samples.
+    """``people``: (username, role) per virtual user. Returns per-page samples, and
+    the URLs each user requested (``urls``, by the user's index).
     ``only``: every user whose journeys include this page requests just it (the others
     sit the run out). ``sessions``: from ``sign_in``, one per user; without them each
-    user signs in first (before the clock starts)."""
+    user signs in first (before the clock starts). ``replay``: by user index, URLs
+    (of the ``only`` page) the user requests again in turn, round and round, instead of
+    choosing afresh: the timed pass of a warm page."""
     samples: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     error_examples: list[str] = []
@@ -202,6 +261,7 @@ def run_users(
     if sessions is None:
         sessions, login_failures = sign_in(port, people)
     active: list[str] = []
+    urls: dict[int, list[str]] = defaultdict(list)
 
     def user(i: int, username: str, role: str) -> None:
         session, ok = sessions[i] or Session(port), sessions[i] is not None
@@ -211,12 +271,20 @@ def run_users(
             ok = ok and bool(menu)
         weights = [w for _, w, _ in menu]
         rng = random.Random(username)
+        again = (replay or {}).get(i) or []
+        if replay is not None and not again:
+            ok = False  # nothing requested in the warm-up: nothing to time
         ready.wait()
         if ok:
             active.append(username)
+        n = 0
         while ok and time.perf_counter() < deadline[0]:
-            page, _, path = rng.choices(menu, weights=weights)[0]
-            url = path()
+            if again:
+                page, url = only, again[n % len(again)]
+                n += 1
+            else:
+                page, _, path = rng.choices(menu, weights=weights)[0]
+                url = path()
             started = time.perf_counter()
             try:
                 status, _ = session.request("GET", url)
@@ -230,6 +298,8 @@ def run_users(
                     errors[page] += 1
                     if len(error_examples) < 10:
                         error_examples.append(f"{status} {url}")
+                else:
+                    urls[i].append(url)  # served: in the cache now, where the page has one
         session.close()
 
     threads = [
@@ -253,6 +323,7 @@ def run_users(
         "login_failures": login_failures,
         "active_users": len(active),
         "stuck_threads": sum(t.is_alive() for t in threads),
+        "urls": dict(urls),
     }
 
 
@@ -265,11 +336,14 @@ def pages_alone(
     baseline_rps: float,
     *,
     cold=lambda: None,
+    warmup_seconds: float | None = None,
 ) -> list[dict]:
-    """Each page of the mix (but the baseline) requested alone for ``seconds`` by the
-    users whose journeys include it: requests/s, latency, errors, and throughput as a
-    share of the baseline's (``baseline_rps``, from the ceiling run). ``cold()`` runs
-    before each page: the cache emptied, as at the start of the mix."""
+    """Each page of the mix (but the baseline) alone, warm, by the users whose journeys
+    include it: ``cold()`` (the cache emptied, so every page starts alike), an untimed
+    warm-up pass of ``warmup_seconds`` (default ``seconds``) in which they request it as
+    in the mix, then ``seconds`` timed in which each user requests again, in turn, the
+    URLs it requested in the warm-up. Requests/s, latency, errors, and throughput as a
+    share of the baseline's (``baseline_rps``, from the ceiling run)."""
     pages: list[str] = []
     for username, role in people:
         for page, _, _ in journeys_for(role, dict(data, who=username)):
@@ -278,7 +352,12 @@ def pages_alone(
     rows = []
     for page in pages:
         cold()
-        raw = run_users(port, people, data, seconds, only=page, sessions=sessions)
+        warm = run_users(
+            port, people, data, warmup_seconds or seconds, only=page, sessions=sessions
+        )
+        raw = run_users(
+            port, people, data, seconds, only=page, sessions=sessions, replay=warm["urls"]
+        )
         summary = summarise(raw, raw["active_users"])
         rows.append(
             {
@@ -289,7 +368,9 @@ def pages_alone(
                 "rps": summary["rps"],
                 "p50_ms": summary["p50_ms"],
                 "p95_ms": summary["p95_ms"],
-                "errors": summary["errors"],
+                "errors": summary["errors"] + sum(warm["errors"].values()),
+                "warmup_requests": sum(len(v) for v in warm["samples"].values()),
+                "distinct_urls": len({u for v in warm["urls"].values() for u in v}),
                 "share_of_baseline": round(summary["rps"] / baseline_rps, 3)
                 if baseline_rps
                 else None,
@@ -497,10 +578,19 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
         worker_ready = _wait_log(worker_log, "ready.", 60)
         started = time.perf_counter()
         load_before = os.getloadavg()
+        signing_in = time.perf_counter()
         sessions, login_failures = sign_in(port, people)
+        sign_in_seconds = round(time.perf_counter() - signing_in, 1)
         raw = run_users(port, people, data, seconds, sessions=sessions)
         raw["login_failures"] = login_failures
         result = summarise(raw, users)
+        result["signed_in"] = sum(s is not None for s in sessions)
+        result["sign_in"] = {
+            "seconds": sign_in_seconds,
+            "at_once": SIGN_IN_AT_ONCE,
+            "tries": SIGN_IN_TRIES,
+            "timeout_seconds": SIGN_IN_TIMEOUT,
+        }
         # The same users on the trivial page alone, right after: what this machine, this
         # client and this stack can serve at best, so the mix's figures can be read
         # against it (the budget is absolute; the machine is not).
@@ -514,15 +604,18 @@ def run_stack(*, env: dict, users: int, seconds: int, root: Path, work: Path) ->
         # trivial page's is what one request of it costs, measured on this machine in
         # this run (latencies within the mix cannot say: every page waits in the same
         # queue, so all come out alike).
+        alone_seconds = max(5, seconds // 6)
         result["alone"] = pages_alone(
             port,
             people,
             data,
             sessions,
-            max(5, seconds // 6),
+            alone_seconds,
             result["ceiling"]["rps"],
             cold=cold,
+            warmup_seconds=alone_seconds,
         )
+        result["alone_seconds"] = {"warmup": alone_seconds, "timed": alone_seconds}
         for session in sessions:
             if session is not None:
                 session.close()

@@ -89,6 +89,9 @@ def subjects() -> dict:
         "lead": User.objects.filter(role="quality_lead").order_by("username")[0],
         "manager": manager,
         "member": User.objects.filter(username__startswith="bench_gov").order_by("username")[0],
+        "viewer": User.objects.filter(role="viewer", username__startswith="bench_viewer")
+        .order_by("username")
+        .first(),
         "live": live,
         "review": review,
         "import_plan": Plan.objects.get(title=config.IMPORT_TARGET),
@@ -125,6 +128,7 @@ def page_specs(s: dict) -> list[tuple[str, str, str]]:
         ("Home: quality lead", "lead", "/"),
         ("Home: manager", "manager", "/"),
         ("Home: governance member", "member", "/"),
+        ("Home: viewer", "viewer", "/"),
         ("Governance home: governance member", "member", "/governance/"),
         (
             "Closure report page (live compile)",

@@ -118,9 +118,7 @@ def test_live_plans_and_sweeps_only_section(tmp_path):
     assert sweeps["scope"]["live_plans"] == live + 2
     # Every job reads the database, but the weekly digest outside Monday 07:30 (its day).
     assert all(
-        r["queries"] > 0
-        for r in sweeps["first"]["jobs"]
-        if "go out on Mondays" not in r["result"]
+        r["queries"] > 0 for r in sweeps["first"]["jobs"] if "go out on Mondays" not in r["result"]
     )
 
     results = tmp_path / "results"
@@ -195,9 +193,27 @@ def test_load_client_signs_in_and_browses(live_server, tmp_path):
     for row in alone:
         assert row["users"] >= 1 and row["requests"] > 0 and row["errors"] == 0, row
         assert row["share_of_baseline"] == round(row["rps"] / ceiling["rps"], 3)
+        # Warm: an untimed warm-up pass first, whose URLs the timed pass requests again.
+        assert row["warmup_requests"] > 0 and row["distinct_urls"] >= 1, row
+    # The timed pass of a warm page: each user's warm-up URLs again, in turn, and no other.
+    again = {0: ["/accounts/password/?a", "/accounts/password/?b"]}
+    replayed = loadtest.run_users(
+        port,
+        people[:1],
+        data,
+        seconds=0.5,
+        only=loadtest.BASELINE,
+        sessions=sessions,
+        replay=again,
+    )
+    assert set(replayed["urls"][0]) == set(again[0]) and replayed["samples"][loadtest.BASELINE]
+    # A user who cannot sign in is retried, then reported (the run fails), never dropped.
+    lost, failed = loadtest.sign_in(port, [("no-such-user", "viewer")], tries=2, log=print)
+    assert lost == [None] and len(failed) == 1 and "no-such-user (try 2 of 2)" in failed[0]
     # A page no user's journeys include: nobody requests it, nothing breaks.
-    nobody = loadtest.run_users(port, people, data, seconds=0.3, only="no such page",
-                                sessions=sessions)
+    nobody = loadtest.run_users(
+        port, people, data, seconds=0.3, only="no such page", sessions=sessions
+    )
     assert nobody["active_users"] == 0 and not nobody["samples"]
 
     # The report shows the mix page by page and each page alone against the ceiling.
@@ -209,9 +225,7 @@ def test_load_client_signs_in_and_browses(live_server, tmp_path):
         "worker": "w",
         "redis": "r",
     }
-    results = _results(
-        tmp_path, dataset={"counts": {}, "seconds": {}}, measurements={}, load=load
-    )
+    results = _results(tmp_path, dataset={"counts": {}, "seconds": {}}, measurements={}, load=load)
     text = report.render(results)
     assert "**Each page alone**" in text and "relative capacity" not in text
     for row in alone:
