@@ -894,6 +894,13 @@ def announce_ready_plans() -> str:
         # Plans already announced for this window are skipped before their verdicts
         # are built: the sweep's cost follows what is new, not the register's size.
         candidates = [p for p in chunk if p.pk in met and keys[p.pk] not in done]
+        # And those with an action not completed: it always holds a plan back.
+        held = set(
+            Action.objects.filter(plan_id__in=[p.pk for p in candidates])
+            .exclude(status=Action.Status.COMPLETED)
+            .values_list("plan_id", flat=True)
+        )
+        candidates = [p for p in candidates if p.pk not in held]
         built = verdicts_for_plans(candidates)
         found = blockers_for_plans(candidates, verdicts=built)
         emails = []

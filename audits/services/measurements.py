@@ -10,7 +10,7 @@ import datetime
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Max, OuterRef, QuerySet, Subquery
+from django.db.models import Case, DateField, Max, OuterRef, QuerySet, Subquery, Value, When
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -60,19 +60,23 @@ def refresh_last_measured(indicator_ids) -> None:
 
 def store_criteria_met(plans: list[Plan], met: dict) -> int:
     """Leave each plan's ``criteria_met_since`` as ``met`` says (None where absent),
-    writing only what changed: one statement per distinct date. Returns the number of
-    plans changed."""
-    changed: dict[datetime.date | None, list[int]] = {}
+    writing only what changed: one statement however many plans and dates (a CASE over
+    the changed plans). Returns the number of plans changed."""
+    changed: dict[int, datetime.date | None] = {}
     for plan in plans:
         since = met[plan.pk].since if plan.pk in met else None
         if plan.criteria_met_since != since:
-            changed.setdefault(since, []).append(plan.pk)
+            changed[plan.pk] = since
             plan.criteria_met_since = since
-    for since, ids in changed.items():
-        Plan.objects.filter(pk__in=ids).update(
-            criteria_met_since=since  # history-safe: derived, excluded from history
+    if changed:
+        # Derived, excluded from history:
+        Plan.objects.filter(pk__in=list(changed)).update(  # history-safe
+            criteria_met_since=Case(
+                *(When(pk=pk, then=Value(since)) for pk, since in changed.items()),
+                output_field=DateField(),
+            )
         )
-    return sum(len(ids) for ids in changed.values())
+    return len(changed)
 
 
 def refresh_criteria_met(plan: Plan) -> None:

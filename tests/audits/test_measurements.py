@@ -369,3 +369,37 @@ def test_downloads_and_exports_are_security_events(client, plan, quality_lead):
     client.force_login(quality_lead)
     client.get(f"/audits/plans/{plan.reference}/results/export.csv")
     assert SecurityEvent.objects.filter(kind="export", user=quality_lead).exists()
+
+
+def test_kept_criteria_dates_are_written_in_one_statement_whatever_their_number(
+    quality_lead, oakfield, django_assert_num_queries
+):
+    """The readiness sweep's first run at scale changed thousands of plans' dates, one
+    statement per distinct date; now one update per batch, each plan its own date (plus
+    what core.freshness reads to move the versions of the plans it touched)."""
+    from types import SimpleNamespace
+
+    from audits.services.measurements import store_criteria_met
+
+    plans = [factories.live_plan(owner=quality_lead, locations=[oakfield]) for _ in range(4)]
+    today = timezone.localdate()
+    met = {
+        plans[0].pk: SimpleNamespace(since=today),
+        plans[1].pk: SimpleNamespace(since=today - datetime.timedelta(days=3)),
+        plans[2].pk: SimpleNamespace(since=today - datetime.timedelta(days=9)),
+    }  # plans[3]: not met
+    plans[3].criteria_met_since = today  # stale: to be cleared
+    Plan.objects.filter(pk=plans[3].pk).update(criteria_met_since=today)
+    with django_assert_num_queries(3):  # the update, and freshness's read of its rows
+        assert store_criteria_met(plans, met) == 4
+    stored = dict(
+        Plan.objects.filter(pk__in=[p.pk for p in plans]).values_list("pk", "criteria_met_since")
+    )
+    assert stored == {
+        plans[0].pk: today,
+        plans[1].pk: today - datetime.timedelta(days=3),
+        plans[2].pk: today - datetime.timedelta(days=9),
+        plans[3].pk: None,
+    }
+    with django_assert_num_queries(0):
+        assert store_criteria_met(plans, met) == 0
