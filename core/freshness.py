@@ -541,6 +541,49 @@ def cached(key: str, compute, scopes: Iterable[str] = (ALL,)):
     return value
 
 
+def cached_each(items: dict, compute) -> dict:
+    """Many values at once, each cached under its own key and scopes, as ``cached`` does
+    for one: ``items`` is {item: (key, scopes)}, ``compute(missing items)`` returns
+    {item: plain value} for those not cached. Two round trips to the cache for what is
+    found (versions, values) and one to store what was computed: a change to one item's
+    scopes recomputes that item alone."""
+    if not items:
+        return {}
+    held = _pinned.get() or {}
+    if "__outage__" in held:
+        return compute(list(items))
+    scopes = {s for _, item_scopes in items.values() for s in item_scopes}
+    read = versions([s for s in scopes if s not in held])
+    if read is None:
+        return compute(list(items))
+    found = {**read, **held}
+    prefix = code_version() + ":"
+    full = {
+        item: _full_key(
+            key, prefix + ":".join(f"{s}={found[s]}" for s in dict.fromkeys([EPOCH, *sc]))
+        )
+        for item, (key, sc) in items.items()
+    }
+    try:
+        got = cache.get_many(list(full.values()))
+    except Exception:  # noqa: BLE001
+        logger.warning("The cache could not be read; figures are computed afresh.", exc_info=True)
+        return compute(list(items))
+    result = {item: got[k] for item, k in full.items() if k in got}
+    missing = [item for item in items if item not in result]
+    if missing:
+        computed = compute(missing)
+        result.update(computed)
+        try:
+            cache.set_many(
+                {full[item]: computed[item] for item in missing},
+                timeout=settings.DERIVED_CACHE_SECONDS,
+            )
+        except Exception:  # noqa: BLE001
+            logger.warning("Figures could not be cached.", exc_info=True)
+    return result
+
+
 def plan_scopes_of(user) -> list[str]:
     """The scopes of the plans ``user`` sees: every plan, or their locations' plans (as
     ``plans.access.visible_plans``). The scope names are part of the key, so two

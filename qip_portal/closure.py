@@ -38,7 +38,7 @@ from audits import monitoring
 from audits import services as audit_services
 from audits.models import EvidenceItem, Measurement, MonitoringPeriod
 from audits.verdicts import PlanVerdicts, plans_meeting_criteria, verdicts_for_plans
-from core import jobs, outbox, security
+from core import freshness, jobs, outbox, security
 from core.dates import day
 from core.models import Alert, SecurityEvent
 from core.thresholds import SIGNING_FAILURE_LIMIT, SIGNING_LOCK_MINUTES
@@ -272,7 +272,18 @@ def ready_plan_ids(plans: QuerySet[Plan]) -> set[int]:
         | Q(status=Plan.Status.MONITORING),
         pk__in=plans.order_by().values("pk"),
     ).only("pk", "reference", "status", "opened_on")
-    return {pk for pk, found in blockers_for_plans(candidates).items() if is_ready(found)}
+    # Each candidate's answer is kept under its own plan's version (and the day): after
+    # a change to one plan, only that plan is judged again (``freshness.cached_each``).
+    by_pk = {plan.pk: plan for plan in candidates}
+    today = timezone.localdate().isoformat()
+    answers = freshness.cached_each(
+        {pk: (f"ready:{pk}:{today}", [f"plan:{pk}"]) for pk in by_pk},
+        lambda pks: {
+            pk: is_ready(found)
+            for pk, found in blockers_for_plans([by_pk[pk] for pk in pks]).items()
+        },
+    )
+    return {pk for pk, ready in answers.items() if ready}
 
 
 def ready_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:

@@ -367,6 +367,27 @@ def test_the_ready_count_runs_a_fixed_number_of_queries(
         assert len(closure.ready_plan_ids(Plan.objects.all())) == n_plans
 
 
+@pytest.mark.django_db
+def test_the_ready_count_judges_again_only_the_plan_that_changed(
+    frozen, quality_lead, oakfield, django_assert_max_num_queries
+):
+    """Each plan's answer is kept under its own version: with nothing changed no plan is
+    judged again (only the candidates are read), and a change to one plan is counted at
+    once."""
+    waiting = _plan(quality_lead, oakfield, "Waits for its evidence")
+    factories.meet_criteria(waiting, by=quality_lead)
+    factories.complete_actions(waiting, by=quality_lead)
+    factories.write_learning_summary(waiting, by=quality_lead)
+    factories.record_residual_risk(waiting, by=quality_lead)
+    ready = factories.make_ready(_plan(quality_lead, oakfield, "Ready"), by=quality_lead)
+    everything = Plan.objects.all()
+    assert closure.ready_plan_ids(everything) == {ready.pk}
+    with django_assert_max_num_queries(1):
+        assert closure.ready_plan_ids(everything) == {ready.pk}
+    factories.add_required_evidence(waiting, by=quality_lead)
+    assert closure.ready_plan_ids(everything) == {ready.pk, waiting.pk}
+
+
 # --- No dead ends -----------------------------------------------------------------------
 
 
