@@ -92,15 +92,24 @@ def _register_queryset(user, form: RegisterFilterForm, flags: dict) -> QuerySet[
     data = form.cleaned_data
     if data["q"]:
         q = data["q"].strip()
-        # Any part of a word, in any letter case ("fall" finds "Falls"). Two id lists,
-        # each answered on PostgreSQL by trigram indexes over UPPER(column) (migration
-        # plans 0007) rather than by reading every plan's summary; no join, so no
-        # duplicate rows and no DISTINCT to sort. SQLite scans, with the same result.
-        matching = Plan.objects.filter(
-            Q(reference__icontains=q) | Q(title__icontains=q) | Q(summary__icontains=q)
-        ).values("pk")
-        by_trigger = Trigger.objects.filter(reference__icontains=q).values("plan_id")
-        plans = plans.filter(Q(pk__in=matching) | Q(pk__in=by_trigger))
+        # Any part of a word, in any letter case ("fall" finds "Falls"): the matching
+        # ids are read once, in one query (plans' reference, title and summary, and
+        # their triggers' references; trigram indexes over UPPER(column) on PostgreSQL,
+        # migration plans 0007), and the count and the page are then taken from them,
+        # rather than matching every summary again for each. SQLite scans, the same.
+        matching = (
+            Plan.objects.filter(
+                Q(reference__icontains=q) | Q(title__icontains=q) | Q(summary__icontains=q)
+            )
+            .order_by()
+            .values_list("pk", flat=True)
+            .union(
+                Trigger.objects.filter(reference__icontains=q)
+                .order_by()
+                .values_list("plan_id", flat=True)
+            )
+        )
+        plans = plans.filter(pk__in=sorted(matching))
     if data["status"] == "open":
         plans = plans.filter(status__in=Plan.OPEN_STATUSES)
     elif data["status"]:
