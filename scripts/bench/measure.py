@@ -98,6 +98,10 @@ def subjects() -> dict:
         "report": ClosureReport.objects.filter(plan=review).order_by("-pk").first(),
         "location": Location.objects.filter(staff=manager).order_by("pk").first()
         or Location.objects.order_by("pk").first(),
+        "manager_plan": Plan.objects.filter(locations__staff=manager, status="live")
+        .order_by("pk")
+        .first()
+        or live,
         "theme": Theme.objects.order_by("pk").first(),
     }
 
@@ -138,10 +142,15 @@ def page_specs(s: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def _timed(client: Client, url: str, requests: int, *, computed: bool) -> tuple[list, list, object]:
+def _timed(
+    client: Client, url: str, requests: int, *, computed: bool, changed_plan: int | None = None
+) -> tuple[list, list, object]:
     """``requests`` timed requests: (milliseconds, query counts, last response).
     ``computed``: the data version moves on before each request (``core.freshness``), so
-    the page computes its cached figures afresh, as the first view after any change does."""
+    the page computes its cached figures afresh, as the first view after any change does.
+    ``changed_plan``: before each request, the versions a change to that plan moves
+    (the plan's, its locations', everything's) move on, as the first view after a change
+    to that one plan."""
     from core import freshness
 
     times, queries = [], []
@@ -150,6 +159,8 @@ def _timed(client: Client, url: str, requests: int, *, computed: bool) -> tuple[
     for _ in range(requests):
         if computed:
             freshness.data_changed()
+        elif changed_plan is not None:
+            freshness.move(freshness.plan_scopes([changed_plan]))
         with CaptureQueriesContext(connection) as ctx:
             started = time.perf_counter()
             response = client.get(url)
@@ -174,6 +185,20 @@ def measure_pages(s: dict | None = None, *, requests: int = 30, warmup: int = 3,
             response = client.get(url)
         times, queries, response = _timed(client, url, requests, computed=True)
         cached_times, cached_queries, _ = _timed(client, url, requests, computed=False)
+        # A change to one plan the page shows: the closure report's own plan, a plan at
+        # the manager's location for a manager's pages, the showcase live plan otherwise.
+        plan = (
+            s["review"]
+            if label.startswith("Closure report")
+            else s["manager_plan"]
+            if who == "manager"
+            else s["live"]
+        )
+        for _ in range(warmup):
+            client.get(url)
+        change_times, change_queries, _ = _timed(
+            client, url, requests, computed=False, changed_plan=plan.pk
+        )
         row = {
             "page": label,
             "url": url,
@@ -187,12 +212,18 @@ def measure_pages(s: dict | None = None, *, requests: int = 30, warmup: int = 3,
             "cached_p50_ms": round(percentile(cached_times, 50), 1),
             "cached_p95_ms": round(percentile(cached_times, 95), 1),
             "cached_queries": min(cached_queries),
+            "change_p50_ms": round(percentile(change_times, 50), 1),
+            "change_p95_ms": round(percentile(change_times, 95), 1),
+            "change_queries": min(change_queries),
+            "changed_plan": plan.reference,
             "bytes": len(response.content),
         }
         results.append(row)
         log(
             f"    {label}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, {row['queries']} "
-            f"queries; cached p50 {row['cached_p50_ms']} ms, {row['cached_queries']} queries"
+            f"queries; cached p50 {row['cached_p50_ms']} ms, {row['cached_queries']} queries; "
+            f"after a change to {plan.reference} p50 {row['change_p50_ms']} ms, "
+            f"{row['change_queries']} queries"
         )
     return results
 

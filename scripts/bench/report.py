@@ -354,7 +354,11 @@ def judge(
     for page, row in pages.items():
         old = b_pages.get(page)
         small = s_pages.get(page)
-        ratio = row["p50_ms"] / base["p50_ms"] if base and base["p50_ms"] else None
+        # The budget is the first view after a change *to that plan*: measured as such
+        # when the run has it (``change_p50_ms``), else as after a change to everything.
+        first_ms = row.get("change_p50_ms") or row["p50_ms"]
+        ratio = first_ms / base["p50_ms"] if base and base["p50_ms"] else None
+        everything = row["p50_ms"] / base["p50_ms"] if base and base["p50_ms"] else None
         before_ratio = (
             old["p50_ms"] / b_base["p50_ms"] if old and b_base and b_base["p50_ms"] else None
         )
@@ -370,6 +374,10 @@ def judge(
                 "p50_ms": row["p50_ms"],
                 "p95_ms": row["p95_ms"],
                 "first_view": None if ratio is None else round(ratio, 2),
+                "first_view_ms": first_ms,
+                "one_plan": row.get("change_p50_ms") is not None,
+                "changed_plan": row.get("changed_plan"),
+                "everything_changed": None if everything is None else round(everything, 2),
                 "p95_ratio": round(row["p95_ms"] / base["p95_ms"], 2)
                 if base and base["p95_ms"]
                 else None,
@@ -538,8 +546,13 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
         "as in the mix (random live plans, random filters) for as long as the timed pass, "
         "then the timed pass, in which each user requests again, in turn, the URLs it "
         "requested in the warm-up: every timed request is of a URL the same user has "
-        "viewed since the last change. *First view after a change*: in process, *computed* "
-        "(the data version moved on before every timed request, so nothing cached is used).",
+        "viewed since the last change. *First view after a change* (to that plan): in "
+        "process, before every timed request the versions a change to one plan moves "
+        "(that plan's, its locations' and everything's) move on: the plan page's and the "
+        "closure report's own plan, a plan at the manager's location for a manager's "
+        "pages, the showcase live plan for the others. *Computed* (after a change to "
+        "everything): the data version moved on before every timed request, so nothing "
+        "cached is used; shown beside it, and judged by the p95 budget.",
         "",
     ]
     alone_ok = _all([r["ok"] for r in j["alone"]]) if j["alone"] else None
@@ -569,9 +582,9 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
         ),
         (
             f"First view after a change: at most {FIRST_VIEW_BUDGET:g}× the baseline "
-            "(in process, computed p50 ÷ baseline p50)",
+            "(in process, p50 after a change to one plan ÷ baseline p50)",
             f"worst: {worst_first['page']}, {worst_first['first_view']}× "
-            f"({worst_first['p50_ms']} ms)"
+            f"({worst_first['first_view_ms']} ms)"
             + (
                 f" (before {worst_first['before_first_view']}×)"
                 if worst_first.get("before_first_view") is not None
@@ -698,8 +711,10 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
             f"The baseline page: p50 {base.get('p50_ms')} ms, p95 {base.get('p95_ms')} ms in "
             f"this run"
             + (f"; p50 {bb.get('p50_ms')} ms, p95 {bb.get('p95_ms')} ms before" if bb else "")
-            + ". First view = computed p50 ÷ the baseline's p50 (the budget: at most "
-            f"{FIRST_VIEW_BUDGET:g}); p95 is judged in milliseconds (under {PAGE_BUDGET_MS} "
+            + ". First view = p50 after a change to one plan ÷ the baseline's p50 (the "
+            f"budget: at most {FIRST_VIEW_BUDGET:g}; the plan changed is named); after a "
+            "change to everything (computed) beside it, for information; p95 is judged "
+            f"in milliseconds (under {PAGE_BUDGET_MS} "
             "ms at full scale), with its ratio to the baseline's p95 beside it. Queries: "
             "computed / cached, and the same at the smaller scale.",
             "",
@@ -713,11 +728,12 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
                 "",
             ]
         out += [
-            "| page | first view ÷ baseline (p50 ms) | before | budget ≤ 4 "
-            "| p95 ms (÷ baseline p95) "
+            "| page | first view after a change to one plan ÷ baseline (p50 ms) "
+            "| after a change to everything (p50 ms) | before | budget ≤ 4 "
+            "| p95 ms, computed (÷ baseline p95) "
             f"| before ms | under {PAGE_BUDGET_MS} ms | queries | before "
             "| at the smaller scale | same |",
-            "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|",
+            "|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---|",
         ]
         for r in j["pages"]:
             small = (
@@ -727,7 +743,10 @@ def render_issue19(j: dict, run: dict, before: dict | None) -> list[str]:
             )
             status = "" if r["status"] == 200 else f" (HTTP {r['status']})"
             out.append(
-                f"| {r['page']}{status} | {_n(r['first_view'], '{:.2f}')} ({r['p50_ms']}) | "
+                f"| {r['page']}{status} | {_n(r['first_view'], '{:.2f}')} "
+                f"({r['first_view_ms']}"
+                + (f", {r['changed_plan']}" if r.get("one_plan") else ", computed")
+                + f") | {_n(r.get('everything_changed'), '{:.2f}')} ({r['p50_ms']}) | "
                 + (
                     "–"
                     if r["before_first_view"] is None

@@ -215,3 +215,16 @@ def test_a_run_can_head_the_report_at_its_own_scale(tmp_path):
     text = report.render(results, headline="small")
     assert "- **Scale**: small" in text and "- **Commit**: def5678" in text
     assert "no smaller-scale run to compare with" in text
+
+
+def test_first_view_is_judged_after_a_change_to_one_plan_when_measured():
+    """The budget is the first view after a change to that plan: a run that measured it
+    (``change_p50_ms``) is judged on it, the change to everything shown beside it."""
+    run = _run()
+    plan_page = run["measurements"]["pages"][2]
+    plan_page.update({"change_p50_ms": 35.0, "changed_plan": "QIP-2026-0001"})
+    j = report.judge(run)
+    row = {r["page"][:8]: r for r in j["pages"]}["Plan pag"]
+    assert row["first_view"] == 3.5 and row["first_view_ok"]  # 35 / 10
+    assert row["everything_changed"] == 5.0 and row["one_plan"]
+    assert row["changed_plan"] == "QIP-2026-0001"
