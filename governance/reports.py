@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from audits.charts import chart_for, render_icons, render_svg
+from audits.charts import drawn_chart
 from audits.models import EvidenceItem, Measurement
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core.dates import day as _day
@@ -218,15 +218,19 @@ def _indicator_verdict(verdict) -> dict:
     whose text is escaped), as plain values for the frozen snapshot."""
     if verdict is None:
         return {}
-    spec = chart_for(verdict, chart_id=f"report-chart-{verdict.indicator.pk}")
+    # Memoised by its exact inputs (audits.charts.drawn_chart).
+    drawn = drawn_chart(
+        verdict, chart_id=f"report-chart-{verdict.indicator.pk}", icon_sizes=((32, True),)
+    )
+    spec = drawn["spec"]
     return {
         "criteria_headline": verdict.criteria.headline(),
         "criteria_explanation": verdict.criteria.explain(),
         "assurance_headline": verdict.assurance.headline(),
         "assurance_explanation": verdict.assurance.explain(),
-        "chart_svg": str(render_svg(spec)),
+        "chart_svg": str(drawn["svg"]),
         # Making Data Count's icons, drawn (escaped SVG) and in words, as frozen.
-        "icons_svg": str(render_icons(spec, size=32)),
+        "icons_svg": str(drawn["icons"][0]),
         "icons_text": " ".join(
             icon.text for icon in (spec.variation, spec.assurance) if icon is not None
         )

@@ -47,6 +47,7 @@ def body_context(request: HttpRequest, reference: str) -> dict:
     context = plan_views.detail_context(request, reference)
     plan = context["plan"]
     audits = audits_section(plan, user)
+    entries = timeline.plan_timeline(plan, indicators=context["indicators"])
     context.update(
         {
             "audits": audits,
@@ -54,7 +55,9 @@ def body_context(request: HttpRequest, reference: str) -> dict:
             "learning": learning_section(plan, user),
             "pack": pack_section(plan, user),
             "closure": closure.plan_page_context(plan, user, verdicts=audits["verdicts"]),
-            "timeline": timeline.plan_timeline(plan, indicators=context["indicators"]),
+            "timeline": entries,
+            # Built in Python (qip_portal.timeline.timeline_html): hundreds of items.
+            "timeline_items": timeline.timeline_html(entries),
         }
     )
     return context

@@ -12,7 +12,9 @@ show times in local time (Europe/London).
 from __future__ import annotations
 
 from django.db.models import Count, Max, Min
-from django.utils.timezone import localdate
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import localdate, localtime
 
 from audits.models import Annotation, EvidenceItem, ImportBatch, Measurement
 from audits.spc.text import plural
@@ -22,7 +24,7 @@ from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Indicator, Plan
 from plans.timeline import Entry, build_timeline, newest_first, oldest_first
 
-__all__ = ["Entry", "plan_story", "plan_timeline", "story"]
+__all__ = ["Entry", "plan_story", "plan_timeline", "story", "timeline_html"]
 
 
 def _results(plan: Plan, indicators: list[Indicator]) -> list[Entry]:
@@ -330,3 +332,39 @@ def plan_story(plan: Plan, *, indicators: list[Indicator] | None = None) -> list
 def plan_timeline(plan: Plan, *, indicators: list[Indicator] | None = None) -> list[Entry]:
     """The plan page's timeline: the story, newest first."""
     return newest_first(plan_story(plan, indicators=indicators))
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _day_text(d) -> str:
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+
+
+def _time_tag(when) -> str:
+    local = localtime(when)
+    return (
+        f'<time datetime="{local.isoformat()}">{_day_text(local)}, '
+        f"{local.hour:02d}:{local.minute:02d}</time>"
+    )
+
+
+def timeline_html(entries: list[Entry]) -> SafeString:
+    """The plan page's timeline items (``<li>`` elements), built here rather than by a
+    template loop: a plan with a year of weekly results has hundreds. Each says when it
+    happened (its day, if that is its own fact) and when it was entered, in local time,
+    who did it, what, and why."""
+    out = []
+    for e in entries:
+        if e.backdated:
+            when = f'<time datetime="{e.day.isoformat()}">{_day_text(e.day)}</time>'
+            if e.when:
+                when += f" · entered {_time_tag(e.when)}"
+        else:
+            when = _time_tag(e.when)
+        reason = f'<div class="small">Why: {escape(e.reason)}</div>' if e.reason else ""
+        out.append(
+            f'<li><div class="small text-body-secondary">{when}</div>'
+            f"<div><strong>{escape(e.who)}</strong> {escape(e.text)}</div>{reason}</li>"
+        )
+    return mark_safe("".join(out))  # noqa: S308  # nosec B308 B703 - every text escaped
