@@ -775,9 +775,7 @@ def decide_monitoring(
                 period=period, by=by, ends_on=ends_on, rationale=f"{rationale} ({at})"
             )
             return locked
-        audit_services.close_short_monitoring(
-            period=period, by=by, rationale=f"{rationale} ({at})"
-        )
+        audit_services.close_short_monitoring(period=period, by=by, rationale=f"{rationale} ({at})")
         return perform_transition(
             plan=locked,
             name="close_after_monitoring",

@@ -252,7 +252,6 @@ def reopen(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "audits/reopen.html", {"plan": plan, "form": form, "blocking": blocking})
 
 
-
 # --- Monitoring that ended without enough data: the group's decision -------------------
 
 
