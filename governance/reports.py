@@ -246,10 +246,12 @@ def compile_report(
     blockers: list[str],
     sections: list[dict] = (),  # type: ignore[assignment]
     override_rationale: str = "",
+    verdicts=None,
 ) -> dict[str, Any]:
     """Everything the governance group needs to decide, read from the plan now.
     ``blockers``: why the plan may not yet go to closure review, in words (the closure
-    workflow's ``closure_blockers``); ``sections``: what higher apps add (``section``)."""
+    workflow's ``closure_blockers``); ``sections``: what higher apps add (``section``);
+    ``verdicts``: the plan's ``plan_verdicts``, when the caller has them already."""
     plan = (
         Plan.objects.select_related("theme", "owner")
         .prefetch_related("locations", "regulations")
@@ -258,7 +260,8 @@ def compile_report(
     criteria = ClosureCriteria.objects.filter(plan=plan).first()
     indicators = list(plan.indicators.all())
     measurements = _measurements(indicators)
-    verdicts = plan_verdicts(plan)
+    if verdicts is None:
+        verdicts = plan_verdicts(plan)
     verdicts_by_indicator = {v.indicator.pk: v for v in verdicts.indicators}
     actions = [
         _action_part(a)

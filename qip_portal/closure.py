@@ -352,15 +352,25 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
 # --- The closure report --------------------------------------------------------------
 
 
-def compile_report(plan: Plan, *, override_rationale: str = "") -> dict:
+def compile_report(
+    plan: Plan,
+    *,
+    override_rationale: str = "",
+    verdicts: PlanVerdicts | None = None,
+    blockers: list[Blocker] | None = None,
+) -> dict:
     """The closure report as it would be frozen now: governance compiles it, with the
-    blockers in words and the learning section (``learning``) composed in here."""
-    blockers = closure_blockers(plan)
+    blockers in words and the learning section (``learning``) composed in here. A
+    caller that has the plan's ``verdicts`` and ``blockers`` already passes them (the
+    live report page): they are not computed again."""
+    if blockers is None:
+        blockers = closure_blockers(plan, verdicts=verdicts)
     return reports.compile_report(
         plan,
         blockers=[b.text for b in blockers],
         sections=[learning_panels.report_section(plan)],
         override_rationale=override_rationale,
+        verdicts=verdicts,
     )
 
 
