@@ -53,12 +53,21 @@ def body_context(user, reference: str) -> dict:
     context = plan_views.detail_context(user, reference)
     plan = context["plan"]
     audits = audits_section(plan, user)
-    entries = timeline.plan_timeline(plan, indicators=context["indicators"])
+    governance = governance_section(plan, user)
+    learning = learning_section(plan, user)
+    # The timeline tells the rows the sections read already: not read again.
+    entries = timeline.plan_timeline(
+        plan,
+        indicators=context["indicators"],
+        evidence=audits["evidence"],
+        reports=governance["all_reports"],
+        learning={k: learning[k] for k in ("summary", "embeddings", "reviews")},
+    )
     context.update(
         {
             "audits": audits,
-            "governance": governance_section(plan, user),
-            "learning": learning_section(plan, user),
+            "governance": governance,
+            "learning": learning,
             "pack": pack_section(plan, user),
             "closure": closure.plan_page_context(plan, user, verdicts=audits["verdicts"]),
             "timeline": entries,
