@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db.models import Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
@@ -240,6 +241,30 @@ def _indicator_verdict(verdict) -> dict:
     }
 
 
+def preloaded_plan(plan_id: int) -> Plan:
+    """The plan as ``compile_report(..., preloaded=True)`` and
+    ``plan_verdicts(..., preloaded=True)`` take it: read once, with all they read."""
+    from plans.models import Action
+
+    return (
+        Plan.objects.select_related("criteria", "theme", "owner")
+        .prefetch_related(
+            "locations",
+            "regulations",
+            "indicators",
+            "triggers",
+            # In due-date order, as the verdicts list the open actions.
+            Prefetch(
+                "actions",
+                queryset=Action.objects.select_related("owner", "verified_by").order_by(
+                    "due_date", "pk"
+                ),
+            ),
+        )
+        .get(pk=plan_id)
+    )
+
+
 def compile_report(
     plan: Plan,
     *,
@@ -247,26 +272,38 @@ def compile_report(
     sections: list[dict] = (),  # type: ignore[assignment]
     override_rationale: str = "",
     verdicts=None,
+    preloaded: bool = False,
 ) -> dict[str, Any]:
     """Everything the governance group needs to decide, read from the plan now.
     ``blockers``: why the plan may not yet go to closure review, in words (the closure
     workflow's ``closure_blockers``); ``sections``: what higher apps add (``section``);
-    ``verdicts``: the plan's ``plan_verdicts``, when the caller has them already."""
-    plan = (
-        Plan.objects.select_related("theme", "owner")
-        .prefetch_related("locations", "regulations")
-        .get(pk=plan.pk)
-    )
-    criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    ``verdicts``: the plan's ``plan_verdicts``, when the caller has them already;
+    ``preloaded``: ``plan`` was read with its criteria, theme and owner
+    (``select_related``) and its locations, regulations, indicators and actions (with
+    their owner and verifier) prefetched, as ``PRELOAD`` says: they are not read again."""
+    if not preloaded:
+        plan = (
+            Plan.objects.select_related("theme", "owner")
+            .prefetch_related("locations", "regulations")
+            .get(pk=plan.pk)
+        )
+        criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    else:
+        try:
+            criteria = plan.criteria
+        except ClosureCriteria.DoesNotExist:
+            criteria = None
     indicators = list(plan.indicators.all())
     measurements = _measurements(indicators)
     if verdicts is None:
         verdicts = plan_verdicts(plan)
     verdicts_by_indicator = {v.indicator.pk: v for v in verdicts.indicators}
-    actions = [
-        _action_part(a)
-        for a in plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
-    ]
+    rows = (
+        sorted(plan.actions.all(), key=lambda a: (a.due_date, a.pk))
+        if preloaded
+        else plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
+    )
+    actions = [_action_part(a) for a in rows]
     risks = ResidualRisk.objects.filter(plan=plan).select_related("recorded_by")
     return {
         "version": REPORT_VERSION,

@@ -358,11 +358,13 @@ def compile_report(
     override_rationale: str = "",
     verdicts: PlanVerdicts | None = None,
     blockers: list[Blocker] | None = None,
+    preloaded: bool = False,
 ) -> dict:
     """The closure report as it would be frozen now: governance compiles it, with the
     blockers in words and the learning section (``learning``) composed in here. A
     caller that has the plan's ``verdicts`` and ``blockers`` already passes them (the
-    live report page): they are not computed again."""
+    live report page): they are not computed again; ``preloaded``: as
+    ``governance.reports.compile_report`` takes it."""
     if blockers is None:
         blockers = closure_blockers(plan, verdicts=verdicts)
     return reports.compile_report(
@@ -371,6 +373,7 @@ def compile_report(
         sections=[learning_panels.report_section(plan)],
         override_rationale=override_rationale,
         verdicts=verdicts,
+        preloaded=preloaded,
     )
 
 

@@ -54,12 +54,11 @@ def _live_report(plan_id: int) -> dict:
     its charts through ``audits.charts.drawn_chart``, memoised by their inputs)."""
     from audits.verdicts import plan_verdicts
     from governance import reports
-    from plans.models import Plan
 
-    plan = Plan.objects.select_related("criteria").get(pk=plan_id)
-    verdicts = plan_verdicts(plan)
+    plan = reports.preloaded_plan(plan_id)
+    verdicts = plan_verdicts(plan, preloaded=True)
     blockers = closure.closure_blockers(plan, verdicts=verdicts)
-    content = closure.compile_report(plan, verdicts=verdicts, blockers=blockers)
+    content = closure.compile_report(plan, verdicts=verdicts, blockers=blockers, preloaded=True)
     return {"blockers": blockers, "report_html": reports.render_body(content)}
 
 

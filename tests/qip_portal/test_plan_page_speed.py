@@ -338,3 +338,44 @@ def test_one_rerender_is_queued_per_plan_and_transaction_and_none_for_unviewed_p
     finally:
         Task.apply_async = original
     assert queued == [(viewed.pk,)]
+
+
+# --- The live closure report: one reading of the plan ------------------------------------
+
+
+@pytest.fixture
+def ready_plan(quality_lead, oakfield):
+    """A plan genuinely ready for closure review, built through the services."""
+    return factories.make_ready(
+        factories.live_plan(owner=quality_lead, locations=[oakfield]), by=quality_lead
+    )
+
+
+@pytest.mark.django_db
+def test_the_live_report_read_once_is_the_report_submission_would_freeze(ready_plan):
+    from governance import reports
+    from qip_portal import closure
+
+    plan = reports.preloaded_plan(ready_plan.pk)
+    verdicts = plan_verdicts(plan, preloaded=True)
+    blockers = closure.closure_blockers(plan, verdicts=verdicts)
+    once = closure.compile_report(plan, verdicts=verdicts, blockers=blockers, preloaded=True)
+    afresh = closure.compile_report(type(ready_plan).objects.get(pk=ready_plan.pk))
+    once.pop("compiled_at"), afresh.pop("compiled_at")
+    assert once == afresh
+    assert once["actions"] and once["indicators"] and once["criteria"]
+
+
+@pytest.mark.django_db
+def test_the_live_report_page_computes_in_few_queries(client, quality_lead, ready_plan):
+    from django.urls import reverse
+
+    from core import freshness
+
+    url = reverse("governance:plan_report", args=[ready_plan.reference])
+    client.force_login(quality_lead)
+    client.get(url)
+    freshness.data_changed()
+    computed, page = _queries(client, url)
+    assert "Residual risks" in page
+    assert computed <= 26  # 26 on PostgreSQL before issue 19, the verdicts built thrice
