@@ -261,18 +261,27 @@ def _move(scopes: Iterable[str]) -> None:
 
 
 def move(scopes: Iterable[str]) -> None:
-    """These scopes changed (or are about to, in this transaction): at once and at commit
-    (once per transaction, whatever the number of rows written: ``_at_commit``)."""
+    """These scopes changed (or are about to, in this transaction): at once and at
+    commit. At commit, the transaction's first ``_CommitBatch`` moves every scope the
+    transaction moved, then tells the listeners of ``on_plans_committed`` once; each
+    move's own callback moves its scopes only if that batch has not run yet."""
     scopes = set(scopes)
     if not scopes:
         return
     _move(scopes)
-    _at_commit(scopes)
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:  # autocommit: this was the commit
+        _committed(scopes)
+        return
+    batch = _batch(connection)
+    batch.scopes |= scopes
+    transaction.on_commit(lambda: None if batch.done else _move(scopes))
 
 
 class _CommitBatch:
     """The scopes a transaction moved, moved again once when it commits, and then told to
-    the listeners of ``on_plans_committed``."""
+    the listeners of ``on_plans_committed`` (once per transaction, however many rows it
+    wrote)."""
 
     def __init__(self) -> None:
         self.scopes: set[str] = set()
@@ -284,11 +293,7 @@ class _CommitBatch:
         _committed(self.scopes)
 
 
-def _at_commit(scopes: set[str]) -> None:
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:  # autocommit: this was the commit
-        _committed(scopes)
-        return
+def _batch(connection) -> _CommitBatch:
     batch = getattr(connection, "_qip_freshness_batch", None)
     # A new batch when there is none, when it ran (a test runs callbacks without a
     # commit), or when its callback was dropped by a rollback. Scopes added to a batch
@@ -301,7 +306,7 @@ def _at_commit(scopes: set[str]) -> None:
         batch = _CommitBatch()
         connection._qip_freshness_batch = batch
         transaction.on_commit(batch.callback)
-    batch.scopes |= scopes
+    return batch
 
 
 # Called with the ids of the plans whose version a commit moved, after it moved them
