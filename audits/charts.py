@@ -790,3 +790,64 @@ def render_icons(spec: ChartSpec, *, size: int = 40, labels: bool = True) -> Saf
     return mark_safe(  # noqa: S308  # nosec B308 B703 - built from escaped parts
         f'<span class="qip-icons">{"".join(parts)}</span>'
     )
+
+
+def table_rows_html(spec: ChartSpec) -> SafeString:
+    """The rows of the chart's data table (``<tr>`` elements), built here rather than
+    by a template loop: a plan page draws hundreds of them."""
+    cells = []
+    for r in spec.rows:
+        cells.append(
+            f'<tr><th scope="row" class="fw-normal text-nowrap">{escape(r["label"])}</th>'
+            f"<td>{escape(r['display'])}</td>"
+            f"<td>{'Met' if r['meets_target'] else 'Not met'}</td>"
+            f'<td>{escape(r["centre"])}</td><td class="text-nowrap">{escape(r["limits"])}</td>'
+            f"<td>{escape(r['signal'])}</td></tr>"
+        )
+    return mark_safe("".join(cells))  # noqa: S308  # nosec B308 B703 - every text escaped
+
+
+def drawn_chart(
+    verdict: IndicatorVerdict,
+    *,
+    chart_id: str,
+    monitored: MonitoredIndicator | None = None,
+    period_start: datetime.date | None = None,
+    deteriorations: list[Deterioration] = (),  # type: ignore[assignment]
+    icon_sizes: tuple[tuple[int, bool], ...] = ((40, True),),
+    table: bool = False,
+) -> dict:
+    """``chart_for`` and what is drawn from it (the SVG, the icons at each of
+    ``icon_sizes`` as ``(size, labels)``, the data table's rows when ``table``),
+    memoised under a digest of exactly these inputs (``core.memo``): the verdict with
+    its results, annotations and engine output, the monitoring rows, the chart's id.
+    A change elsewhere in the plan (an action, evidence, a decision) draws nothing
+    again; a change to any of these draws this chart again. Plain values only:
+    ``spec`` (dataclasses of strings and numbers) and strings."""
+    from core.memo import memoised
+
+    def draw() -> dict:
+        spec = chart_for(
+            verdict,
+            chart_id=chart_id,
+            monitored=monitored,
+            period_start=period_start,
+            deteriorations=deteriorations,
+        )
+        return {
+            "spec": spec,
+            "svg": str(render_svg(spec)),
+            "icons": [str(render_icons(spec, size=s, labels=lab)) for s, lab in icon_sizes],
+            "table": str(table_rows_html(spec)) if table else "",
+        }
+
+    inputs = (verdict, chart_id, monitored, period_start, list(deteriorations), icon_sizes, table)
+    drawn = memoised("chart", inputs, draw)
+    # Marked safe again on the way out (the cache holds plain strings): built by the
+    # renderers above, every text escaped.
+    return {
+        "spec": drawn["spec"],
+        "svg": mark_safe(drawn["svg"]),  # noqa: S308  # nosec B308 B703
+        "icons": [mark_safe(i) for i in drawn["icons"]],  # noqa: S308  # nosec B308 B703
+        "table": mark_safe(drawn["table"]),  # noqa: S308  # nosec B308 B703
+    }

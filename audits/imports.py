@@ -49,17 +49,26 @@ def _header(cells: list) -> list[str]:
     duplicated = sorted({n for n in names if n and names.count(n) > 1})
     problems = []
     if unknown:
-        problems.append("unknown column" + ("s " if len(unknown) > 1 else " ")
-                        + ", ".join(f"“{n or '(blank)'}”" for n in unknown))
+        problems.append(
+            "unknown column"
+            + ("s " if len(unknown) > 1 else " ")
+            + ", ".join(f"“{n or '(blank)'}”" for n in unknown)
+        )
     if missing:
-        problems.append("missing column" + ("s " if len(missing) > 1 else " ")
-                        + ", ".join(f"“{n}”" for n in missing))
+        problems.append(
+            "missing column"
+            + ("s " if len(missing) > 1 else " ")
+            + ", ".join(f"“{n}”" for n in missing)
+        )
     if duplicated:
         problems.append("repeated column " + ", ".join(f"“{n}”" for n in duplicated))
     if problems:
         raise ImportFileError(
-            "Row 1 (the header) has " + "; ".join(problems) + ". The columns must be: "
-            + ", ".join(COLUMNS) + " (download the template)."
+            "Row 1 (the header) has "
+            + "; ".join(problems)
+            + ". The columns must be: "
+            + ", ".join(COLUMNS)
+            + " (download the template)."
         )
     return names
 
@@ -83,7 +92,7 @@ def _rows(raw_rows: Iterator[list], names: list[str]) -> Iterator[Row]:
         texts = [_cell_text(c) for c in cells]
         if not any(texts):
             continue
-        extra = [t for t in texts[len(names):] if t]
+        extra = [t for t in texts[len(names) :] if t]
         if extra:
             raise ImportFileError(
                 f"Row {number} has more cells than the header has columns. "

@@ -530,5 +530,7 @@ class Annotation(models.Model):
     @property
     def is_rebase(self) -> bool:
         return self.kind == self.Kind.REBASE
+
+
 # Audit tools and the audits conducted with them (audits/tools/models.py).
 from audits.tools.models import *  # noqa: E402, F403

@@ -402,9 +402,9 @@ def periods_evidence_gaps(periods: list[MonitoringPeriod]) -> dict[int, list[str
     if not periods:
         return {}
     monitored: dict[int, list[MonitoredIndicator]] = {p.pk: [] for p in periods}
-    for watched in MonitoredIndicator.objects.filter(
-        period_id__in=list(monitored)
-    ).select_related("indicator"):
+    for watched in MonitoredIndicator.objects.filter(period_id__in=list(monitored)).select_related(
+        "indicator"
+    ):
         monitored[watched.period_id].append(watched)
     indicator_periods: dict[int, list[MonitoringPeriod]] = {}
     for period in periods:

@@ -144,9 +144,7 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
             )
         if ending:
             freshness.data_changed()  # a bulk update sends no save signal
-    return (
-        f"{len(ending)} monitoring period(s) ended, {len(short)} without enough monitoring data"
-    )
+    return f"{len(ending)} monitoring period(s) ended, {len(short)} without enough monitoring data"
 
 
 @jobs.register("audits_reaudits_due", "Remind location managers of re-audits due and overdue.")

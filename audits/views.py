@@ -24,7 +24,7 @@ from audits.access import (
     get_measurement_for_user,
     get_plan_for_logging,
 )
-from audits.charts import chart_for, render_icons, render_svg
+from audits.charts import chart_for, drawn_chart, render_svg
 from audits.forms import (
     AnnotationForm,
     AuditEvidenceForm,
@@ -119,20 +119,25 @@ def _plan_figures(plan: Plan) -> dict:
         watched = {w["indicator"].pk: w for w in monitoring_data["watched"]}
     for position, verdict in enumerate(verdicts.indicators):
         w = watched.get(verdict.indicator.pk)
-        spec = chart_for(
+        # Memoised by its exact inputs (audits.charts.drawn_chart): a change elsewhere
+        # in the plan does not draw the charts again.
+        drawn = drawn_chart(
             verdict,
             chart_id=f"chart-{plan.pk}-{position}",
             monitored=w["monitored"] if w else None,
             period_start=monitoring_data["period"].starts_on if w else None,
             deteriorations=w["deteriorations"] if w else [],
+            icon_sizes=((40, True), (24, False)),
+            table=True,
         )
         charts.append(
             {
                 "verdict": verdict,
-                "spec": spec,
-                "svg": render_svg(spec),
-                "icons": render_icons(spec),
-                "icons_small": render_icons(spec, size=24, labels=False),
+                "spec": drawn["spec"],
+                "svg": drawn["svg"],
+                "icons": drawn["icons"][0],
+                "icons_small": drawn["icons"][1],
+                "table_rows": drawn["table"],
             }
         )
     return {"verdicts": verdicts, "monitoring": monitoring_data, "charts": charts}

@@ -261,12 +261,75 @@ def _move(scopes: Iterable[str]) -> None:
 
 
 def move(scopes: Iterable[str]) -> None:
-    """These scopes changed (or are about to, in this transaction): at once and at commit."""
+    """These scopes changed (or are about to, in this transaction): at once and at
+    commit. At commit, the transaction's first ``_CommitBatch`` moves every scope the
+    transaction moved, then tells the listeners of ``on_plans_committed`` once; each
+    move's own callback moves its scopes only if that batch has not run yet."""
     scopes = set(scopes)
     if not scopes:
         return
     _move(scopes)
-    transaction.on_commit(lambda: _move(scopes))
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:  # autocommit: this was the commit
+        _committed(scopes)
+        return
+    batch = _batch(connection)
+    batch.scopes |= scopes
+    transaction.on_commit(lambda: None if batch.done else _move(scopes))
+
+
+class _CommitBatch:
+    """The scopes a transaction moved, moved again once when it commits, and then told to
+    the listeners of ``on_plans_committed`` (once per transaction, however many rows it
+    wrote)."""
+
+    def __init__(self) -> None:
+        self.scopes: set[str] = set()
+        self.done = False
+        self.callback = self.run  # one bound method, found again in run_on_commit
+
+    def run(self) -> None:
+        self.done = True
+        _committed(self.scopes)
+
+
+def _batch(connection) -> _CommitBatch:
+    batch = getattr(connection, "_qip_freshness_batch", None)
+    # A new batch when there is none, when it ran (a test runs callbacks without a
+    # commit), or when its callback was dropped by a rollback. Scopes added to a batch
+    # from a savepoint rolled back later are moved anyway: harmless, never stale.
+    if (
+        batch is None
+        or batch.done
+        or not any(func is batch.callback for _sids, func, _robust in connection.run_on_commit)
+    ):
+        batch = _CommitBatch()
+        connection._qip_freshness_batch = batch
+        transaction.on_commit(batch.callback)
+    return batch
+
+
+# Called with the ids of the plans whose version a commit moved, after it moved them
+# (``qip_portal.plan_pages`` re-renders their pages for their recent viewers). A failing
+# listener is logged: it never breaks the request that committed.
+_PLAN_LISTENERS: list = []
+
+
+def on_plans_committed(listener) -> None:
+    if listener not in _PLAN_LISTENERS:
+        _PLAN_LISTENERS.append(listener)
+
+
+def _committed(scopes: set[str]) -> None:
+    _move(scopes)
+    plan_ids = {int(s.split(":", 1)[1]) for s in scopes if s.startswith("plan:")}
+    if not plan_ids:
+        return
+    for listener in _PLAN_LISTENERS:
+        try:
+            listener(plan_ids)
+        except Exception:  # noqa: BLE001 - logged; the change is committed already
+            logger.exception("A listener of committed plan changes failed.")
 
 
 def data_changed() -> None:

@@ -136,7 +136,7 @@ def sign_in_wait(username: str, now: datetime.datetime | None = None) -> int:
 
 
 def wait_words(seconds: int) -> str:
-    """"25 seconds", "3 minutes"."""
+    """ "25 seconds", "3 minutes"."""
     if seconds < 60:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     minutes = (seconds + 59) // 60

@@ -8,13 +8,15 @@ from plans.models import Plan, User
 
 
 def plan_panel_context(plan: Plan, user: User) -> dict:
-    """Three queries whatever the plan holds."""
-    reports = list(
+    """Three queries whatever the plan holds. ``all_reports``: every report of the
+    plan (the plan page's timeline tells them all; a plan has a handful)."""
+    all_reports = list(
         ClosureReport.objects.filter(plan=plan)
         .select_related("group", "submitted_by", "decision__signed_by")
         .defer("content_json", "content_html")  # the frozen snapshot is not shown here
-        .order_by("-submitted_at", "-pk")[:5]
+        .order_by("-submitted_at", "-pk")
     )
+    reports = all_reports[:5]
     visible_ids = (
         set(
             access.visible_reports(user)
@@ -28,6 +30,7 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     return {
         "plan": plan,
         "reports": [(r, r.pk in visible_ids) for r in reports],
+        "all_reports": all_reports,
         "risk_count": ResidualRisk.objects.filter(plan=plan).count(),
         "can_prepare": can_prepare,
         "can_read_live_report": can_prepare or user.is_governance_member,

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db.models import Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from audits.charts import chart_for, render_icons, render_svg
+from audits.charts import drawn_chart
 from audits.models import EvidenceItem, Measurement
 from audits.verdicts import PlanVerdicts, plan_verdicts
 from core.dates import day as _day
@@ -218,15 +219,19 @@ def _indicator_verdict(verdict) -> dict:
     whose text is escaped), as plain values for the frozen snapshot."""
     if verdict is None:
         return {}
-    spec = chart_for(verdict, chart_id=f"report-chart-{verdict.indicator.pk}")
+    # Memoised by its exact inputs (audits.charts.drawn_chart).
+    drawn = drawn_chart(
+        verdict, chart_id=f"report-chart-{verdict.indicator.pk}", icon_sizes=((32, True),)
+    )
+    spec = drawn["spec"]
     return {
         "criteria_headline": verdict.criteria.headline(),
         "criteria_explanation": verdict.criteria.explain(),
         "assurance_headline": verdict.assurance.headline(),
         "assurance_explanation": verdict.assurance.explain(),
-        "chart_svg": str(render_svg(spec)),
+        "chart_svg": str(drawn["svg"]),
         # Making Data Count's icons, drawn (escaped SVG) and in words, as frozen.
-        "icons_svg": str(render_icons(spec, size=32)),
+        "icons_svg": str(drawn["icons"][0]),
         "icons_text": " ".join(
             icon.text for icon in (spec.variation, spec.assurance) if icon is not None
         )
@@ -236,30 +241,69 @@ def _indicator_verdict(verdict) -> dict:
     }
 
 
+def preloaded_plan(plan_id: int) -> Plan:
+    """The plan as ``compile_report(..., preloaded=True)`` and
+    ``plan_verdicts(..., preloaded=True)`` take it: read once, with all they read."""
+    from plans.models import Action
+
+    return (
+        Plan.objects.select_related("criteria", "theme", "owner")
+        .prefetch_related(
+            "locations",
+            "regulations",
+            "indicators",
+            "triggers",
+            # In due-date order, as the verdicts list the open actions.
+            Prefetch(
+                "actions",
+                queryset=Action.objects.select_related("owner", "verified_by").order_by(
+                    "due_date", "pk"
+                ),
+            ),
+        )
+        .get(pk=plan_id)
+    )
+
+
 def compile_report(
     plan: Plan,
     *,
     blockers: list[str],
     sections: list[dict] = (),  # type: ignore[assignment]
     override_rationale: str = "",
+    verdicts=None,
+    preloaded: bool = False,
 ) -> dict[str, Any]:
     """Everything the governance group needs to decide, read from the plan now.
     ``blockers``: why the plan may not yet go to closure review, in words (the closure
-    workflow's ``closure_blockers``); ``sections``: what higher apps add (``section``)."""
-    plan = (
-        Plan.objects.select_related("theme", "owner")
-        .prefetch_related("locations", "regulations")
-        .get(pk=plan.pk)
-    )
-    criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    workflow's ``closure_blockers``); ``sections``: what higher apps add (``section``);
+    ``verdicts``: the plan's ``plan_verdicts``, when the caller has them already;
+    ``preloaded``: ``plan`` was read with its criteria, theme and owner
+    (``select_related``) and its locations, regulations, indicators and actions (with
+    their owner and verifier) prefetched, as ``PRELOAD`` says: they are not read again."""
+    if not preloaded:
+        plan = (
+            Plan.objects.select_related("theme", "owner")
+            .prefetch_related("locations", "regulations")
+            .get(pk=plan.pk)
+        )
+        criteria = ClosureCriteria.objects.filter(plan=plan).first()
+    else:
+        try:
+            criteria = plan.criteria
+        except ClosureCriteria.DoesNotExist:
+            criteria = None
     indicators = list(plan.indicators.all())
     measurements = _measurements(indicators)
-    verdicts = plan_verdicts(plan)
+    if verdicts is None:
+        verdicts = plan_verdicts(plan)
     verdicts_by_indicator = {v.indicator.pk: v for v in verdicts.indicators}
-    actions = [
-        _action_part(a)
-        for a in plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
-    ]
+    rows = (
+        sorted(plan.actions.all(), key=lambda a: (a.due_date, a.pk))
+        if preloaded
+        else plan.actions.select_related("owner", "verified_by").order_by("due_date", "pk")
+    )
+    actions = [_action_part(a) for a in rows]
     risks = ResidualRisk.objects.filter(plan=plan).select_related("recorded_by")
     return {
         "version": REPORT_VERSION,

@@ -167,9 +167,7 @@ class AgendaForm(forms.Form):
 
 class LibraryFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
-    theme = ModelChoiceField(
-        queryset=Theme.objects.all(), required=False, empty_label="Any theme"
-    )
+    theme = ModelChoiceField(queryset=Theme.objects.all(), required=False, empty_label="Any theme")
     location = ModelChoiceField(
         queryset=Location.objects.none(), required=False, empty_label="Any location"
     )

@@ -11,12 +11,14 @@ from plans.models import Plan, User
 
 
 def panel_context(plan: Plan, user: User) -> dict:
-    summary = LearningSummary.objects.filter(plan=plan).first()
+    # With who wrote, recorded and reviewed what: the plan page's timeline tells it
+    # from these same rows.
+    summary = LearningSummary.objects.filter(plan=plan).select_related("created_by").first()
     embeddings, acks, reviews = [], [], []
     if summary is not None:
-        embeddings = list(summary.embeddings.all())
+        embeddings = list(summary.embeddings.select_related("recorded_by"))
         acks = list(summary.acknowledgements.select_related("manager", "location"))
-        reviews = list(summary.reviews.all())
+        reviews = list(summary.reviews.select_related("reviewed_by", "meeting"))
     outstanding = [a for a in acks if a.is_outstanding]
     return {
         "plan": plan,

@@ -331,15 +331,14 @@ def _strip(cleaned: dict) -> dict:
     return {k: v for k, v in cleaned.items() if k != "DELETE"}
 
 
-def detail_context(request: HttpRequest, reference: str) -> dict:
+def detail_context(user, reference: str) -> dict:
     """The plan page's own part: the plan (read once, with what it points to; the
     other sections share its indicators and actions), its criteria, actions and flags.
     The page itself is composed in ``qip_portal/plan_pages.py``, which adds each higher
     app's section and the timeline. Call it inside ``core.freshness.pinned()``: cached
-    figures are computed from the rows read here."""
-    plan = get_plan_for_user(
-        request.user, reference, related=("criteria", "merged_into", "recurrence_of")
-    )
+    figures are computed from the rows read here. Needs no request: the page's content
+    is rendered by a worker too (``qip_portal.plan_pages.rerender``)."""
+    plan = get_plan_for_user(user, reference, related=("criteria", "merged_into", "recurrence_of"))
     prefetch_related_objects(
         [plan],
         # Only the columns the page shows (it is rendered once per version, then cached).
@@ -350,7 +349,6 @@ def detail_context(request: HttpRequest, reference: str) -> dict:
         "indicators",
         Prefetch("actions", queryset=Action.objects.select_related("owner", "verified_by")),
     )
-    user = request.user
     today = timezone.localdate()
     actions = list(plan.actions.all())
     gaps = services.criteria_gaps(plan) if plan.is_draft else []

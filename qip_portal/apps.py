@@ -16,3 +16,10 @@ class QipPortalConfig(AppConfig):
         )
 
         sessions.connect()
+
+        from core import freshness
+        from qip_portal import plan_pages
+
+        # After a commit moved a plan's version: its page rendered again for its recent
+        # viewers (by a worker), so the next view is a hit.
+        freshness.on_plans_committed(plan_pages.queue_rerenders)

@@ -397,15 +397,28 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
 # --- The closure report --------------------------------------------------------------
 
 
-def compile_report(plan: Plan, *, override_rationale: str = "") -> dict:
+def compile_report(
+    plan: Plan,
+    *,
+    override_rationale: str = "",
+    verdicts: PlanVerdicts | None = None,
+    blockers: list[Blocker] | None = None,
+    preloaded: bool = False,
+) -> dict:
     """The closure report as it would be frozen now: governance compiles it, with the
-    blockers in words and the learning section (``learning``) composed in here."""
-    blockers = closure_blockers(plan)
+    blockers in words and the learning section (``learning``) composed in here. A
+    caller that has the plan's ``verdicts`` and ``blockers`` already passes them (the
+    live report page): they are not computed again; ``preloaded``: as
+    ``governance.reports.compile_report`` takes it."""
+    if blockers is None:
+        blockers = closure_blockers(plan, verdicts=verdicts)
     return reports.compile_report(
         plan,
         blockers=[b.text for b in blockers],
         sections=[learning_panels.report_section(plan)],
         override_rationale=override_rationale,
+        verdicts=verdicts,
+        preloaded=preloaded,
     )
 
 
@@ -820,9 +833,7 @@ def decide_monitoring(
                 period=period, by=by, ends_on=ends_on, rationale=f"{rationale} ({at})"
             )
             return locked
-        audit_services.close_short_monitoring(
-            period=period, by=by, rationale=f"{rationale} ({at})"
-        )
+        audit_services.close_short_monitoring(period=period, by=by, rationale=f"{rationale} ({at})")
         return perform_transition(
             plan=locked,
             name="close_after_monitoring",

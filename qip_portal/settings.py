@@ -461,6 +461,12 @@ REGISTER_PAGE_SIZE = 25
 # version that every change moves on (core/freshness.py), and expire after this long
 # in any case.
 DERIVED_CACHE_SECONDS = read_int("DERIVED_CACHE_SECONDS", default=60)
+# Memoised pure computations (core.memo: a chart from its results) are keyed by their
+# exact inputs, so they are never stale: they expire only to free the cache.
+MEMO_CACHE_SECONDS = read_int("MEMO_CACHE_SECONDS", default=24 * 3600)
+# How long a plan remembers the kinds of people who read its page (their classes, with
+# one user each), for a worker to render it again for them after a change.
+PLAN_VIEWERS_SECONDS = read_int("PLAN_VIEWERS_SECONDS", default=7 * 24 * 3600)
 # Part of every cached key (core.freshness.code_version): e.g. the image's commit. When
 # unset, a digest of the project's Python files and templates (no .git needed).
 CODE_VERSION = os.environ.get("CODE_VERSION", "")

@@ -11,8 +11,12 @@ show times in local time (Europe/London).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.db.models import Count, Max, Min
-from django.utils.timezone import localdate
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import localdate, localtime
 
 from audits.models import Annotation, EvidenceItem, ImportBatch, Measurement
 from audits.spc.text import plural
@@ -22,7 +26,15 @@ from learning.models import Embedding, LearningReview, LearningSummary
 from plans.models import Indicator, Plan
 from plans.timeline import Entry, build_timeline, newest_first, oldest_first
 
-__all__ = ["Entry", "plan_story", "plan_timeline", "story"]
+__all__ = ["Entry", "plan_story", "plan_timeline", "story", "timeline_html"]
+
+
+def _name(first: str | None, last: str | None, username: str | None) -> str:
+    """A person's name as ``User.__str__`` says it, from its columns (``str(None)`` when
+    there is no one, as ``str(m.recorded_by)`` said)."""
+    if username is None:
+        return str(None)
+    return f"{first} {last}".strip() or username
 
 
 def _results(plan: Plan, indicators: list[Indicator]) -> list[Entry]:
@@ -30,20 +42,35 @@ def _results(plan: Plan, indicators: list[Indicator]) -> list[Entry]:
     entry (an import of 5,000 rows is one thing that happened). Four queries."""
     by_id = {i.pk: i for i in indicators}
     entries: list[Entry] = []
+    # Plain rows, not models: a plan with a year of weekly results has hundreds, and
+    # only these columns are told (the author's name as ``User.__str__`` gives it).
     logged = (
         Measurement.objects.filter(indicator__plan=plan, import_batch__isnull=True)
-        .select_related("recorded_by")
         .order_by("recorded_at", "pk")
+        .values_list(
+            "indicator_id",
+            "measured_on",
+            "value",
+            "numerator",
+            "denominator",
+            "recorded_at",
+            "recorded_by__first_name",
+            "recorded_by__last_name",
+            "recorded_by__username",
+        )
     )
-    for m in logged:
-        m.indicator = by_id[m.indicator_id]
+    for ind_id, measured_on, value, numerator, denominator, at, first, last, username in logged:
+        indicator = by_id[ind_id]
+        shown = SimpleNamespace(
+            indicator=indicator, value=value, numerator=numerator, denominator=denominator
+        )
         entries.append(
             Entry(
-                when=m.recorded_at,
-                who=str(m.recorded_by),
-                text=f"logged a result for “{m.indicator.name}”: {m.value_display()}",
+                when=at,
+                who=_name(first, last, username),
+                text=f"logged a result for “{indicator.name}”: {Measurement.value_display(shown)}",
                 reason="",
-                happened_on=m.measured_on,
+                happened_on=measured_on,
             )
         )
     corrections = (
@@ -301,32 +328,87 @@ def _pack_shares(shares) -> list[Entry]:
     return entries
 
 
-def plan_story(plan: Plan, *, indicators: list[Indicator] | None = None) -> list[Entry]:
-    """The same story, loading what it needs (the plan's ``indicators`` too, unless the
-    caller has them): a fixed number of queries (about fifteen) whatever the number of
+def plan_story(
+    plan: Plan,
+    *,
+    indicators: list[Indicator] | None = None,
+    evidence: list[EvidenceItem] | None = None,
+    reports: list[ClosureReport] | None = None,
+    learning: dict | None = None,
+) -> list[Entry]:
+    """The same story, loading what it needs, unless the caller has it (the plan page's
+    sections read the same rows): the plan's ``indicators``; its ``evidence`` (with
+    ``uploaded_by``); all its closure ``reports`` (with ``group``, ``submitted_by`` and
+    ``decision__signed_by``); its ``learning`` (``summary`` with ``created_by``,
+    ``embeddings`` with ``recorded_by``, ``reviews`` with ``reviewed_by`` and
+    ``meeting``). A fixed number of queries (about fifteen) whatever the number of
     results, evidence items or history records."""
-    summary = LearningSummary.objects.filter(plan=plan).select_related("created_by").first()
-    learning = {"summary": summary, "embeddings": [], "reviews": []}
-    if summary is not None:
-        learning["embeddings"] = list(
-            Embedding.objects.filter(summary=summary).select_related("recorded_by")
-        )
-        learning["reviews"] = list(
-            LearningReview.objects.filter(summary=summary).select_related("reviewed_by", "meeting")
+    if learning is None:
+        summary = LearningSummary.objects.filter(plan=plan).select_related("created_by").first()
+        learning = {"summary": summary, "embeddings": [], "reviews": []}
+        if summary is not None:
+            learning["embeddings"] = list(
+                Embedding.objects.filter(summary=summary).select_related("recorded_by")
+            )
+            learning["reviews"] = list(
+                LearningReview.objects.filter(summary=summary).select_related(
+                    "reviewed_by", "meeting"
+                )
+            )
+    if evidence is None:
+        evidence = list(EvidenceItem.objects.filter(plan=plan).select_related("uploaded_by"))
+    if reports is None:
+        reports = list(
+            ClosureReport.objects.filter(plan=plan)
+            .select_related("group", "submitted_by", "decision__signed_by")
+            .defer("content_json", "content_html")  # the frozen snapshot is not told
         )
     return story(
         plan,
         indicators=list(Indicator.objects.filter(plan=plan)) if indicators is None else indicators,
-        evidence=list(EvidenceItem.objects.filter(plan=plan).select_related("uploaded_by")),
-        reports=list(
-            ClosureReport.objects.filter(plan=plan)
-            .select_related("group", "submitted_by", "decision__signed_by")
-            .defer("content_json", "content_html")  # the frozen snapshot is not told
-        ),
+        evidence=evidence,
+        reports=reports,
         learning=learning,
     )
 
 
-def plan_timeline(plan: Plan, *, indicators: list[Indicator] | None = None) -> list[Entry]:
-    """The plan page's timeline: the story, newest first."""
-    return newest_first(plan_story(plan, indicators=indicators))
+def plan_timeline(plan: Plan, **loaded) -> list[Entry]:
+    """The plan page's timeline: the story, newest first (``loaded``: what the caller
+    has read already, as ``plan_story`` takes it)."""
+    return newest_first(plan_story(plan, **loaded))
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _day_text(d) -> str:
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+
+
+def _time_tag(when) -> str:
+    local = localtime(when)
+    return (
+        f'<time datetime="{local.isoformat()}">{_day_text(local)}, '
+        f"{local.hour:02d}:{local.minute:02d}</time>"
+    )
+
+
+def timeline_html(entries: list[Entry]) -> SafeString:
+    """The plan page's timeline items (``<li>`` elements), built here rather than by a
+    template loop: a plan with a year of weekly results has hundreds. Each says when it
+    happened (its day, if that is its own fact) and when it was entered, in local time,
+    who did it, what, and why."""
+    out = []
+    for e in entries:
+        if e.backdated:
+            when = f'<time datetime="{e.day.isoformat()}">{_day_text(e.day)}</time>'
+            if e.when:
+                when += f" · entered {_time_tag(e.when)}"
+        else:
+            when = _time_tag(e.when)
+        reason = f'<div class="small">Why: {escape(e.reason)}</div>' if e.reason else ""
+        out.append(
+            f'<li><div class="small text-body-secondary">{when}</div>'
+            f"<div><strong>{escape(e.who)}</strong> {escape(e.text)}</div>{reason}</li>"
+        )
+    return mark_safe("".join(out))  # noqa: S308  # nosec B308 B703 - every text escaped

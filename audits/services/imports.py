@@ -2,8 +2,6 @@
 preview naming every bad row, and a commit that is all or nothing. Every run claims its
 batch, so a run given up on can never write over a newer one."""
 
-
-
 from __future__ import annotations
 
 import contextlib
@@ -370,5 +368,3 @@ class _RowsChanged(Exception):
     def __init__(self, errors: list[dict]):
         super().__init__("rows changed")
         self.errors = errors
-
-

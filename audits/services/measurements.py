@@ -2,8 +2,6 @@
 two kept dates that follow every result (an indicator's latest result, a plan's
 "criteria met since")."""
 
-
-
 from __future__ import annotations
 
 import datetime
