@@ -102,8 +102,8 @@ class Marks:
     zone: list[int]
     mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
     # Set together by a chart that marks a one-partition series itself (`mean`, `astro`
-    # and `zone` are then left empty): `astro` as bytes 0, 1, 2, and the indices marked
-    # +1 and -1 in `zone`, in order.
+    # and `zone` are then left empty): `astro` as bytes 0, 1, 2 (None when no point is
+    # beyond a limit), and the indices marked +1 and -1 in `zone`, in order.
     astro_bytes: bytes | None = None
     zone_hits: tuple[list[int], list[int]] | None = None
     moves: bytes | None = None  # the trend rule's moves (see `_runs_trends`), if known
@@ -263,10 +263,15 @@ def find_signals(view: SeriesView) -> list[Signal]:
     """Every special-cause pattern in the series, ordered by the point completing it."""
     active, partition = view.active, view.partition
     count = len(active)
+    marks = view.marks
+    if marks is not None and marks.zone_hits is not None:
+        # Marked as bytes by the chart itself (one partition, no ghost): each rule is
+        # looked for only where a plain search of the marks says it may be.
+        return _marked_signals(view, marks)
     if (view.all_active or False not in active) and partition[0] == partition[-1]:
         # One partition and no ghosted point, the usual case: the runs are found by
         # regular expressions over the points' marks, in C.
-        marks = view.marks or mark_points(view, list(range(count)))
+        marks = marks or mark_points(view, list(range(count)))
         found = [
             *_runs_beyond_limits(view, marks),
             *_runs_shifts(view, marks),
@@ -285,6 +290,40 @@ def find_signals(view: SeriesView) -> list[Signal]:
     if len(found) > 1:
         found.sort(key=lambda signal: signal.sort_key)
     return found
+
+
+def _marked_signals(view: SeriesView, marks: Marks) -> list[Signal]:
+    """`find_signals` of a series whose chart set `mean_bytes`, `astro_bytes` (None when
+    no point is beyond a limit), `zone_hits` and `moves`."""
+    settings = view.settings
+    above, moves = marks.mean_bytes, marks.moves
+    assert above is not None and moves is not None
+    found = [] if marks.astro_bytes is None else _runs_beyond_limits(view, marks)
+    high, low = _RUN_BYTES[settings.shift]
+    if high in above or low in above:
+        found += _runs_shifts(view, marks)
+    high, low = _RUN_BYTES[settings.trend - 1]
+    if high in moves or low in moves:
+        found += _runs_trends(view)
+    hits = marks.zone_hits
+    if len(hits[0]) > 1 or len(hits[1]) > 1:  # type: ignore[index]
+        found += _runs_two_of_three(view, marks)
+    if len(found) > 1:
+        found.sort(key=lambda signal: signal.sort_key)
+    return found
+
+
+class _RunBytes(dict[int, tuple[bytes, bytes]]):
+    """For each length, that many marks above (2) and below (0) in a row."""
+
+    def __missing__(self, length: int) -> tuple[bytes, bytes]:
+        value = (b"\x02" * length, b"\x00" * length)
+        if len(self) < 64:
+            self[length] = value
+        return value
+
+
+_RUN_BYTES = _RunBytes()
 
 
 # Marks -1, 0, +1 are written as the bytes 0, 1, 2, and runs are found with a pattern.

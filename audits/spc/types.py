@@ -161,12 +161,16 @@ class RuleSettings:
         )
 
     def warnings(self) -> list[str]:
+        return list(self.notes())
+
+    def notes(self) -> tuple[str, ...]:
+        """`warnings()` as a tuple, shared (never changed)."""
         known = _WARNINGS.get(id(self))
         if known is None or known[0] is not self:
             if len(_WARNINGS) > 1024:
                 _WARNINGS.clear()
             known = _WARNINGS[id(self)] = (self, _settings_warnings(self))
-        return list(known[1])
+        return known[1]
 
 
 # Settings are built once per distinct arguments (see `build`), so their warnings are

@@ -8,6 +8,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
 from itertools import pairwise
+from operator import sub
 
 from .arithmetic import (
     _EXACT,
@@ -327,23 +328,25 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     exact float of its mean; None when a point is too close to a line (or on its mean)
     for the estimate to decide, or the values are not on a decimal scale."""
     k = x._k
-    count = len(k) if k is not None else 0
+    if k is None:
+        return None
+    count = len(k)
     scale = 10**x._d
-    if k is None or count * scale > _SCALE_LIMIT:
-        return None
-    # The mean and the mean moving range as single correctly rounded divisions of exact
-    # integers: the floats of the engine's 40-digit quotients (no rounding of a fraction
-    # with so small a denominator to 40 digits can cross a float's rounding boundary).
-    total = sum(k)
-    if abs(total) >= 2**53:  # (so that the mean can never be a float's rounding midpoint)
-        return None
-    mean = total / (count * scale)
     f = x.f
     ordered = x.ordered or sorted(f)
+    # Every sum below is of whole numbers under 2**52 in magnitude (the largest |k| is at
+    # most a hair over the largest |value| times the scale): exact in floats.
+    if count * scale > _SCALE_LIMIT or max(-ordered[0], ordered[-1]) * scale * count >= 2**51:
+        return None
+    # The mean and the mean moving range as single correctly rounded divisions of exact
+    # whole numbers: the floats of the engine's 40-digit quotients (no rounding of a
+    # fraction with so small a denominator to 40 digits can cross a float's rounding
+    # boundary, and a sum below 2**53 is never a float's rounding midpoint).
+    mean = sum(k) / (count * scale)
     j = bisect_left(ordered, mean)
     if j < count and ordered[j] == mean:  # a point on the mean
         return None
-    steps = [b - a for a, b in pairwise(k)]
+    steps = list(map(sub, k[1:], k))
     width = XMR_FLOAT * (sum(map(abs, steps)) / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
@@ -359,10 +362,12 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     if ordered[-1] > upper_2 or ordered[0] < lower_2:
         every = settings.two_of_three is TwoOfThree.MDC2023
         marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
+        beyond = False
         if ordered[-1] > upper_2:
             for i in _indices_of(f, ordered[bisect_right(ordered, upper_2) :]):
                 if f[i] > upper:
                     marked[i] = 2
+                    beyond = True
                     if every:
                         hits_high.append(i)
                 else:
@@ -371,16 +376,21 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
             for i in _indices_of(f, ordered[: bisect_left(ordered, lower_2)]):
                 if f[i] < lower:
                     marked[i] = 0
+                    beyond = True
                     if every:
                         hits_low.append(i)
                 else:
                     hits_low.append(i)
-        astro = bytes(marked)
+        if beyond:
+            astro = bytes(marked)
     # No point is on the mean (see above): each is above (2) or below (0) it.
     above = bytes([2 if a > mean else 0 for a in f])
     # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
     # below 2**50 distinct decimals have distinct floats, in the same order.
-    moves = bytes([(d > 0) + (d >= 0) for d in steps])
+    if 0.0 in steps:
+        moves = bytes([2 if d > 0.0 else 1 if d == 0.0 else 0 for d in steps])
+    else:
+        moves = bytes([2 if d > 0.0 else 0 for d in steps])
     marks = Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low), moves)
     return marks, mean
 
