@@ -292,12 +292,14 @@ def build_chart(
         denominators, latest,
     )  # fmt: skip
     return ChartResult.lazy(
-        later,
-        kind=kind,
-        direction=direction,
-        settings=settings,
-        target=None if target is None else float(target),
-        signals=tuple(signals),
-        variation=variation,
-        warnings=notes,
+        {
+            "kind": kind,
+            "direction": direction,
+            "settings": settings,
+            "target": None if target is None else float(target),
+            "signals": tuple(signals),
+            "variation": variation,
+            "warnings": notes,
+            "_later": later,
+        }
     )

@@ -440,6 +440,7 @@ _CHART_TITLES = {
 
 
 _LAZY_FIELDS = frozenset({"points", "partitions", "assurance"})
+_new, _set = object.__new__, object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -463,14 +464,12 @@ class ChartResult:
     warnings: tuple[str, ...]
 
     @classmethod
-    def lazy(cls, later: Any, **given: Any) -> ChartResult:
+    def lazy(cls, state: dict[str, Any]) -> ChartResult:
         """A result whose `points`, `partitions` and `assurance` are made by
-        `later.build(name)` when first read; `later.latest()` gives the latest point on
-        its own."""
-        result = object.__new__(cls)
-        state = result.__dict__
-        state.update(given)
-        state["_later"] = later
+        `state["_later"].build(name)` when first read (`later.latest()` gives the latest
+        point on its own); `state` holds every other field and becomes the result's own."""
+        result = _new(cls)
+        _set(result, "__dict__", state)
         return result
 
     def __getattr__(self, name: str) -> Any:

@@ -387,10 +387,7 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     above = bytes([2 if a > mean else 0 for a in f])
     # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
     # below 2**50 distinct decimals have distinct floats, in the same order.
-    if 0.0 in steps:
-        moves = bytes([2 if d > 0.0 else 1 if d == 0.0 else 0 for d in steps])
-    else:
-        moves = bytes([2 if d > 0.0 else 0 for d in steps])
+    moves = bytes([2 if d > 0.0 else 0 if d else 1 for d in steps])
     marks = Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low), moves)
     return marks, mean
 
