@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from itertools import groupby, pairwise
+from operator import sub
 from typing import Protocol
 
 from .text import Names
@@ -272,6 +273,8 @@ def find_signals(view: SeriesView) -> list[Signal]:
         # One partition and no ghosted point, the usual case: the runs are found by
         # regular expressions over the points' marks, in C.
         marks = marks or mark_points(view, list(range(count)))
+        if marks.mean_bytes is None:  # (read by the shift and two-of-three rules)
+            marks.mean_bytes = bytes([side + 1 for side in marks.mean])
         found = [
             *_runs_beyond_limits(view, marks),
             *_runs_shifts(view, marks),
@@ -363,6 +366,10 @@ def _runs_beyond_limits(view: SeriesView, marks: Marks) -> list[Signal]:
 def _runs_shifts(view: SeriesView, marks: Marks) -> list[Signal]:
     """`_shifts` for one partition without ghosted points."""
     needed = view.settings.shift
+    above = marks.mean_bytes or bytes(map(_ONE_UP, marks.mean))
+    high, low = _RUN_BYTES[needed]
+    if high not in above and low not in above:
+        return []
     return [
         _shift(
             view,
@@ -370,7 +377,7 @@ def _runs_shifts(view: SeriesView, marks: Marks) -> list[Signal]:
             1 if match.group()[0] == 2 else -1,
             needed,
         )
-        for match in _runs_of(needed).finditer(marks.mean_bytes or bytes(map(_ONE_UP, marks.mean)))
+        for match in _runs_of(needed).finditer(above)
     ]
 
 
@@ -384,7 +391,8 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     if view.marks is not None and view.marks.moves is not None:
         moves = view.marks.moves
     else:
-        moves = bytes([(b > a) + (b >= a) for a, b in pairwise(f)])  # up: 1 + 1, level: 0 + 1
+        # The sign of a difference of floats is exact, and it is zero only between equals.
+        moves = bytes([2 if d > 0.0 else 0 if d else 1 for d in map(sub, f[1:], f)])
     if not view.x.faithful and 1 in moves:
         exact = view.x.exact
         settled = bytearray(moves)
@@ -393,6 +401,9 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
                 xa, xb = exact(k), exact(k + 1)
                 settled[k] = (xb > xa) - (xb < xa) + 1
         moves = bytes(settled)
+    high, low = _RUN_BYTES[needed - 1]
+    if high not in moves and low not in moves:
+        return []
     # k moves the same way make a run of k + 1 points.
     return [
         _trend(
@@ -410,7 +421,7 @@ def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
     hits_of = marks.zone_hits
     if hits_of is None:
         zones = marks.zone
-        if not any(zones):
+        if zones.count(1) < 2 and zones.count(-1) < 2:  # a signal needs two on a side
             return []
         hits_of = (
             [k for k, zone in enumerate(zones) if zone == 1],
