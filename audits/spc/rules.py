@@ -83,6 +83,9 @@ def effect_of(side: Side, direction: Direction) -> Effect:
     return Effect.IMPROVEMENT if side is better else Effect.CONCERN
 
 
+_EFFECTS = {(side, direction): effect_of(side, direction) for side in Side for direction in Direction}
+
+
 class Values(Protocol):
     """A series as the rules read it: floats, and each point's exact value on demand."""
 
@@ -154,15 +157,16 @@ class SeriesView:
     ) -> Signal:
         f = self.x.f
         names = self.names
+        plain = type(names) is Names
         given = {
             "rule": rule,
             "side": side,
-            "effect": effect_of(side, self.direction),
+            "effect": _EFFECTS[side, self.direction],
             "points": tuple(points),
             "detected_at": detected_at,
-            "detected_name": names[detected_at],
+            "detected_name": names.name(detected_at) if plain else names[detected_at],
             "names": names.take(points)
-            if isinstance(names, Names)
+            if plain or isinstance(names, Names)
             else tuple([names[i] for i in points]),
             "values": tuple([f[i] for i in points]),
             "lines": (),  # (in its place among the fields)
@@ -179,7 +183,7 @@ class SeriesView:
             given["lines"] = (self.mean,) * len(points)  # one mean, exact, for every point
             return Signal.made(given)
         del given["lines"]
-        return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
+        return Signal.lazy_from(given, lambda: tuple([self.line(i, line) for i in points]))
 
 
 def mark_points(view: SeriesView, order: Sequence[int]) -> Marks:

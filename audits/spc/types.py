@@ -297,6 +297,14 @@ class Signal:
         state["_lines"] = lines
         return signal
 
+    @classmethod
+    def lazy_from(cls, given: dict[str, Any], lines: Callable[[], tuple[float, ...]]) -> Signal:
+        """`lazy(lines, **given)`, taking `given` (every field but `lines`) as its own."""
+        signal = object.__new__(cls)
+        given["_lines"] = lines
+        object.__setattr__(signal, "__dict__", given)
+        return signal
+
     def __getattr__(self, name: str) -> Any:
         # Called only for attributes not yet set: `lines` of a lazy signal, on first use.
         make = self.__dict__.get("_lines")

@@ -293,6 +293,13 @@ class _ExactLines:
         self._result: tuple[Lines, Decimal] | None = None
         self._limits: Limits | None = None
 
+    def partitions(self) -> tuple[Partition, ...]:
+        """The one partition (numbered 1, as MDC numbers it)."""
+        count = len(self._x)
+        mr_mean = self.result()[1]
+        trial = count < MIN_PARTITION_POINTS
+        return (Partition(1, 0, count - 1, count, self.limits(), None, trial, float(mr_mean)),)
+
     def result(self) -> tuple[Lines, Decimal]:
         if self._result is None:
             with localcontext(_EXACT):
@@ -422,28 +429,16 @@ def _one_partition(
     else:
         marks, mean = estimated
         active, partition, has_lines = _SHARED[count]
+        # (in the order of SeriesView's fields: the p-charts' astro_trusted is None)
         view = SeriesView(
-            x,
-            active,
-            partition,
-            has_lines,  # type: ignore[arg-type]
-            exact.lines,
-            names,
-            direction,
-            settings,
-            marks=marks,
-            mean=mean,
-            all_active=True,
-        )
-
-    def partitions() -> tuple[Partition, ...]:
-        mr_mean = exact.result()[1]
-        return (Partition(1, 0, count - 1, count, exact.limits(), None, trial, float(mr_mean)),)
+            x, active, partition, has_lines, exact.lines, names, direction, settings,  # type: ignore[arg-type]
+            None, marks, mean, True,
+        )  # fmt: skip
 
     return build_chart(
         view,
         kind=ChartKind.XMR,
-        partitions=partitions,
+        partitions=exact.partitions,
         target=target,
         assurance_lines=exact.lines,
         point_limits=exact.limits,
