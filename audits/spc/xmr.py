@@ -358,19 +358,27 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
-    for line in (upper, lower, upper_2, lower_2):
-        # The first point at or beyond the line's lower margin must lie beyond its upper.
-        j = bisect_left(ordered, line - room)
-        if j < count and ordered[j] <= line + room:
-            return None
+    # The first point at or beyond a line's lower margin must lie beyond its upper margin.
+    # Lines that every point is clearly below (above the lowest, clearly above) pass.
+    top, bottom = ordered[-1], ordered[0]
+    if top >= upper_2 - room:
+        for line in (upper_2, upper) if top >= upper - room else (upper_2,):
+            j = bisect_left(ordered, line - room)
+            if j < count and ordered[j] <= line + room:
+                return None
+    if bottom <= lower_2 + room:
+        for line in (lower_2, lower) if bottom <= lower + room else (lower_2,):
+            j = bisect_left(ordered, line - room)
+            if j < count and ordered[j] <= line + room:
+                return None
     hits_high: list[int] = []
     hits_low: list[int] = []
     astro = None
-    if ordered[-1] > upper_2 or ordered[0] < lower_2:
+    if top > upper_2 or bottom < lower_2:
         every = settings.two_of_three is TwoOfThree.MDC2023
         marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
         beyond = False
-        if ordered[-1] > upper_2:
+        if top > upper_2:
             for i in _indices_of(f, ordered[bisect_right(ordered, upper_2) :]):
                 if f[i] > upper:
                     marked[i] = 2
@@ -379,7 +387,7 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
                         hits_high.append(i)
                 else:
                     hits_high.append(i)
-        if ordered[0] < lower_2:
+        if bottom < lower_2:
             for i in _indices_of(f, ordered[: bisect_left(ordered, lower_2)]):
                 if f[i] < lower:
                     marked[i] = 0
