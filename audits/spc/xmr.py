@@ -7,7 +7,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
-from itertools import pairwise
+from itertools import compress, pairwise
 from operator import sub
 
 from .arithmetic import (
@@ -354,7 +354,12 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     if j < count and ordered[j] == mean:  # a point on the mean
         return None
     steps = list(map(sub, k[1:], k))
-    width = XMR_FLOAT * (sum(map(abs, steps)) / ((count - 1) * scale))
+    # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
+    # below 2**50 distinct decimals have distinct floats, in the same order.
+    moves = bytes([2 if d > 0.0 else 0 if d else 1 for d in steps])
+    # The moving ranges add up to twice the rises less the net change (exact whole numbers).
+    ranges = 2 * sum(compress(steps, moves)) - (k[-1] - k[0])
+    width = XMR_FLOAT * (ranges / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
@@ -400,9 +405,6 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
             astro = bytes(marked)
     # No point is on the mean (see above): each is above (2) or below (0) it.
     above = bytes([2 if a > mean else 0 for a in f])
-    # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
-    # below 2**50 distinct decimals have distinct floats, in the same order.
-    moves = bytes([2 if d > 0.0 else 0 if d else 1 for d in steps])
     marks = Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low), moves)
     return marks, mean
 
