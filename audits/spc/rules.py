@@ -83,7 +83,9 @@ def effect_of(side: Side, direction: Direction) -> Effect:
     return Effect.IMPROVEMENT if side is better else Effect.CONCERN
 
 
-_EFFECTS = {(side, direction): effect_of(side, direction) for side in Side for direction in Direction}
+_EFFECTS = {
+    (side, direction): effect_of(side, direction) for side in Side for direction in Direction
+}
 
 
 class Values(Protocol):
