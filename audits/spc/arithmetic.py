@@ -134,8 +134,15 @@ _FLOAT = {float}
 _SCALE_BOUND = 2.0**50
 
 
-def _scaled(values: list[float], biggest: float | None = None) -> tuple[list[int], int] | None:
-    """Integers k and a scale d with value == k / 10**d exactly (as decimals), or None.
+# Adding and then taking away 1.5 * 2**52 rounds a float below 2**51 in magnitude to the
+# nearest whole number, ties to even, as round() does, without a call per value.
+_ROUNDER = 6755399441055744.0
+
+
+def _scaled(values: list[float], biggest: float | None = None) -> tuple[list[float], int] | None:
+    """Whole numbers k (as floats, each below 2**50 in magnitude, so every sum and
+    difference of a few is exact) and a scale d with value == k / 10**d exactly (as
+    decimals), or None.
 
     k / 10**d is correctly rounded, so when it equals the float v, the decimal k·10^-d
     rounds to v; with |k| < 2**50 it is the only decimal of d places that does, and the
@@ -143,13 +150,13 @@ def _scaled(values: list[float], biggest: float | None = None) -> tuple[list[int
     """
     if biggest is None:  # (the largest magnitude, when the caller has not found it)
         biggest = max(map(abs, values))
+    rounder = _ROUNDER
     for d in _SCALES:
         p = 10.0**d
         if biggest * p >= _SCALE_BOUND:
             return None
-        ks = [round(v * p) for v in values]
-        scale = 10**d
-        if [k / scale for k in ks] == values:
+        ks = [v * p + rounder - rounder for v in values]
+        if [k / p for k in ks] == values:
             return ks, d
     return None
 
@@ -159,7 +166,9 @@ class Measures:
 
     `f[i]` is float(the exact value of point i). `faithful` is True when equal floats
     always mean equal exact values (every value was a float, or an int the float holds).
-    `ordered` is `f` sorted, where it is at hand.
+    `ordered` is `f` sorted, where it is at hand. `_k`, where the values allow it, holds
+    whole numbers k (floats below 2**50 in magnitude, see `_scaled`) with each value
+    exactly k / 10**`_d`.
     """
 
     __slots__ = ("_exact", "_given", "_k", "_d", "f", "faithful", "ordered")
@@ -169,7 +178,7 @@ class Measures:
         f: list[float],
         given: Sequence[object],
         exact: list[Decimal | None] | None,
-        scaled: tuple[list[int], int] | None,
+        scaled: tuple[list[float], int] | None,
         faithful: bool,
     ) -> None:
         self.f = f
@@ -204,11 +213,9 @@ class Measures:
         scaled = None
         if self._k is not None and other._k is not None:
             d = max(self._d, other._d)
-            scaled = (
-                [k * 10 ** (d - self._d) for k in self._k]
-                + [k * 10 ** (d - other._d) for k in other._k],
-                d,
-            )
+            ks = _rescaled(self._k, d - self._d) + _rescaled(other._k, d - other._d)
+            if not ks or max(map(abs, ks)) < _SCALE_BOUND:  # (else the decimals are used)
+                scaled = (ks, d)
         exact = None
         if self._exact is not None or other._exact is not None:
             exact = (self._exact or [None] * len(self)) + (other._exact or [None] * len(other))
@@ -225,7 +232,7 @@ class Measures:
         |x[b] - x[a]| for consecutive indices), as the 40-digit decimal sums would be."""
         k = self._k
         if k is not None:
-            vals = [k[i] for i in indices]
+            vals = [int(k[i]) for i in indices]
             total = sum(vals)
             ranges = sum(map(abs, map(sub, vals[1:], vals)))
             return Decimal(total).scaleb(-self._d), Decimal(ranges).scaleb(-self._d)
@@ -234,6 +241,15 @@ class Measures:
             sum(xs, Decimal(0)),
             sum((abs(b - a) for a, b in pairwise(xs)), Decimal(0)),
         )
+
+
+def _rescaled(ks: list[float], places: int) -> list[float]:
+    """Whole numbers `ks` times 10**places: exact wherever the product stays below 2**50
+    in magnitude (a float of a larger product is at least 2**50, and is refused)."""
+    if not places:
+        return ks
+    factor = 10.0**places
+    return [k * factor for k in ks]
 
 
 def read_measures(values: Sequence[Number], what: str) -> Measures:

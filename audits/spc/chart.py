@@ -253,10 +253,11 @@ def build_chart(
     active = view.active
     count = len(active)
     all_active = view.all_active
+    settings = view.settings
     latest = count - 1 if all_active or active[-1] else max(i for i in range(count) if active[i])
     latest_hits = [s for s in signals if latest in s.points] if signals else None
     if latest_hits:
-        classification = _classify(latest_hits, direction, view.settings.conflict)[0]
+        classification = _classify(latest_hits, direction, settings.conflict)[0]
         sides = {s.side for s in latest_hits if s.side is not None}
         if direction is Direction.NEITHER and len(sides) != 1:
             high = view.limits[latest] is None or (
@@ -267,32 +268,38 @@ def build_chart(
         variation = _variation(classification, sides, direction, high)
     else:
         variation = VariationIcon.COMMON_CAUSE
-    warnings = [*view.settings.warnings(), *warnings]
+    notes = settings.notes()
+    if warnings:
+        notes = (*notes, *warnings)
     partition = view.partition
     if partition[0] == 0 and any(partition[i] == 0 for s in signals for i in s.points):
-        warnings.append(
+        notes = (
+            *notes,
             "The baseline includes special cause variation, so it may not be a stable "
-            "reference (Making Data Count warning)."
+            "reference (Making Data Count warning).",
         )
     active_count = (
         count if all_active or (active[0] and active[-1] and all(active)) else sum(active)
     )
     if active_count < MIN_SPC_POINTS:
-        warnings.append(
+        notes = (
+            *notes,
             f"Only {active_count} non-ghosted points: Making Data Count shows fewer than "
-            f"{MIN_SPC_POINTS} as a run chart, without limits or icons."
+            f"{MIN_SPC_POINTS} as a run chart, without limits or icons.",
         )
     later = _Later(
         view, signals, partitions, target, assurance_lines, point_limits, numerators,
         denominators, latest,
     )  # fmt: skip
     return ChartResult.lazy(
-        later,
-        kind=kind,
-        direction=direction,
-        settings=view.settings,
-        target=None if target is None else float(target),
-        signals=tuple(signals),
-        variation=variation,
-        warnings=tuple(warnings),
+        {
+            "kind": kind,
+            "direction": direction,
+            "settings": settings,
+            "target": None if target is None else float(target),
+            "signals": tuple(signals),
+            "variation": variation,
+            "warnings": notes,
+            "_later": later,
+        }
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from decimal import Decimal, localcontext
-from itertools import pairwise
-from operator import le, sub, truediv
+from itertools import compress, pairwise
+from operator import ge, le, sub, truediv
 
 from .arithmetic import (
     _EXACT,
@@ -99,7 +99,8 @@ class _Model:
             self.sz, self.sz_room = None if sigma_z is None else float(sigma_z), math.inf
         elif len(x) > 1:
             per_sd = 1 / pq
-            scale = [math.sqrt(b * per_sd) for b in n]  # 1 / the binomial sd of each point
+            sqrt = math.sqrt
+            scale = [sqrt(b * per_sd) for b in n]  # 1 / the binomial sd of each point
             p = list(map(truediv, x, n))
             z = [(pi - pf) * si for pi, si in zip(p, scale, strict=True)]
             estimate = sum(map(abs, map(sub, z[1:], z))) / (len(z) - 1) / 1.128
@@ -192,10 +193,11 @@ class _Model:
             a, sizes = f[first : last + 1], n[first : last + 1]
         else:
             a, sizes = [f[i] for i in members], [n[i] for i in members]
-        w = [3 * math.sqrt(pq / b) * ff for b in sizes]
+        sqrt = math.sqrt
+        w = [3 * sqrt(pq / b) * ff for b in sizes]
         rel = self.sz_room * 1e3
         mean, astro, zone = marks.mean, marks.astro, marks.zone
-        side = [(ai > pf) - (ai < pf) for ai in a]
+        side = [1 if ai > pf else -1 if ai < pf else 0 for ai in a]
         if pf in a:
             for k, ai in enumerate(a):
                 if ai == pf:
@@ -224,8 +226,10 @@ class _Model:
         # Only points near or beyond a 2-sigma line need more than the mean.
         # (a margin far wider than any estimate's room, so no point that needs a look is
         # left out)
-        high = [k for k, (ai, wk) in enumerate(zip(a, w, strict=True)) if ai >= pf + wk * _NEAR]
-        low = [k for k, (ai, wk) in enumerate(zip(a, w, strict=True)) if ai <= pf - wk * _NEAR]
+        near = _NEAR
+        positions = range(len(a))
+        high = list(compress(positions, map(ge, a, [pf + wk * near for wk in w])))
+        low = list(compress(positions, map(le, a, [pf - wk * near for wk in w])))
         for k in high:
             if side[k] > 0 and beyond(k, 2 / 3, 1, "upper_2sigma"):
                 i = members[k]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from itertools import groupby, pairwise
+from operator import sub
 from typing import Protocol
 
 from .text import Names
@@ -82,6 +83,11 @@ def effect_of(side: Side, direction: Direction) -> Effect:
     return Effect.IMPROVEMENT if side is better else Effect.CONCERN
 
 
+_EFFECTS = {
+    (side, direction): effect_of(side, direction) for side in Side for direction in Direction
+}
+
+
 class Values(Protocol):
     """A series as the rules read it: floats, and each point's exact value on demand."""
 
@@ -102,8 +108,8 @@ class Marks:
     zone: list[int]
     mean_bytes: bytes | None = None  # `mean` as bytes 0, 1, 2, where it is at hand
     # Set together by a chart that marks a one-partition series itself (`mean`, `astro`
-    # and `zone` are then left empty): `astro` as bytes 0, 1, 2, and the indices marked
-    # +1 and -1 in `zone`, in order.
+    # and `zone` are then left empty): `astro` as bytes 0, 1, 2 (None when no point is
+    # beyond a limit), and the indices marked +1 and -1 in `zone`, in order.
     astro_bytes: bytes | None = None
     zone_hits: tuple[list[int], list[int]] | None = None
     moves: bytes | None = None  # the trend rule's moves (see `_runs_trends`), if known
@@ -153,15 +159,16 @@ class SeriesView:
     ) -> Signal:
         f = self.x.f
         names = self.names
+        plain = type(names) is Names
         given = {
             "rule": rule,
             "side": side,
-            "effect": effect_of(side, self.direction),
+            "effect": _EFFECTS[side, self.direction],
             "points": tuple(points),
             "detected_at": detected_at,
-            "detected_name": names[detected_at],
+            "detected_name": names.name(detected_at) if plain else names[detected_at],
             "names": names.take(points)
-            if isinstance(names, Names)
+            if plain or isinstance(names, Names)
             else tuple([names[i] for i in points]),
             "values": tuple([f[i] for i in points]),
             "lines": (),  # (in its place among the fields)
@@ -178,7 +185,7 @@ class SeriesView:
             given["lines"] = (self.mean,) * len(points)  # one mean, exact, for every point
             return Signal.made(given)
         del given["lines"]
-        return Signal.lazy(lambda: tuple([self.line(i, line) for i in points]), **given)
+        return Signal.lazy_from(given, lambda: tuple([self.line(i, line) for i in points]))
 
 
 def mark_points(view: SeriesView, order: Sequence[int]) -> Marks:
@@ -263,10 +270,17 @@ def find_signals(view: SeriesView) -> list[Signal]:
     """Every special-cause pattern in the series, ordered by the point completing it."""
     active, partition = view.active, view.partition
     count = len(active)
+    marks = view.marks
+    if marks is not None and marks.zone_hits is not None:
+        # Marked as bytes by the chart itself (one partition, no ghost): each rule is
+        # looked for only where a plain search of the marks says it may be.
+        return _marked_signals(view, marks)
     if (view.all_active or False not in active) and partition[0] == partition[-1]:
         # One partition and no ghosted point, the usual case: the runs are found by
         # regular expressions over the points' marks, in C.
-        marks = view.marks or mark_points(view, list(range(count)))
+        marks = marks or mark_points(view, list(range(count)))
+        if marks.mean_bytes is None:  # (read by the shift and two-of-three rules)
+            marks.mean_bytes = bytes([side + 1 for side in marks.mean])
         found = [
             *_runs_beyond_limits(view, marks),
             *_runs_shifts(view, marks),
@@ -285,6 +299,40 @@ def find_signals(view: SeriesView) -> list[Signal]:
     if len(found) > 1:
         found.sort(key=lambda signal: signal.sort_key)
     return found
+
+
+def _marked_signals(view: SeriesView, marks: Marks) -> list[Signal]:
+    """`find_signals` of a series whose chart set `mean_bytes`, `astro_bytes` (None when
+    no point is beyond a limit), `zone_hits` and `moves`."""
+    settings = view.settings
+    above, moves = marks.mean_bytes, marks.moves
+    assert above is not None and moves is not None
+    found = [] if marks.astro_bytes is None else _runs_beyond_limits(view, marks)
+    high, low = _RUN_BYTES[settings.shift]
+    if high in above or low in above:
+        found += _runs_shifts(view, marks)
+    high, low = _RUN_BYTES[settings.trend - 1]
+    if high in moves or low in moves:
+        found += _runs_trends(view)
+    hits = marks.zone_hits
+    if len(hits[0]) > 1 or len(hits[1]) > 1:  # type: ignore[index]
+        found += _runs_two_of_three(view, marks)
+    if len(found) > 1:
+        found.sort(key=lambda signal: signal.sort_key)
+    return found
+
+
+class _RunBytes(dict[int, tuple[bytes, bytes]]):
+    """For each length, that many marks above (2) and below (0) in a row."""
+
+    def __missing__(self, length: int) -> tuple[bytes, bytes]:
+        value = (b"\x02" * length, b"\x00" * length)
+        if len(self) < 64:
+            self[length] = value
+        return value
+
+
+_RUN_BYTES = _RunBytes()
 
 
 # Marks -1, 0, +1 are written as the bytes 0, 1, 2, and runs are found with a pattern.
@@ -324,6 +372,10 @@ def _runs_beyond_limits(view: SeriesView, marks: Marks) -> list[Signal]:
 def _runs_shifts(view: SeriesView, marks: Marks) -> list[Signal]:
     """`_shifts` for one partition without ghosted points."""
     needed = view.settings.shift
+    above = marks.mean_bytes or bytes(map(_ONE_UP, marks.mean))
+    high, low = _RUN_BYTES[needed]
+    if high not in above and low not in above:
+        return []
     return [
         _shift(
             view,
@@ -331,7 +383,7 @@ def _runs_shifts(view: SeriesView, marks: Marks) -> list[Signal]:
             1 if match.group()[0] == 2 else -1,
             needed,
         )
-        for match in _runs_of(needed).finditer(marks.mean_bytes or bytes(map(_ONE_UP, marks.mean)))
+        for match in _runs_of(needed).finditer(above)
     ]
 
 
@@ -345,7 +397,8 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
     if view.marks is not None and view.marks.moves is not None:
         moves = view.marks.moves
     else:
-        moves = bytes([(b > a) + (b >= a) for a, b in pairwise(f)])  # up: 1 + 1, level: 0 + 1
+        # The sign of a difference of floats is exact, and it is zero only between equals.
+        moves = bytes([2 if d > 0.0 else 0 if d else 1 for d in map(sub, f[1:], f)])
     if not view.x.faithful and 1 in moves:
         exact = view.x.exact
         settled = bytearray(moves)
@@ -354,6 +407,9 @@ def _runs_trends(view: SeriesView) -> list[Signal]:
                 xa, xb = exact(k), exact(k + 1)
                 settled[k] = (xb > xa) - (xb < xa) + 1
         moves = bytes(settled)
+    high, low = _RUN_BYTES[needed - 1]
+    if high not in moves and low not in moves:
+        return []
     # k moves the same way make a run of k + 1 points.
     return [
         _trend(
@@ -371,7 +427,7 @@ def _runs_two_of_three(view: SeriesView, marks: Marks) -> list[Signal]:
     hits_of = marks.zone_hits
     if hits_of is None:
         zones = marks.zone
-        if not any(zones):
+        if zones.count(1) < 2 and zones.count(-1) < 2:  # a signal needs two on a side
             return []
         hits_of = (
             [k for k, zone in enumerate(zones) if zone == 1],

@@ -76,6 +76,23 @@ class SeriesAssessment:
         return self.result.explain(fmt)
 
 
+_new = object.__new__
+_set_method = SeriesAssessment.method.__set__  # type: ignore[attr-defined]
+_set_count = SeriesAssessment.n_points.__set__  # type: ignore[attr-defined]
+_set_result = SeriesAssessment.result.__set__  # type: ignore[attr-defined]
+_XMR = Method.XMR
+
+
+def _xmr_assessment(count: int, result: ChartResult) -> SeriesAssessment:
+    """`SeriesAssessment(Method.XMR, count, result)`, without the frozen dataclass's
+    setattr call per field."""
+    assessment = _new(SeriesAssessment)
+    _set_method(assessment, _XMR)
+    _set_count(assessment, count)
+    _set_result(assessment, result)
+    return assessment
+
+
 def assess_series(
     values: Sequence[Number] | None = None,
     *,
@@ -128,7 +145,7 @@ def assess_series(
         and not recalc_at
     ):
         # The usual call: an XmR chart of one partition, nothing more to check.
-        return SeriesAssessment(Method.XMR, len(values), usual_xmr(values, way, target, settings))
+        return _xmr_assessment(len(values), usual_xmr(values, way, target, settings))
     if numerators is not None and denominators is not None:
         active = _active_points(numerators, ghosts)
         if active >= MIN_SPC_POINTS:

@@ -97,6 +97,14 @@ class Names(Sequence[str]):
             return f"{self._prefix} {number}"
         return f"{self._prefix} {number} ({self._labels[index]})"
 
+    def name(self, index: int) -> str:
+        """`self[index]` for an index from 0 to len - 1."""
+        if self._labels is None and not self._parts and self._prefix == "point":
+            number = self._start + index + 1
+            if number < len(_POINT):
+                return _POINT[number]
+        return self[index]
+
     def take(self, indices: Sequence[int]) -> tuple[str, ...]:
         """The names at `indices`, as a tuple."""
         if self._labels is None and not self._parts and self._prefix == "point":

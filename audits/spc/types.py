@@ -161,12 +161,16 @@ class RuleSettings:
         )
 
     def warnings(self) -> list[str]:
+        return list(self.notes())
+
+    def notes(self) -> tuple[str, ...]:
+        """`warnings()` as a tuple, shared (never changed)."""
         known = _WARNINGS.get(id(self))
         if known is None or known[0] is not self:
             if len(_WARNINGS) > 1024:
                 _WARNINGS.clear()
             known = _WARNINGS[id(self)] = (self, _settings_warnings(self))
-        return list(known[1])
+        return known[1]
 
 
 # Settings are built once per distinct arguments (see `build`), so their warnings are
@@ -291,6 +295,14 @@ class Signal:
         state = signal.__dict__
         state.update(given)
         state["_lines"] = lines
+        return signal
+
+    @classmethod
+    def lazy_from(cls, given: dict[str, Any], lines: Callable[[], tuple[float, ...]]) -> Signal:
+        """`lazy(lines, **given)`, taking `given` (every field but `lines`) as its own."""
+        signal = object.__new__(cls)
+        given["_lines"] = lines
+        object.__setattr__(signal, "__dict__", given)
         return signal
 
     def __getattr__(self, name: str) -> Any:
@@ -436,6 +448,7 @@ _CHART_TITLES = {
 
 
 _LAZY_FIELDS = frozenset({"points", "partitions", "assurance"})
+_new, _set = object.__new__, object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -459,14 +472,12 @@ class ChartResult:
     warnings: tuple[str, ...]
 
     @classmethod
-    def lazy(cls, later: Any, **given: Any) -> ChartResult:
+    def lazy(cls, state: dict[str, Any]) -> ChartResult:
         """A result whose `points`, `partitions` and `assurance` are made by
-        `later.build(name)` when first read; `later.latest()` gives the latest point on
-        its own."""
-        result = object.__new__(cls)
-        state = result.__dict__
-        state.update(given)
-        state["_later"] = later
+        `state["_later"].build(name)` when first read (`later.latest()` gives the latest
+        point on its own); `state` holds every other field and becomes the result's own."""
+        result = _new(cls)
+        _set(result, "__dict__", state)
         return result
 
     def __getattr__(self, name: str) -> Any:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal, localcontext
-from itertools import pairwise
+from itertools import compress, pairwise
+from operator import sub
 
 from .arithmetic import (
     _EXACT,
@@ -292,6 +293,13 @@ class _ExactLines:
         self._result: tuple[Lines, Decimal] | None = None
         self._limits: Limits | None = None
 
+    def partitions(self) -> tuple[Partition, ...]:
+        """The one partition (numbered 1, as MDC numbers it)."""
+        count = len(self._x)
+        mr_mean = self.result()[1]
+        trial = count < MIN_PARTITION_POINTS
+        return (Partition(1, 0, count - 1, count, self.limits(), None, trial, float(mr_mean)),)
+
     def result(self) -> tuple[Lines, Decimal]:
         if self._result is None:
             with localcontext(_EXACT):
@@ -327,60 +335,76 @@ def _estimated_marks(x: Measures, settings: RuleSettings) -> tuple[Marks, float]
     exact float of its mean; None when a point is too close to a line (or on its mean)
     for the estimate to decide, or the values are not on a decimal scale."""
     k = x._k
-    count = len(k) if k is not None else 0
+    if k is None:
+        return None
+    count = len(k)
     scale = 10**x._d
-    if k is None or count * scale > _SCALE_LIMIT:
-        return None
-    # The mean and the mean moving range as single correctly rounded divisions of exact
-    # integers: the floats of the engine's 40-digit quotients (no rounding of a fraction
-    # with so small a denominator to 40 digits can cross a float's rounding boundary).
-    total = sum(k)
-    if abs(total) >= 2**53:  # (so that the mean can never be a float's rounding midpoint)
-        return None
-    mean = total / (count * scale)
     f = x.f
     ordered = x.ordered or sorted(f)
+    # Every sum below is of whole numbers under 2**52 in magnitude (the largest |k| is at
+    # most a hair over the largest |value| times the scale): exact in floats.
+    if count * scale > _SCALE_LIMIT or max(-ordered[0], ordered[-1]) * scale * count >= 2**51:
+        return None
+    # The mean and the mean moving range as single correctly rounded divisions of exact
+    # whole numbers: the floats of the engine's 40-digit quotients (no rounding of a
+    # fraction with so small a denominator to 40 digits can cross a float's rounding
+    # boundary, and a sum below 2**53 is never a float's rounding midpoint).
+    mean = sum(k) / (count * scale)
     j = bisect_left(ordered, mean)
     if j < count and ordered[j] == mean:  # a point on the mean
         return None
-    steps = [b - a for a, b in pairwise(k)]
-    width = XMR_FLOAT * (sum(map(abs, steps)) / ((count - 1) * scale))
+    steps = list(map(sub, k[1:], k))
+    # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
+    # below 2**50 distinct decimals have distinct floats, in the same order.
+    moves = bytes([2 if d > 0.0 else 0 if d else 1 for d in steps])
+    # The moving ranges add up to twice the rises less the net change (exact whole numbers).
+    ranges = 2 * sum(compress(steps, moves)) - (k[-1] - k[0])
+    width = XMR_FLOAT * (ranges / ((count - 1) * scale))
     two = width * 2 / 3
     room = _ROOM * (abs(mean) + width)
     upper, lower, upper_2, lower_2 = mean + width, mean - width, mean + two, mean - two
-    for line in (upper, lower, upper_2, lower_2):
-        # The first point at or beyond the line's lower margin must lie beyond its upper.
-        j = bisect_left(ordered, line - room)
-        if j < count and ordered[j] <= line + room:
-            return None
+    # The first point at or beyond a line's lower margin must lie beyond its upper margin.
+    # Lines that every point is clearly below (above the lowest, clearly above) pass.
+    top, bottom = ordered[-1], ordered[0]
+    if top >= upper_2 - room:
+        for line in (upper_2, upper) if top >= upper - room else (upper_2,):
+            j = bisect_left(ordered, line - room)
+            if j < count and ordered[j] <= line + room:
+                return None
+    if bottom <= lower_2 + room:
+        for line in (lower_2, lower) if bottom <= lower + room else (lower_2,):
+            j = bisect_left(ordered, line - room)
+            if j < count and ordered[j] <= line + room:
+                return None
     hits_high: list[int] = []
     hits_low: list[int] = []
     astro = None
-    if ordered[-1] > upper_2 or ordered[0] < lower_2:
+    if top > upper_2 or bottom < lower_2:
         every = settings.two_of_three is TwoOfThree.MDC2023
         marked = bytearray(_LEVEL[count])  # beyond a limit: 2 above, 0 below, else 1
-        if ordered[-1] > upper_2:
+        beyond = False
+        if top > upper_2:
             for i in _indices_of(f, ordered[bisect_right(ordered, upper_2) :]):
                 if f[i] > upper:
                     marked[i] = 2
+                    beyond = True
                     if every:
                         hits_high.append(i)
                 else:
                     hits_high.append(i)
-        if ordered[0] < lower_2:
+        if bottom < lower_2:
             for i in _indices_of(f, ordered[: bisect_left(ordered, lower_2)]):
                 if f[i] < lower:
                     marked[i] = 0
+                    beyond = True
                     if every:
                         hits_low.append(i)
                 else:
                     hits_low.append(i)
-        astro = bytes(marked)
+        if beyond:
+            astro = bytes(marked)
     # No point is on the mean (see above): each is above (2) or below (0) it.
     above = bytes([2 if a > mean else 0 for a in f])
-    # Each move as the trend rule reads it (0 down, 1 level, 2 up), from the exact steps:
-    # below 2**50 distinct decimals have distinct floats, in the same order.
-    moves = bytes([(d > 0) + (d >= 0) for d in steps])
     marks = Marks(_NO_MARKS, _NO_MARKS, _NO_MARKS, above, astro, (hits_high, hits_low), moves)
     return marks, mean
 
@@ -415,28 +439,16 @@ def _one_partition(
     else:
         marks, mean = estimated
         active, partition, has_lines = _SHARED[count]
+        # (in the order of SeriesView's fields: the p-charts' astro_trusted is None)
         view = SeriesView(
-            x,
-            active,
-            partition,
-            has_lines,  # type: ignore[arg-type]
-            exact.lines,
-            names,
-            direction,
-            settings,
-            marks=marks,
-            mean=mean,
-            all_active=True,
-        )
-
-    def partitions() -> tuple[Partition, ...]:
-        mr_mean = exact.result()[1]
-        return (Partition(1, 0, count - 1, count, exact.limits(), None, trial, float(mr_mean)),)
+            x, active, partition, has_lines, exact.lines, names, direction, settings,  # type: ignore[arg-type]
+            None, marks, mean, True,
+        )  # fmt: skip
 
     return build_chart(
         view,
         kind=ChartKind.XMR,
-        partitions=partitions,
+        partitions=exact.partitions,
         target=target,
         assurance_lines=exact.lines,
         point_limits=exact.limits,
