@@ -9,6 +9,7 @@ import datetime
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateField, Max, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -69,8 +70,15 @@ def store_criteria_met(plans: list[Plan], met: dict) -> int:
     if changed:
         # Derived, excluded from history:
         Plan.objects.filter(pk__in=list(changed)).update(  # history-safe
-            criteria_met_since=Case(
-                *(When(pk=pk, then=Value(since)) for pk, since in changed.items()),
+            # Cast: PostgreSQL would read a CASE of parameters (and NULLs) as text.
+            criteria_met_since=Cast(
+                Case(
+                    *(
+                        When(pk=pk, then=Value(since, output_field=DateField()))
+                        for pk, since in changed.items()
+                    ),
+                    output_field=DateField(),
+                ),
                 output_field=DateField(),
             )
         )

@@ -48,7 +48,8 @@ print(json.dumps({"pk": plan.pk, "reference": plan.reference, "indicator": indic
 WORKING = "SELECT count(*) FROM audits_importbatch WHERE status IN ('validating', 'committing')"
 NOTHING_ELSE = (
     "evidence pack(s): 0 queued again, 0 failed; closure report PDF(s): 0 queued again, "
-    "0 failed; signed record(s): 0 queued again, 0 failed"
+    "0 failed; signed record(s): 0 queued again, 0 failed; audit PDF(s): 0 queued again, "
+    "0 failed"
 )
 
 
