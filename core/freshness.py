@@ -604,14 +604,29 @@ def cached(key: str, compute, scopes: Iterable[str] = (ALL,)):
     return value
 
 
+def _keeps_many() -> bool:
+    """Whether the cache keeps thousands of small values cheaply (``cached_each``)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.filebased import FileBasedCache
+
+    return not isinstance(caches["default"], FileBasedCache)
+
+
 def cached_each(items: dict, compute) -> dict:
     """Many values at once, each cached under its own key and scopes, as ``cached`` does
     for one: ``items`` is {item: (key, scopes)}, ``compute(missing items)`` returns
     {item: plain value} for those not cached. Two round trips to the cache for what is
     found (versions, values) and one to store what was computed: a change to one item's
-    scopes recomputes that item alone."""
+    scopes recomputes that item alone.
+
+    Only where the cache keeps many small values cheaply (Redis, local memory): Django's
+    file cache lists its folder on every write and culls beyond 300 entries, so
+    thousands of values (one per plan) would cost more than they save, and push out
+    everything else; there the values are computed every time."""
     if not items:
         return {}
+    if not _keeps_many():
+        return compute(list(items))
     held = _pinned.get() or {}
     if "__outage__" in held:
         return compute(list(items))
