@@ -256,6 +256,13 @@ def closure_blockers(plan: Plan, *, verdicts: PlanVerdicts | None = None) -> lis
     return blockers_for_plans([plan], verdicts=given)[plan.pk]
 
 
+def _open_actions() -> QuerySet[Action]:
+    """Actions not completed: any one holds its plan back from closure review
+    (``_verdict_blockers``), so readiness checks leave such plans out before building
+    their verdicts."""
+    return Action.objects.exclude(status=Action.Status.COMPLETED)
+
+
 def ready_plan_ids(plans: QuerySet[Plan]) -> set[int]:
     """The ids of ``plans`` ready for closure review (``is_ready``). A fixed
     number of queries. Live plans whose criteria are not all met are left out before
@@ -264,9 +271,7 @@ def ready_plan_ids(plans: QuerySet[Plan]) -> set[int]:
     only saves work and never changes the answer. So are live plans with an action not
     completed: an open action always holds a plan back (``_verdict_blockers``), and
     most live plans have one, so their verdicts (the costly part) are never built."""
-    open_action = Action.objects.filter(plan=OuterRef("pk")).exclude(
-        status=Action.Status.COMPLETED
-    )
+    open_action = _open_actions().filter(plan=OuterRef("pk"))
     candidates = Plan.objects.filter(
         Q(status=Plan.Status.LIVE, criteria_met_since__isnull=False) & ~Exists(open_action)
         | Q(status=Plan.Status.MONITORING),
@@ -918,8 +923,8 @@ def announce_ready_plans() -> str:
         candidates = [p for p in chunk if p.pk in met and keys[p.pk] not in done]
         # And those with an action not completed: it always holds a plan back.
         held = set(
-            Action.objects.filter(plan_id__in=[p.pk for p in candidates])
-            .exclude(status=Action.Status.COMPLETED)
+            _open_actions()
+            .filter(plan_id__in=[p.pk for p in candidates])
             .values_list("plan_id", flat=True)
         )
         candidates = [p for p in candidates if p.pk not in held]
