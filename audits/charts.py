@@ -18,8 +18,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from audits import spc
+from audits.deterioration import clip_limits, limits_apply
 from audits.models import Annotation, Deterioration, MonitoredIndicator
-from audits.monitoring import clip_limits, limits_apply
 from audits.spc.text import plural
 from audits.verdicts import IndicatorVerdict, day, short_value
 from core.thresholds import MIN_PARTITION_POINTS, MIN_SPC_POINTS
@@ -359,7 +359,7 @@ def _icons(
     latest result has control limits: MDC shows no icons on a run chart."""
     if reference is not None and len(reference.reference_values) < MIN_PARTITION_POINTS:
         # Limits frozen from too few results are not Making Data Count limits (nor
-        # drawn: audits.monitoring.limits_apply).
+        # drawn: audits.deterioration.limits_apply).
         return (
             None,
             None,

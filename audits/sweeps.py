@@ -84,7 +84,7 @@ def monitoring_ended(today: datetime.date | None = None) -> str:
     Safe to run any number of times. Queries: a fixed number however many periods end
     (the check as in ``deterioration``, one locked read, the evidence of all of them,
     and a bulk update with history for each outcome, the emails in one bulk insert)."""
-    from audits.monitoring import periods_evidence_gaps
+    from audits.deterioration import periods_evidence_gaps
 
     today = today or timezone.localdate()
     periods = _open_periods(ends_on__lt=today)

@@ -12,7 +12,7 @@
    10-14 results, and "not enough data for statistical confirmation" below that.
 
 Whether a plan may go to closure review (these verdicts, its actions, evidence, learning
-and report together) is the closure workflow's to say: ``qip_portal/closure.py``.
+and report together) is the closure workflow's to say: ``qip_portal/closure/workflow.py``.
 
 ``verdicts_for_plans`` reads everything for any number of plans in a fixed number of
 queries (six), so the plan page and the nightly sweeps cost the same for 1 or 10,000.

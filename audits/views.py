@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audits import imports, monitoring, services, spc
+from audits import deterioration, services, spc, spreadsheets
 from audits.access import (
     can_annotate,
     can_log,
@@ -81,8 +81,8 @@ def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
         for d in deteriorations:
             if d.indicator_id == monitored.indicator_id:
                 d.measurement.indicator = verdict.indicator
-        assessment = monitoring.assessment_for(monitored, since)
-        limits = monitoring.limits_apply(monitored)
+        assessment = deterioration.assessment_for(monitored, since)
+        limits = deterioration.limits_apply(monitored)
         watched.append(
             {
                 "monitored": monitored,
@@ -91,7 +91,7 @@ def _monitoring_context(plan: Plan, verdicts: PlanVerdicts) -> dict | None:
                 "limits": limits and monitored.reference_mean is not None,
                 "explanation": assessment.explain()
                 if assessment
-                else monitoring.without_limits_explanation(monitored, since),
+                else deterioration.without_limits_explanation(monitored, since),
                 "deteriorations": [
                     d for d in deteriorations if d.indicator_id == monitored.indicator_id
                 ],
@@ -154,7 +154,7 @@ def plan_panel_context(plan: Plan, user: User) -> dict:
     evidence" sections. A fixed number of queries (about a dozen), whatever the number
     of indicators, results or evidence items; none for the verdicts and charts while
     nothing has changed: the plan page caches this section's HTML under the plan's version
-    (``qip_portal/plan_pages.py``, ``core.freshness``)."""
+    (``qip_portal/pages/plans.py``, ``core.freshness``)."""
     today = timezone.localdate()
     figures = plan_figures(plan)
     verdicts, monitoring_data = figures["verdicts"], figures["monitoring"]
@@ -473,7 +473,7 @@ def import_upload(request: HttpRequest, reference: str) -> HttpResponse:
             "form": form,
             "indicators": list(plan.indicators.all()),
             "locations": list(plan.locations.all()),
-            "columns": imports.COLUMNS,
+            "columns": spreadsheets.COLUMNS,
             "recent": recent,
         },
     )
@@ -483,11 +483,11 @@ def import_template(request: HttpRequest, reference: str, kind: str) -> HttpResp
     plan = get_plan_for_logging(request.user, reference)
     filename = f"{plan.reference}-results-template.{kind}"
     if kind == "csv":
-        response = HttpResponse(imports.template_csv(), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(spreadsheets.template_csv(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
     if kind == "xlsx":
-        return xlsx_response(filename, imports.COLUMNS, [], sheet="Results")
+        return xlsx_response(filename, spreadsheets.COLUMNS, [], sheet="Results")
     raise Http404("No such format.")
 
 

@@ -310,7 +310,7 @@ def _batch(connection) -> _CommitBatch:
 
 
 # Called with the ids of the plans whose version a commit moved, after it moved them
-# (``qip_portal.plan_pages`` re-renders their pages for their recent viewers). A failing
+# (``qip_portal.pages.plans`` re-renders their pages for their recent viewers). A failing
 # listener is logged: it never breaks the request that committed.
 _PLAN_LISTENERS: list = []
 

@@ -16,7 +16,7 @@ sends email.
    temporary SMTP failure (4xx, network) goes back to pending with an exponential
    backoff, a permanent one (5xx) is marked failed at once. A Celery soft time limit
    gives the claim back. Failed alerts are shown to administrators
-   (``qip_portal/alerts.py``).
+   (``qip_portal/pages/failed_emails.py``).
 4. ``deliver_due()`` (every minute) is the relay: it sends whatever is pending and due,
    so an alert whose task the broker lost still goes out; ``recover_stuck_claims()``
    puts back to pending any claim whose worker died mid-send.

@@ -31,7 +31,7 @@ SIGNING_FAILURE_LIMIT = 5
 # ...for this many minutes after the latest of them.
 SIGNING_LOCK_MINUTES = 15
 
-# --- Share links for inspectors (qip_portal/sharing.py) ----------------------------------
+# --- Share links for inspectors (qip_portal/packs/sharing.py) ----------------------------------
 
 # A share link lasts this many days unless the quality lead chooses otherwise...
 SHARE_LINK_DEFAULT_DAYS = 7

@@ -50,7 +50,7 @@ def signing_group_ids(user: User) -> set[int]:
 
 def chairs_a_group(user: User) -> bool:
     """Signs decisions (chair or delegate chair of any group): such users must use
-    two-step verification (qip_portal/middleware.py)."""
+    two-step verification (qip_portal/accounts/middleware.py)."""
     return bool(signing_group_ids(user))
 
 

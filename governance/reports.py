@@ -4,7 +4,7 @@
 (strings, numbers, lists, dicts): the live report page renders it, and submission
 freezes it (``services.freeze_report``). What it cannot know itself, whether the plan
 may close and what the higher apps add (where learning is embedded), is passed in by
-the closure workflow (``qip_portal/closure.py``), which composes the report.
+the closure workflow (``qip_portal/closure/workflow.py``), which composes the report.
 Text typed by users stays text: it is escaped by the template that renders it, in HTML
 and in the PDF.
 """

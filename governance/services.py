@@ -3,7 +3,7 @@ transaction, each saving with history (who and why) and sending email or renderi
 PDFs only after commit.
 
 Submitting a plan for closure and signing a decision move the plan too; those steps are
-composed by the closure workflow (``qip_portal/closure.py``), which checks what must
+composed by the closure workflow (``qip_portal/closure/workflow.py``), which checks what must
 hold across apps and calls ``freeze_report`` and ``record_decision`` here for
 governance's own part.
 """
@@ -73,7 +73,7 @@ def set_membership(*, group: GovernanceGroup, user: User, role: str, by: User) -
         group=group, user=user
     )
     is_new = membership.pk is None
-    membership.user = user  # the caller's copy, kept up to date (qip_portal/sessions.py)
+    membership.user = user  # the caller's copy, kept up to date (qip_portal/accounts/sessions.py)
     membership.role = role
     _save(membership, by=by, reason="Member added" if is_new else "Role changed")
     return membership
@@ -327,7 +327,7 @@ def record_decision(
     other_refusals: Iterable[str] = (),
 ) -> Decision:
     """Governance's part of signing a decision on ``report`` (the closure workflow,
-    ``qip_portal/closure.py``, composes the whole step and moves the plan on): the
+    ``qip_portal/closure/workflow.py``, composes the whole step and moves the plan on): the
     signed ``Decision`` row, the agenda item and the report marked decided.
 
     The signature itself (password and authenticator code) is checked by the closure

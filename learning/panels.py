@@ -40,7 +40,7 @@ def panel_context(plan: Plan, user: User) -> dict:
 def report_section(plan) -> dict:
     """ "Where learning is embedded" for the closure report (frozen with it): the key
     messages, then each embedding record in words. The closure workflow adds it to the
-    report (``qip_portal/closure.py``)."""
+    report (``qip_portal/closure/workflow.py``)."""
     from django.utils.formats import date_format
 
     from learning.models import Embedding, LearningSummary

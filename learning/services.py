@@ -44,7 +44,7 @@ SUMMARY_GUARD_MESSAGE = (
 def plans_with_complete_summary(plan_ids: Iterable[int]) -> set[int]:
     """Which of ``plan_ids`` have a complete learning summary (what happened, what
     changed, the key messages): one query however many plans. The closure workflow
-    (``qip_portal/closure.py``) asks this before a plan may go to closure review."""
+    (``qip_portal/closure/workflow.py``) asks this before a plan may go to closure review."""
     rows = LearningSummary.objects.filter(plan_id__in=list(plan_ids)).values_list(
         "plan_id", "what_happened", "what_changed", "key_messages"
     )

@@ -425,7 +425,7 @@ class RegisterFilterForm(forms.Form):
     closed_month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False,
                                     widget=forms.HiddenInput)
     # Named filters linked from the home page's tiles; their choices are passed in by the
-    # page that composes the register (qip_portal/plan_pages.py).
+    # page that composes the register (qip_portal/pages/plans.py).
     flag = forms.ChoiceField(choices=[], required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, user: User, flags: dict[str, str] | None = None, **kwargs):

@@ -3,7 +3,7 @@
 Each transition names the states it leaves and enters and who may perform it. What must
 hold *across apps* before a plan may go to closure review, be signed off, stepped down,
 returned or re-opened (results, evidence, the closure report, learning, monitoring) is
-decided by the closure workflow at the top layer, ``qip_portal/closure.py``; those
+decided by the closure workflow at the top layer, ``qip_portal/closure/workflow.py``; those
 transitions are marked ``composed`` here, and ``plans.services.perform_transition``
 performs them only when that workflow says it has checked them. ``plans`` knows only
 its own rules: the state graph, the roles, and the reasons a step needs.
@@ -25,7 +25,7 @@ class Transition:
     sources: tuple[str, ...]
     target: str
     needs_reason: bool
-    # Guarded by the closure workflow (qip_portal/closure.py), which checks what must
+    # Guarded by the closure workflow (qip_portal/closure/workflow.py), which checks what must
     # hold across apps and then performs it; never offered as a plain plan button.
     composed: bool = False
     roles: tuple[str, ...] = ("quality_lead", "administrator")

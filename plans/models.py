@@ -76,7 +76,7 @@ class User(AbstractUser):
         default=True,
         help_text="A Monday email of what needs your attention. Escalations are always sent.",
     )
-    # Moved on when the role or a group membership changes (qip_portal/sessions.py):
+    # Moved on when the role or a group membership changes (qip_portal/accounts/sessions.py):
     # it is part of the hash Django checks on every request, so every session signed in
     # before the change ends.
     session_version = models.PositiveIntegerField(default=0, editable=False)
@@ -91,7 +91,7 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
     def save(self, *args, **kwargs):
-        # The session version moves on only by a direct update (qip_portal/sessions.py),
+        # The session version moves on only by a direct update (qip_portal/accounts/sessions.py),
         # so a copy loaded before it moved must not write the old value back.
         adding = self._state.adding or kwargs.get("force_insert")
         if not adding and kwargs.get("update_fields") is None:

@@ -170,7 +170,7 @@ def perform_transition(
     ``TransitionRefused``, having changed nothing, when a rule does not hold.
 
     A ``composed`` transition (closure review, sign-off, step-down, return, re-open)
-    is performed only by the closure workflow (``qip_portal/closure.py``), which checks
+    is performed only by the closure workflow (``qip_portal/closure/workflow.py``), which checks
     what must hold across apps first and says so with ``checked_by_closure_workflow``.
 
     History keeps 100 characters of ``reason``; ``email_reason`` is the reason in full

@@ -135,7 +135,7 @@ def _describe(record, previous, noun: str, users: dict[int, str]) -> str | None:
 def build_timeline(plan: Plan) -> list[Entry]:
     """The plan's own history, newest first (``Entry.sort_key``). Five history queries
     and one for names, whatever the plan's size. The plan page and the evidence pack
-    add what other apps hold (``qip_portal/timeline.py``)."""
+    add what other apps hold (``qip_portal/pages/timeline.py``)."""
     sources = [
         ("plan", Plan.history.filter(id=plan.pk)),
         ("criteria", ClosureCriteria.history.filter(plan_id=plan.pk)),

@@ -151,7 +151,7 @@ def register(
 ) -> HttpResponse:
     """The plan register. ``flags``: the named filters (``name`` -> an object with
     ``label`` and ``apply(queryset)``) that the composing page offers: "ready for
-    closure review" is the closure workflow's (qip_portal/plan_pages.py).
+    closure review" is the closure workflow's (qip_portal/pages/plans.py).
     ``row_detail``: the name of a URL (taking a plan's reference) whose page is each
     row's detail, loaded when the row's detail is hovered or opened.
 
@@ -334,10 +334,10 @@ def _strip(cleaned: dict) -> dict:
 def detail_context(user, reference: str) -> dict:
     """The plan page's own part: the plan (read once, with what it points to; the
     other sections share its indicators and actions), its criteria, actions and flags.
-    The page itself is composed in ``qip_portal/plan_pages.py``, which adds each higher
+    The page itself is composed in ``qip_portal/pages/plans.py``, which adds each higher
     app's section and the timeline. Call it inside ``core.freshness.pinned()``: cached
     figures are computed from the rows read here. Needs no request: the page's content
-    is rendered by a worker too (``qip_portal.plan_pages.rerender``)."""
+    is rendered by a worker too (``qip_portal.pages.plans.rerender``)."""
     plan = get_plan_for_user(user, reference, related=("criteria", "merged_into", "recurrence_of"))
     prefetch_related_objects(
         [plan],
@@ -553,7 +553,7 @@ def verify_action(request: HttpRequest, reference: str, action_id: int) -> HttpR
 def transition(request: HttpRequest, reference: str, name: str) -> HttpResponse:
     """Confirm page (GET) and the change itself (POST) for the plan's own transitions
     (activate, withdraw). The closure steps have their own pages, composed by the
-    closure workflow (qip_portal/closure_views.py)."""
+    closure workflow (qip_portal/closure/views.py)."""
     plan = get_plan_for_user(request.user, reference, write=True)
     step = lifecycle.TRANSITIONS.get(name)
     if step is None or step.composed:

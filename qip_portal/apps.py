@@ -6,19 +6,16 @@ class QipPortalConfig(AppConfig):
     verbose_name = "QIP Portal"
 
     def ready(self) -> None:
-        from qip_portal import (  # noqa: F401 - each registers its scheduled jobs and tasks
-            alerts,
-            closure,
-            digest,
-            pack_tasks,
-            recovery,
-            sessions,
-        )
+        # Each registers its scheduled jobs and tasks with Celery.
+        from qip_portal import closure, recovery  # noqa: F401
+        from qip_portal.accounts import sessions
+        from qip_portal.packs import tasks as pack_tasks  # noqa: F401
+        from qip_portal.pages import digest, failed_emails  # noqa: F401
 
         sessions.connect()
 
         from core import freshness
-        from qip_portal import plan_pages
+        from qip_portal.pages import plans as plan_pages
 
         # After a commit moved a plan's version: its page rendered again for its recent
         # viewers (by a worker), so the next view is a hit.

@@ -24,7 +24,7 @@ from audits.tools.pdf import recover_stuck_audit_pdfs
 from core import jobs, stuck
 from core.queueing import after_commit
 from governance.renders import recover_stuck_pdfs, recover_stuck_records
-from qip_portal.models import EvidencePack
+from qip_portal.packs.models import EvidencePack
 
 Status = EvidencePack.RenderStatus
 
@@ -35,7 +35,7 @@ def recover_stuck_packs(now: datetime.datetime | None = None) -> stuck.Recovered
     PDF exists is left alone), then failed (``EvidencePack.STOPPED``). A run given up on
     can no longer write its progress or its PDF (``evidence_pack.render_pack``). Safe to
     run any number of times; three queries however many packs are stuck."""
-    from qip_portal import pack_tasks
+    from qip_portal.packs import tasks as pack_tasks
 
     now = now or timezone.now()
     with transaction.atomic():

@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "core.middleware.SessionLifetimeMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "qip_portal.middleware.MultiFactorMiddleware",
+    "qip_portal.accounts.middleware.MultiFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, so it sees the outcome of the login view (django-axes' documented order).
@@ -412,7 +412,7 @@ CONTENT_SECURITY_POLICY = {
 # PDF renders (evidence packs; closure-report PDFs tried again) one person may have
 # queued or running at once, per kind (core/stuck.py).
 PDF_RENDERS_PER_USER = read_int("PDF_RENDERS_PER_USER", default=5, minimum=1)
-# Requests one address may make with share links (qip_portal/sharing.py) per minute,
+# Requests one address may make with share links (qip_portal/packs/sharing.py) per minute,
 # valid or not: enough for an inspector, too few to guess a token.
 SHARE_LINK_REQUESTS_PER_MINUTE = read_int("SHARE_LINK_REQUESTS_PER_MINUTE", default=30, minimum=1)
 
@@ -443,7 +443,7 @@ CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
 CLIENT_IP_PROXY_COUNT = read_int("CLIENT_IP_PROXY_COUNT", default=1, minimum=1)
 
 # Multi-factor authentication (TOTP, with recovery codes). Required for these roles
-# (and for governance chairs: see qip_portal/middleware.py); optional for everyone else.
+# (and for governance chairs: see qip_portal/accounts/middleware.py); optional for everyone else.
 MFA_REQUIRED_ROLES = set(read_list("MFA_REQUIRED_ROLES", default=["administrator"]))
 OTP_TOTP_ISSUER = "QIP Portal"
 MFA_FAILURE_LIMIT = 5

@@ -17,10 +17,10 @@ def announce_ready_plans() -> str:
 @shared_task(name="qip_portal.tasks.rerender_plan_page", ignore_result=True)
 def rerender_plan_page(plan_id: int) -> list[str]:
     """Render a changed plan's page again for its recent viewers' classes
-    (``qip_portal.plan_pages.rerender``). Only hurries things along: if it fails (it is
+    (``qip_portal.pages.plans.rerender``). Only hurries things along: if it fails (it is
     logged, never raised, so an in-process run never breaks the request that queued
     it) or never runs, the next viewer renders the page as before."""
-    from qip_portal import plan_pages
+    from qip_portal.pages import plans as plan_pages
 
     try:
         return plan_pages.rerender(plan_id)

@@ -6,18 +6,16 @@ from audits import urls as audits_urls
 from governance import urls as governance_urls
 from plans import converters  # noqa: F401 - registers <plan_ref:...>
 from plans import urls as plans_urls
-from qip_portal import (
-    accounts,
-    alerts,
-    closure_views,
-    pack_views,
-    plan_pages,
-    security_events,
-    share_views,
-    views,
-)
+from qip_portal.accounts import security_events, sign_in
+from qip_portal.accounts import two_step as accounts
+from qip_portal.closure import views as closure_views
+from qip_portal.packs import share_views
+from qip_portal.packs import views as pack_views
+from qip_portal.pages import failed_emails as alerts
+from qip_portal.pages import home
+from qip_portal.pages import plans as plan_pages
 
-# Inspection evidence packs (qip_portal/evidence_pack.py).
+# Inspection evidence packs (qip_portal/packs/evidence_pack.py).
 pack_patterns = (
     [
         path("plans/<plan_ref:reference>/", pack_views.plan_pack, name="plan"),
@@ -26,7 +24,7 @@ pack_patterns = (
         path("<int:pk>/status/", pack_views.pack_status, name="status"),
         path("<int:pk>/pdf/", pack_views.pack_pdf, name="pdf"),
         path("<int:pk>/retry/", pack_views.pack_retry, name="retry"),
-        # Share links for inspectors (qip_portal/sharing.py).
+        # Share links for inspectors (qip_portal/packs/sharing.py).
         path("plans/<plan_ref:reference>/shares/", share_views.plan_shares, name="shares"),
         path("shares/<int:pk>/revoke/", share_views.share_revoke, name="share_revoke"),
     ],
@@ -42,8 +40,8 @@ shared_patterns = (
     "shared",
 )
 
-# The plan page and the register are composed from every app (qip_portal/plan_pages.py);
-# the closure workflow's pages (qip_portal/closure_views.py) keep the names of the
+# The plan page and the register are composed from every app (qip_portal/pages/plans.py);
+# the closure workflow's pages (qip_portal/closure/views.py) keep the names of the
 # records they show. "new/" is matched before a plan's reference.
 plan_patterns = (
     [
@@ -99,7 +97,7 @@ governance_patterns = (
     ],
     "governance",
 )
-# Emails that could not be sent (administrators only; qip_portal/alerts.py).
+# Emails that could not be sent (administrators only; qip_portal/pages/failed_emails.py).
 alert_patterns = (
     [
         path("failed/", alerts.failed_list, name="failed"),
@@ -110,19 +108,19 @@ alert_patterns = (
 )
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", views.LoginView.as_view(), name="login"),
-    path("accounts/unlock/", views.unlock_request, name="sign_in_unlock_request"),
-    path("accounts/unlock/<str:token>/", views.unlock, name="sign_in_unlock"),
+    path("", home.home, name="home"),
+    path("healthz", home.healthz, name="healthz"),
+    path("accounts/login/", sign_in.LoginView.as_view(), name="login"),
+    path("accounts/unlock/", sign_in.unlock_request, name="sign_in_unlock_request"),
+    path("accounts/unlock/<str:token>/", sign_in.unlock, name="sign_in_unlock"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/", sign_in.PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/password/done/",
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("accounts/password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password/reset/", sign_in.PasswordResetView.as_view(), name="password_reset"),
     path(
         "accounts/password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),

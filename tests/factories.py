@@ -128,7 +128,7 @@ def live_plan(*, owner: User, locations, **kwargs) -> Plan:
 
 # --- A plan genuinely ready for closure review --------------------------------------
 # Built through the services, as a user would: the closure workflow's own rules
-# (qip_portal/closure.py) then find nothing missing. Tests never stub those rules.
+# (qip_portal/closure/workflow.py) then find nothing missing. Tests never stub those rules.
 
 READY_RESULT_DAYS_AGO = (120, 60, 0)  # 19/20 = 95% each: on a 95% target for 3 months
 

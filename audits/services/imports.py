@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from simple_history.utils import bulk_create_with_history
 
-from audits import imports
+from audits import spreadsheets
 from audits.forms import MeasurementContext, MeasurementForm
 from audits.models import (
     ImportBatch,
@@ -101,9 +101,9 @@ def _finish_run(batch_id: int, attempt: int, *, expected: str, **finish) -> Impo
 
 
 @contextlib.contextmanager
-def _open_rows(batch: ImportBatch) -> Iterator[Iterator[imports.Row]]:
+def _open_rows(batch: ImportBatch) -> Iterator[Iterator[spreadsheets.Row]]:
     with get_private_storage().open(batch.file.name, "rb") as handle:
-        yield imports.read_rows(handle.file, batch.kind)
+        yield spreadsheets.read_rows(handle.file, batch.kind)
 
 
 def _set_progress(batch_id: int, attempt: int, **counters) -> None:
@@ -116,14 +116,14 @@ def _set_progress(batch_id: int, attempt: int, **counters) -> None:
 
 
 def _check_rows(
-    *, batch: ImportBatch, rows: Iterator[imports.Row], progress_of: int | None
-) -> tuple[list[dict], list[dict], list[tuple[imports.Row, MeasurementForm]]]:
+    *, batch: ImportBatch, rows: Iterator[spreadsheets.Row], progress_of: int | None
+) -> tuple[list[dict], list[dict], list[tuple[spreadsheets.Row, MeasurementForm]]]:
     """Validate every row with ``MeasurementForm``. Returns (errors, preview, valid).
     ``progress_of``: the run (``_claim``) whose progress is written as rows are checked."""
     context = MeasurementContext.for_plan(batch.plan)
     errors: list[dict] = []
     preview: list[dict] = []
-    valid: list[tuple[imports.Row, MeasurementForm]] = []
+    valid: list[tuple[spreadsheets.Row, MeasurementForm]] = []
     seen: dict[tuple[int, object], int] = {}
     count = 0
     for row in rows:
@@ -138,10 +138,13 @@ def _check_rows(
                     }
                 )
             continue
-        form = MeasurementForm(imports.form_data(row), context=context, allow_import_source=True)
+        form = MeasurementForm(
+            spreadsheets.form_data(row), context=context, allow_import_source=True
+        )
         if not form.is_valid():
             for name, messages in form.errors.items():
-                column = next((c for c, f in imports.FIELD_FOR_COLUMN.items() if f == name), name)
+                columns = spreadsheets.FIELD_FOR_COLUMN.items()
+                column = next((c for c, f in columns if f == name), name)
                 for message in messages:
                     errors.append(
                         {
@@ -217,7 +220,7 @@ def validate_import(*, batch_id: int) -> ImportBatch:
         _set_progress(batch.pk, attempt, total_rows=total, processed_rows=0)
         with _open_rows(batch) as rows:
             errors, preview, valid = _check_rows(batch=batch, rows=rows, progress_of=attempt)
-    except imports.ImportFileError as exc:
+    except spreadsheets.ImportFileError as exc:
         errors, preview, valid = [{"row": 1, "column": "", "message": str(exc)}], [], []
     return _finish_run(
         batch_id,
@@ -350,7 +353,7 @@ def commit_import(*, batch_id: int, by_id: int) -> ImportBatch:
             reason="Rows no longer valid at import",
             errors=changed.errors,
         )
-    except (imports.ImportFileError, IntegrityError) as exc:
+    except (spreadsheets.ImportFileError, IntegrityError) as exc:
         batch = _finish_run(
             batch_id,
             attempt,

@@ -124,7 +124,7 @@ def start_monitoring(
     latest unbroken run on target, first 12 results), which are never recalculated.
     Saves with history attributed to ``by``. Sends no email (the decision does). Raises
     ``MonitoringRefused`` with every reason, having changed nothing."""
-    from audits.monitoring import freeze_reference
+    from audits.deterioration import freeze_reference
 
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
     today = timezone.localdate()
@@ -293,7 +293,7 @@ def check_periods(period_ids: list[int]) -> int:
     insert, and their emails queued with ``outbox.queue_many`` in this transaction.
     Periods whose plan has left monitoring are brought into line (``_reconcile``),
     one by one: that is the rare case of a plan moved on some other way."""
-    from audits.monitoring import find_deteriorations
+    from audits.deterioration import find_deteriorations
 
     periods = [
         period
@@ -389,7 +389,7 @@ def periods_needing_a_check(periods: list[MonitoringPeriod]) -> list[int]:
     something to do for: a plan that has left monitoring, or a deterioration not yet
     recorded. Reads only, in four queries however many periods and results: the sweeps
     look at every period this way and lock only the few that changed."""
-    from audits.monitoring import find_deteriorations
+    from audits.deterioration import find_deteriorations
 
     if not periods:
         return []
@@ -446,7 +446,7 @@ def check_plan_monitoring(*, plan_id: int) -> int:
 @transaction.atomic
 def record_reopening(*, plan: Plan, by: User, reason: str) -> str:
     """Monitoring's part of re-opening a plan after deterioration (the closure workflow,
-    ``qip_portal/closure.py``, checks it may happen and moves the plan): the open period
+    ``qip_portal/closure/workflow.py``, checks it may happen and moves the plan): the open period
     is marked re-opened, its open deteriorations acted on, and both histories name the
     triggering results. Returns the reason for the plan's own history, which names them
     too."""

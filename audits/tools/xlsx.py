@@ -18,7 +18,7 @@ from typing import IO
 
 from django.core.exceptions import ValidationError
 
-from audits.imports import ImportFileError, _cell_text
+from audits.spreadsheets import ImportFileError, _cell_text
 from audits.tools.models import ToolQuestion
 from audits.tools.services import QuestionSpec, SectionSpec
 from core import files

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from audits.imports import ImportFileError
+from audits.spreadsheets import ImportFileError
 from audits.tools import services, xlsx
 from audits.tools.access import can_manage_tools, get_tool_for_user
 from audits.tools.compliance import compliance_by_question

@@ -3,7 +3,7 @@
 import core.files
 import django.db.models.deletion
 import django.utils.timezone
-import qip_portal.models
+import qip_portal.packs.models
 import simple_history.models
 from django.conf import settings
 from django.db import migrations, models
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 ('progress', models.PositiveSmallIntegerField(default=0)),
                 ('progress_note', models.CharField(blank=True, max_length=120)),
                 ('render_error', models.CharField(blank=True, max_length=300)),
-                ('pdf', models.FileField(blank=True, max_length=200, storage=core.files.get_private_storage, upload_to=qip_portal.models._pack_name)),
+                ('pdf', models.FileField(blank=True, max_length=200, storage=core.files.get_private_storage, upload_to=qip_portal.packs.models._pack_name)),
                 ('pdf_sha256', models.CharField(blank=True, editable=False, max_length=64, verbose_name='PDF SHA-256')),
                 ('page_count', models.PositiveIntegerField(blank=True, null=True)),
                 ('location', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='plans.location')),

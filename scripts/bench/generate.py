@@ -956,7 +956,7 @@ class Generator:
         from audits.models import Measurement, MonitoredIndicator, MonitoringPeriod
 
         try:
-            from audits.monitoring import freeze_reference
+            from audits.deterioration import freeze_reference
         except ImportError:  # being reworked: fall back to no frozen SPC reference
             freeze_reference = None
         rng = self.rng

@@ -207,7 +207,7 @@ def test_the_quality_lead_recalculates_limits_from_the_start_of_a_sustained_shif
     page = client.get(improved.get_absolute_url()).content.decode()
     assert "Limits recalculated from this result on: Escalation checklist in use" in page
     # And on the plan's timeline, with the reason, on the day of the new phase's start.
-    from qip_portal.timeline import plan_timeline
+    from qip_portal.pages.timeline import plan_timeline
 
     [entry] = [e for e in plan_timeline(improved) if "recalculated the limits" in e.text]
     assert entry.reason == "Escalation checklist in use" and entry.day == _dates(30)[15]
@@ -435,7 +435,7 @@ def test_notes_and_recalculations_change_the_cached_figures(client, quality_lead
 
 
 def test_the_evidence_pack_shows_the_icons_and_lists_the_notes(quality_lead, improved):
-    from qip_portal.evidence_pack import compile_plan_pack, render_plan_pack_html
+    from qip_portal.packs.evidence_pack import compile_plan_pack, render_plan_pack_html
 
     services.add_annotation(
         indicator=improved.indicators.get(),

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import Workbook, load_workbook
 
-from audits import imports, services
+from audits import services, spreadsheets
 from audits.models import ImportBatch, Measurement
 from tests.audits.factories import measure
 
@@ -299,10 +299,10 @@ def test_templates_download_with_the_right_columns(client, plan, manager):
     client.force_login(manager)
     response = client.get(reverse("audits:import_template", args=[plan.reference, "csv"]))
     assert response["Content-Disposition"].startswith("attachment")
-    assert response.content.decode("utf-8-sig").strip() == ",".join(imports.COLUMNS)
+    assert response.content.decode("utf-8-sig").strip() == ",".join(spreadsheets.COLUMNS)
     response = client.get(reverse("audits:import_template", args=[plan.reference, "xlsx"]))
     sheet = load_workbook(io.BytesIO(response.content)).active
-    assert [c.value for c in next(sheet.iter_rows())] == imports.COLUMNS
+    assert [c.value for c in next(sheet.iter_rows())] == spreadsheets.COLUMNS
 
 
 def test_outsiders_cannot_see_an_import(client, plan, manager, outsider, viewer):

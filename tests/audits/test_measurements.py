@@ -271,7 +271,7 @@ def test_plan_page_verdicts_and_charts_are_cached_until_a_result_changes_them(
     client, plan, manager, django_assert_max_num_queries
 ):
     """The plan page's content (verdicts and charts included) is cached as HTML under
-    the plan's version (qip_portal/plan_pages.py): served again with no section
+    the plan's version (qip_portal/pages/plans.py): served again with no section
     computed, and computed afresh once a result changes it."""
     client.force_login(manager)
     with django_assert_max_num_queries(80) as first:

@@ -8,8 +8,8 @@ import pytest
 import time_machine
 
 from audits import services, sweeps
+from audits.deterioration import final_closure_gaps, reopen_gaps
 from audits.models import Deterioration, MonitoringPeriod
-from audits.monitoring import final_closure_gaps, reopen_gaps
 from plans import services as plan_services
 from plans.models import Plan
 from qip_portal import closure

@@ -4,7 +4,7 @@ Below the Making Data Count minimum (a reference of 12 results, on which limits 
 locked) no limits are stored, drawn or used: deterioration is judged by the floor and
 the run-chart rules (Anhøj) alone. Limits of a proportion are clipped to 0-100 %.
 
-The rule lives in the engine's callers (``audits.monitoring``, ``audits.charts``), so
+The rule lives in the engine's callers (``audits.deterioration``, ``audits.charts``), so
 each vector runs through them: the frozen reference, the as-of deterioration findings
 (the first result at which each rule is complete, as the per-result check records
 them) and the chart's lines."""
@@ -16,8 +16,8 @@ from decimal import Decimal
 
 import pytest
 
+from audits.deterioration import find_deteriorations, freeze_reference, limits_apply
 from audits.models import Measurement, MonitoredIndicator
-from audits.monitoring import find_deteriorations, freeze_reference, limits_apply
 from plans.models import Indicator
 
 START = datetime.date(2026, 1, 5)

@@ -171,7 +171,7 @@ def test_the_closure_report_and_evidence_pack_list_the_audits_behind_results(
     plan, quality_lead, manager, oakfield
 ):
     from qip_portal import closure
-    from qip_portal.evidence_pack import compile_plan_pack, render_plan_pack_html
+    from qip_portal.packs.evidence_pack import compile_plan_pack, render_plan_pack_html
 
     tool = safeguarding_tool(quality_lead)
     _feed(plan, tool, quality_lead)

@@ -1,5 +1,5 @@
 """The criteria verdict and the statistical assurance, from stored results; and the
-closure workflow's readiness built on them (qip_portal/closure.py)."""
+closure workflow's readiness built on them (qip_portal/closure/workflow.py)."""
 
 import datetime
 from decimal import Decimal

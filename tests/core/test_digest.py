@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from plans.models import Plan
-from qip_portal import digest
+from qip_portal.pages import digest
 from tests import factories
 
 MONDAY_730 = datetime.datetime(2026, 3, 2, 7, 30, tzinfo=ZoneInfo("Europe/London"))

@@ -139,7 +139,7 @@ def _complete_the_world() -> None:
     from audits.models import AuditTheme, ImportBatch, IndicatorSchedule
     from governance.models import AgendaItem, ClosureReport, Decision, Meeting, ResidualRisk
     from plans.models import Indicator, User
-    from qip_portal.models import EvidencePack
+    from qip_portal.packs.models import EvidencePack
 
     lead = User.objects.filter(role=User.Role.QUALITY_LEAD).first()
     plan = Plan.objects.filter(status=Plan.Status.LIVE).order_by("pk").first()
@@ -189,7 +189,7 @@ def _complete_the_newer_models(plan, lead, pack) -> None:
         Measurement,
         ToolVersion,
     )
-    from qip_portal.models import PackShare, PackShareAccess
+    from qip_portal.packs.models import PackShare, PackShareAccess
 
     today = timezone.localdate()
     indicator = plan.indicators.order_by("pk").first()

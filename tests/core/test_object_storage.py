@@ -31,9 +31,10 @@ from core.s3 import PrivateS3Storage
 from governance import services as governance
 from governance.models import ClosureReport
 from learning.models import Embedding
-from qip_portal import closure, evidence_pack
+from qip_portal import closure
 from qip_portal.env import parse_storage_url
-from qip_portal.models import EvidencePack
+from qip_portal.packs import evidence_pack
+from qip_portal.packs.models import EvidencePack
 from tests import factories
 from tests.audits.factories import PDF_BYTES
 from tests.learning.helpers import write_summary

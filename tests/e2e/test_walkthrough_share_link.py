@@ -18,8 +18,8 @@ from django.urls import reverse
 
 from audits import services as audit_services
 from core.files import detect_type
-from qip_portal import sharing
-from qip_portal.models import PackShare
+from qip_portal.packs import sharing
+from qip_portal.packs.models import PackShare
 from tests import factories
 from tests.audits.factories import PDF_BYTES, upload
 from tests.e2e.helpers import (

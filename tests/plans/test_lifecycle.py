@@ -98,7 +98,7 @@ def test_the_plan_page_offers_only_the_plans_own_transitions(plan, quality_lead,
 )
 def test_closure_steps_are_performed_only_by_the_closure_workflow(plan, quality_lead, name):
     """plans cannot judge what closure needs (results, report, learning): a composed
-    step is refused unless the closure workflow (qip_portal/closure.py) checked it."""
+    step is refused unless the closure workflow (qip_portal/closure/workflow.py) checked it."""
     before = _history_count(plan)
     with pytest.raises(services.TransitionRefused) as refused:
         services.perform_transition(plan=plan, name=name, by=quality_lead, reason="r")

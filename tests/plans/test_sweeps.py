@@ -151,8 +151,8 @@ def test_the_plans_sweeps_are_registered_jobs():
 
 
 def test_the_beat_schedule_triggers_every_sweep_away_from_the_clock_change_hour(settings):
-    from qip_portal import alerts, digest  # noqa: F401 - register their tasks
     from qip_portal.celery import app
+    from qip_portal.pages import failed_emails as alerts  # noqa: F401 - register their tasks
 
     schedule = settings.CELERY_BEAT_SCHEDULE
     tasks = {entry["task"] for entry in schedule.values()}

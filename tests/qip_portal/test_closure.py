@@ -1,4 +1,4 @@
-"""The closure workflow (qip_portal/closure.py): one meaning of "ready" everywhere, and
+"""The closure workflow (qip_portal/closure/workflow.py): one meaning of "ready" everywhere, and
 buttons that never lead to a dead end. Plans are built through the services with the
 real rules; nothing here stubs a guard, a verdict or another app's service."""
 

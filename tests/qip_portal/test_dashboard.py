@@ -106,7 +106,7 @@ def test_reaudit_counts_in_the_database_agree_with_next_due_on(quality_lead, oak
 
     from audits.models import next_due_on
     from plans.models import Indicator
-    from qip_portal import dashboard
+    from qip_portal.pages import dashboard
     from tests.audits.factories import measure
 
     today = timezone.localdate()

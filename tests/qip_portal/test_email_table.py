@@ -25,8 +25,9 @@ from learning.models import LearningSummary
 from plans import services as plan_services
 from plans import sweeps as plan_sweeps
 from plans.models import Plan, SignOffLevel
-from qip_portal import alerts as failed_alerts
-from qip_portal import closure, digest
+from qip_portal import closure
+from qip_portal.pages import digest
+from qip_portal.pages import failed_emails as failed_alerts
 from tests import factories
 from tests.audits.factories import measure
 from tests.factories import PASSWORD

@@ -28,8 +28,9 @@ from governance import services as governance
 from governance.models import Membership
 from learning import services as learning
 from plans import services as plan_services
-from qip_portal import closure, evidence_pack
-from qip_portal.models import EvidencePack
+from qip_portal import closure
+from qip_portal.packs import evidence_pack
+from qip_portal.packs.models import EvidencePack
 from tests import factories
 from tests.audits.factories import PDF_BYTES, measure, upload
 from tests.learning.helpers import write_summary

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from core import jobs, outbox
 from core.models import Alert
-from qip_portal import alerts
+from qip_portal.pages import failed_emails as alerts
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -17,8 +17,8 @@ import time_machine
 from django.urls import reverse
 
 from audits import sweeps as audit_sweeps
+from audits.deterioration import due_intervals, period_evidence_gaps
 from audits.models import MonitoringPeriod
-from audits.monitoring import due_intervals, period_evidence_gaps
 from core.models import Alert
 from governance import services as governance
 from governance.models import Membership

@@ -11,7 +11,7 @@ from django.utils.html import escape
 from learning import services as learning
 from learning.models import Acknowledgement, add_months
 from learning.sweeps import schedule_due_reviews
-from qip_portal import evidence_pack, sharing
+from qip_portal.packs import evidence_pack, sharing
 from tests import factories
 from tests.qip_portal.test_evidence_pack import closed_plan  # noqa: F401 - a fixture
 

@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from core import stuck
-from qip_portal import evidence_pack, recovery
-from qip_portal.models import EvidencePack
+from qip_portal import recovery
+from qip_portal.packs import evidence_pack
+from qip_portal.packs.models import EvidencePack
 from tests.stuck import Broker, fake_broker, later
 
 pytestmark = pytest.mark.django_db

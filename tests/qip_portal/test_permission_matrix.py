@@ -25,7 +25,8 @@ from governance import services as governance
 from governance.models import Membership
 from learning import services as learning
 from learning.models import Acknowledgement, LearningReview
-from qip_portal import closure, sharing
+from qip_portal import closure
+from qip_portal.packs import sharing
 from tests import factories
 from tests.audits.factories import PDF_BYTES, measure, upload
 from tests.learning.helpers import close_plan, write_summary

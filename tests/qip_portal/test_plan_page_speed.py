@@ -20,8 +20,8 @@ from audits.verdicts import plan_verdicts
 from core import memo
 from plans import services
 from plans.timeline import Entry
-from qip_portal import plan_pages
-from qip_portal.timeline import timeline_html
+from qip_portal.pages import plans as plan_pages
+from qip_portal.pages.timeline import timeline_html
 from tests import factories
 
 HIT_QUERIES = 3  # the session, the user and the plan's head

@@ -23,9 +23,10 @@ from core import jobs, stuck
 from governance import renders
 from governance import services as governance
 from governance.models import ClosureReport, Decision
-from qip_portal import evidence_pack, recovery
+from qip_portal import recovery
 from qip_portal.celery import app
-from qip_portal.models import EvidencePack
+from qip_portal.packs import evidence_pack
+from qip_portal.packs.models import EvidencePack
 from tests.qip_portal.test_foundation import PROD_ENV, _django
 from tests.stuck import Broker, fake_broker, later
 

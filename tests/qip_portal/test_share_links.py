@@ -17,8 +17,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from qip_portal import sharing
-from qip_portal.models import EvidencePack, PackShare, PackShareAccess
+from qip_portal.packs import sharing
+from qip_portal.packs.models import EvidencePack, PackShare, PackShareAccess
 from tests.qip_portal.test_evidence_pack import add_evidence, pdf_text
 
 
@@ -251,7 +251,7 @@ def test_a_recipients_copy_never_names_the_other_recipients(
 ):
     """Each copy names its own link: a commissioner's copy does not tell them an
     inspector was sent the pack too (nor the reverse)."""
-    from qip_portal.evidence_pack import pack_html
+    from qip_portal.packs.evidence_pack import pack_html
 
     with django_capture_on_commit_callbacks(execute=True):
         response = create_link(client, plan, recipient="Mr Cai Commissioner", organisation="ICB")

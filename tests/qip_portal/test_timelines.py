@@ -12,8 +12,8 @@ from django.utils import timezone
 from learning import services as learning
 from learning import sweeps
 from learning.models import LearningReview
-from qip_portal import evidence_pack
-from qip_portal.timeline import plan_timeline
+from qip_portal.packs import evidence_pack
+from qip_portal.pages.timeline import plan_timeline
 from tests import factories
 from tests.audits.factories import measure
 from tests.learning.helpers import close_plan, write_summary

@@ -1,3 +1,6 @@
+"""Signing in and out, password change and reset, and unlocking an account after too
+many failed sign-ins."""
+
 import time
 from urllib.parse import urlencode
 
@@ -9,49 +12,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from core import freshness, outbox, security
-from qip_portal import alerts, dashboard
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    """What needs my attention now, first; then what is mine to do; then (for quality
-    leads and administrators) the shape of the register. The figures are counted over
-    every plan the user can see, so they are cached (as plain values) until something
-    they are counted over changes: the plans of the user's locations (or every plan),
-    governance, or the user's own rows (``core.freshness``)."""
-    user = request.user
-    today = timezone.localdate()
-    figures = freshness.cached(
-        f"home:{user.pk}:{today.isoformat()}",
-        lambda: dashboard.home_figures(user, today),
-        scopes=[*freshness.viewer_scopes(user), freshness.GOV],
-    )
-    context = {
-        "today": today,
-        "stale_days": settings.STALE_PLAN_DAYS,
-        "horizon": dashboard.REAUDIT_HORIZON_DAYS,
-        "failed_emails": alerts.failed_count(user),
-        **figures,
-    }
-    return render(request, "home.html", context)
-
-
-@login_not_required
-@never_cache
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for the container health check: the process answers and the database
-    does too. Says nothing else."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+from core import outbox, security
 
 
 class PasswordResetView(auth_views.PasswordResetView):

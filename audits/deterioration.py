@@ -231,7 +231,7 @@ def assessment_for(monitored: MonitoredIndicator, measurements: list[Measurement
     )
 
 
-# --- What the closure workflow asks of monitoring (qip_portal/closure.py) -------------
+# --- What the closure workflow asks of monitoring (qip_portal/closure/workflow.py) -------------
 
 
 def deteriorating_plans(plans: QuerySet[Plan]) -> QuerySet[Plan]:

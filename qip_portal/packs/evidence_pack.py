@@ -59,8 +59,9 @@ from learning.models import (
     review_months,
 )
 from plans.models import Location, Plan, User
-from qip_portal import closure, timeline
-from qip_portal.models import EvidencePack, PackShare
+from qip_portal import closure
+from qip_portal.packs.models import EvidencePack, PackShare
+from qip_portal.pages import timeline
 
 if TYPE_CHECKING:
     from governance.pdf import StaticOnlyFetcher
@@ -460,7 +461,7 @@ def compile_plan_pack(plan: Plan, *, for_share: PackShare | None = None) -> dict
         "plan": plan,
         "report": report,
         "charts": charts,
-        # The closure workflow's one answer, in words (qip_portal/closure.py).
+        # The closure workflow's one answer, in words (qip_portal/closure/workflow.py).
         "readiness": {"reasons": [b.text for b in blockers]},
         "all_met": verdicts.all_met,
         "evidence": evidence_rows,
@@ -750,7 +751,7 @@ def _refuse_beyond_limit(by: User) -> None:
 
 
 def _queue(pack: EvidencePack) -> None:
-    from qip_portal import pack_tasks
+    from qip_portal.packs import tasks as pack_tasks
 
     after_commit(pack_tasks.render_evidence_pack, pack.pk)
 

@@ -62,7 +62,8 @@ class MultiFactorMiddleware:
         if enrolled:
             return redirect(f"/accounts/mfa/verify/?{query}")
         # Also once per session: someone made a chair (or given a role that needs it) has
-        # their sessions ended by the change (qip_portal/sessions.py), so the next one asks.
+        # their sessions ended by the change (qip_portal/accounts/sessions.py), so the next
+        # one asks.
         required = request.session.get(REQUIRED_KEY)
         if required is None:
             required = request.session[REQUIRED_KEY] = mfa_required(user)

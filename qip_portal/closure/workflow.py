@@ -34,7 +34,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_otp import match_token, user_has_device
 
-from audits import monitoring
+from audits import deterioration as deterioration_rules
 from audits import services as audit_services
 from audits.models import EvidenceItem, Measurement, MonitoringPeriod
 from audits.verdicts import PlanVerdicts, plans_meeting_criteria, verdicts_for_plans
@@ -197,7 +197,7 @@ def blockers_for_plans(
     built = {**given, **(verdicts_for_plans(missing) if missing else {})}
     with_summary = learning.plans_with_complete_summary([p.pk for p in live]) if live else set()
     with_risks = governance.plans_with_residual_risks(open_ids) if open_ids else set()
-    final_gaps = monitoring.final_closure_gaps(watched) if watched else {}
+    final_gaps = deterioration_rules.final_closure_gaps(watched) if watched else {}
     urls = _PlanUrls()
     result: dict[int, list[Blocker]] = {}
     for plan in plans:
@@ -308,7 +308,7 @@ class RegisterFlag:
 REGISTER_FLAGS = {
     "ready": RegisterFlag("ready", "ready for closure review", ready_plans),
     "deteriorating": RegisterFlag(
-        "deteriorating", "deteriorating in monitoring", monitoring.deteriorating_plans
+        "deteriorating", "deteriorating in monitoring", deterioration_rules.deteriorating_plans
     ),
 }
 
@@ -378,7 +378,7 @@ def plan_page_context(plan: Plan, user: User, *, verdicts: PlanVerdicts | None) 
                 else "",
             }
     if plan.status == Plan.Status.MONITORING:
-        deterioration = monitoring.open_deterioration_summary(plan)
+        deterioration = deterioration_rules.open_deterioration_summary(plan)
         if deterioration and lifecycle.may_perform(lifecycle.TRANSITIONS["reopen"], user):
             # Offered in the deterioration banner, the first thing on the page (not
             # final closure while results deteriorate).
@@ -699,7 +699,8 @@ def reopen_plan(*, plan: Plan, by: User, reason: str) -> Plan:
     period must have an open deterioration. The histories of the plan and the period
     name the results that triggered it. Refuses, changing nothing, otherwise."""
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
-    refusals = monitoring.reopen_gaps(locked) if locked.status == Plan.Status.MONITORING else []
+    in_monitoring = locked.status == Plan.Status.MONITORING
+    refusals = deterioration_rules.reopen_gaps(locked) if in_monitoring else []
     if refusals:
         raise TransitionRefused(refusals)
     if not (reason or "").strip():

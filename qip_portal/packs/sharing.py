@@ -31,8 +31,8 @@ from core import security
 from core.history import save_with_history as _save
 from core.thresholds import SHARE_LINK_DEFAULT_DAYS, SHARE_LINK_MAX_DAYS
 from plans.models import Plan, User
-from qip_portal import evidence_pack
-from qip_portal.models import PackShare, PackShareAccess
+from qip_portal.packs import evidence_pack
+from qip_portal.packs.models import PackShare, PackShareAccess
 
 SECRET_BYTES = 32  # 43 characters of URL-safe base64
 TOKEN_CHARS = PackShare.SELECTOR_CHARS + 43

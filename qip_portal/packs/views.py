@@ -24,8 +24,8 @@ from core.storage import download_response
 from learning.models import Embedding
 from plans.access import get_plan_for_user
 from plans.models import Location, Plan, User
-from qip_portal import evidence_pack, sharing
-from qip_portal.models import EvidencePack, PackShare
+from qip_portal.packs import evidence_pack, sharing
+from qip_portal.packs.models import EvidencePack, PackShare
 
 # The plan page and its pack page list this many earlier packs.
 RECENT_PACKS = 10

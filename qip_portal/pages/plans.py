@@ -3,8 +3,8 @@
 ``plans`` owns the plan's own rows; each higher app gives its section of the plan page
 through one function (audits: verdicts, charts, results and evidence; governance: its
 reports; learning: the summary; the evidence pack), the closure workflow says what
-the plan needs next (``qip_portal/closure.py``), and the timeline tells what happened,
-whichever app holds it (``qip_portal/timeline.py``). Reading this file shows everything
+the plan needs next (``qip_portal/closure/workflow.py``), and the timeline tells what happened,
+whichever app holds it (``qip_portal/pages/timeline.py``). Reading this file shows everything
 the page is made of.
 """
 
@@ -27,8 +27,9 @@ from learning.panels import panel_context as learning_section
 from plans import views as plan_views
 from plans.access import get_plan_for_user, visible_plans
 from plans.models import Plan
-from qip_portal import closure, timeline
-from qip_portal.pack_views import plan_panel_context as pack_section
+from qip_portal import closure
+from qip_portal.packs.views import plan_panel_context as pack_section
+from qip_portal.pages import timeline
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def body_context(user, reference: str) -> dict:
             "pack": pack_section(plan, user),
             "closure": closure.plan_page_context(plan, user, verdicts=audits["verdicts"]),
             "timeline": entries,
-            # Built in Python (qip_portal.timeline.timeline_html): hundreds of items.
+            # Built in Python (qip_portal.pages.timeline.timeline_html): hundreds of items.
             "timeline_items": timeline.timeline_html(entries),
         }
     )

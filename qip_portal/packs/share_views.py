@@ -1,4 +1,4 @@
-"""Share-link pages (``qip_portal/sharing.py``).
+"""Share-link pages (``qip_portal/packs/sharing.py``).
 
 Signed in: a plan's share links, for quality leads and administrators who may read the
 plan (everyone else gets the same 404 as for a plan that does not exist): create a
@@ -27,8 +27,8 @@ from core.storage import download_response
 from core.thresholds import SHARE_LINK_DEFAULT_DAYS, SHARE_LINK_MAX_DAYS
 from plans.access import get_plan_for_user
 from plans.models import Plan, User
-from qip_portal import evidence_pack, sharing
-from qip_portal.models import PackShare, PackShareAccess
+from qip_portal.packs import evidence_pack, sharing
+from qip_portal.packs.models import PackShare, PackShareAccess
 
 # The new link's token, kept in the session only until the page after creation shows it.
 _NEW_LINK_SESSION_KEY = "new-share-link"

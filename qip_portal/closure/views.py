@@ -1,4 +1,4 @@
-"""The pages of the closure workflow (``qip_portal/closure.py``): the live closure report
+"""The pages of the closure workflow (``qip_portal/closure/workflow.py``): the live closure report
 with its residual risks and the submit form, the decision form, and re-opening a plan
 in monitoring. Their URLs keep the names of the apps whose records they show
 (``governance:plan_report``, ``governance:decide``, ``audits:reopen``...): see
@@ -18,8 +18,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from audits import services as audit_services
 from audits import views as audit_views
+from audits.deterioration import reopen_gaps
 from audits.forms import ReopenForm
-from audits.monitoring import reopen_gaps
 from audits.tools import views as audit_tool_views
 from core import freshness, security
 from core.forms import error_summary

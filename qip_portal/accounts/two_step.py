@@ -26,8 +26,8 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core import outbox, security
-from qip_portal import digest
-from qip_portal.middleware import mfa_required
+from qip_portal.accounts.middleware import mfa_required
+from qip_portal.pages import digest
 
 RECOVERY_CODES = 10
 

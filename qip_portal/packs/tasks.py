@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from qip_portal import evidence_pack
+from qip_portal.packs import evidence_pack
 
 
 @shared_task(name="qip_portal.pack_tasks.render_evidence_pack")

@@ -17,7 +17,7 @@ from core import security
 from core.exports import csv_response
 from core.forms import DateInput
 from core.models import SecurityEvent
-from qip_portal.alerts import _require_administrator
+from qip_portal.pages.failed_emails import _require_administrator
 
 PAGE_SIZE = 50
 # The most rows one CSV carries; narrow the dates for more.

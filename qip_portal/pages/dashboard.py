@@ -11,8 +11,8 @@ from collections import Counter
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate, TruncMonth
 
+from audits.deterioration import deteriorating_plans
 from audits.models import next_due_q, with_due_from
-from audits.monitoring import deteriorating_plans
 from core.thresholds import DUE_SOON_DAYS
 from governance.access import visible_meetings, visible_reports
 from governance.models import ClosureReport
@@ -68,7 +68,7 @@ def attention(user: User, today: datetime.date) -> dict:
         "reaudits_overdue": reaudits_overdue,
         "reaudits_soon": reaudits_soon,
         "stale": plans.filter(pk__in=Plan.objects.stale().values("pk")).count(),
-        # The closure workflow's one meaning of "ready" (qip_portal/closure.py).
+        # The closure workflow's one meaning of "ready" (qip_portal/closure/workflow.py).
         "ready_for_review": len(closure.ready_plan_ids(plans)),
         "deteriorating": deteriorating_plans(plans).count(),
         "awaiting_decision": visible_reports(user)

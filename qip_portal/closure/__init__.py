@@ -1,0 +1,71 @@
+"""The closure workflow (ARCHITECTURE.md, "Plan lifecycle"): what must hold before a plan
+may go to closure review, be signed, step down, re-open or finally close.
+
+- ``workflow``: the rules and the steps, re-exported here (``from qip_portal import closure``);
+- ``views``: the pages of the workflow (the closure report, submission, the decision form);
+- ``tasks``: the thin Celery task of its sweep.
+"""
+
+from qip_portal.closure.workflow import (
+    BATCH,
+    MONITORING_OUTCOMES,
+    REGISTER_FLAGS,
+    REPORT_STAGE,
+    Blocker,
+    RegisterFlag,
+    Step,
+    announce_if_ready,
+    announce_ready_plans,
+    blockers_for_plans,
+    check_signature,
+    closure_blockers,
+    compile_report,
+    decide_monitoring,
+    decision_meetings,
+    is_ready,
+    may_decide_monitoring,
+    monitoring_decision_group,
+    monitoring_decision_meetings,
+    monitoring_decision_refusals,
+    plan_page_context,
+    readiness_key,
+    ready_plan_ids,
+    ready_plans,
+    reopen_plan,
+    sign_decision,
+    signing_locked_until,
+    signing_refusals,
+    submit_for_closure,
+)
+
+__all__ = [
+    "BATCH",
+    "Blocker",
+    "REPORT_STAGE",
+    "is_ready",
+    "blockers_for_plans",
+    "closure_blockers",
+    "ready_plan_ids",
+    "ready_plans",
+    "RegisterFlag",
+    "REGISTER_FLAGS",
+    "Step",
+    "plan_page_context",
+    "compile_report",
+    "submit_for_closure",
+    "signing_refusals",
+    "decision_meetings",
+    "signing_locked_until",
+    "check_signature",
+    "sign_decision",
+    "reopen_plan",
+    "MONITORING_OUTCOMES",
+    "monitoring_decision_group",
+    "monitoring_decision_meetings",
+    "may_decide_monitoring",
+    "monitoring_decision_refusals",
+    "decide_monitoring",
+    "readiness_key",
+    "announce_if_ready",
+    "announce_ready_plans",
+]
