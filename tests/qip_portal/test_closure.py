@@ -22,6 +22,7 @@ from governance.models import Membership, ResidualRisk
 from plans import services as plan_services
 from plans.models import Plan, SignOffLevel
 from qip_portal import closure
+from qip_portal.closure import workflow
 from tests import factories
 from tests.audits.factories import measure
 from tests.factories import PASSWORD
@@ -589,9 +590,9 @@ def test_the_readiness_sweep_queues_1_or_30_emails_in_the_same_queries(
 
 def test_blocker_urls_are_exactly_what_reverse_gives(quality_lead, oakfield):
     """The readiness check reverses each view once and puts each plan's reference in
-    (closure._PlanUrls); the result must be reverse()'s own, for any reference shape."""
+    (workflow._PlanUrls); the result must be reverse()'s own, for any reference shape."""
     plan = factories.live_plan(owner=quality_lead, locations=[oakfield])
-    urls = closure._PlanUrls()
+    urls = workflow._PlanUrls()
     for reference in (plan.reference, "QIP-1-0001", "QIP-2026-12345678901"):
         plan.reference = reference
         for name in ("plans:detail", "audits:log", "governance:plan_report", "audits:reopen"):
